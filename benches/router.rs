@@ -1,0 +1,2 @@
+//! Placeholder replaced by the router benches.
+fn main() {}

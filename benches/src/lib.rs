@@ -1,0 +1,1 @@
+//! Bench programs and shared bench events live in `router.rs`.

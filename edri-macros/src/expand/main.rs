@@ -1,0 +1,78 @@
+//! Expansion of `#[edri::main]`: a plain `fn main` that builds the tokio runtime and blocks on
+//! the user's body.
+
+use crate::attr::{self, Spanned};
+use crate::ctxt::Errors;
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{ItemFn, LitStr, Path};
+
+pub(crate) const MAIN_ARGS: &[&str] = &["flavor", "worker_threads", "crate"];
+
+pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -> TokenStream {
+    let mut flavor: Option<Spanned<bool>> = None;
+    let mut workers: Option<Spanned<usize>> = None;
+    let mut krate: Option<Spanned<Path>> = None;
+    attr::parse_args(args, errors, |ident, meta, _| {
+        match ident.to_string().as_str() {
+            "flavor" => {
+                let lit: LitStr = attr::string(meta)?;
+                let current = match lit.value().as_str() {
+                    "current_thread" => true,
+                    "multi_thread" => false,
+                    other => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            format!(
+                                "unknown flavor `{other}`; expected `current_thread` or `multi_thread`"
+                            ),
+                        ));
+                    }
+                };
+                attr::set_once(&mut flavor, ident, current)
+            }
+            "worker_threads" => {
+                let n: usize = attr::int(meta, "a number of worker threads of at least 1")?;
+                if n == 0 {
+                    return Err(meta.error("`worker_threads` must be at least 1"));
+                }
+                attr::set_once(&mut workers, ident, n)
+            }
+            "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
+            _ => Err(attr::unknown("edri main", ident, MAIN_ARGS)),
+        }
+    });
+    let current = flavor.as_ref().is_some_and(|f| f.value);
+    if let (true, Some(w)) = (current, &workers) {
+        errors.at(w.span, "`worker_threads` is for the `multi_thread` flavor");
+    }
+    if item.sig.asyncness.is_none() {
+        errors.spanned(item.sig.fn_token, "`#[edri::main]` goes on an `async fn`");
+    }
+    if !item.sig.inputs.is_empty() {
+        errors.spanned(&item.sig.inputs, "`main` takes no arguments");
+    }
+    if !item.sig.generics.params.is_empty() {
+        errors.spanned(&item.sig.generics, "`main` cannot be generic");
+    }
+    let krate = attr::krate(krate);
+    let p = quote!(#krate::__private);
+    let workers = match workers {
+        Some(w) => {
+            let n = w.value;
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    item.sig.asyncness = None;
+    let body = &item.block;
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let sig = &item.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #p::build_runtime(#current, #workers).block_on(async move #body)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Procedural macros of EDRI. Use them through the `edri` crate (`edri::prelude::*`), which
+//! documents each with its expansion.
+//!
+//! Each macro parses its input into its own model (`model.rs`), checks it (collecting every error
+//! of the invocation), and expands it. On error the user's item is still emitted, so the rest
+//! of the crate keeps compiling and only the real mistakes are reported.
+
+mod attr;
+mod ctxt;
+mod expand;
+mod model;
+
+use ctxt::Errors;
+use proc_macro::TokenStream;
+use quote::ToTokens;
+
+/// Declares an event; see `edri::event`.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::ItemStruct>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            return with_errors(
+                input.into(),
+                syn::Error::new(
+                    proc_macro2::Span::call_site(),
+                    "`#[event]` goes on a struct",
+                ),
+            );
+        }
+    };
+    let mut errors = Errors::default();
+    let def = model::EventDef::parse(args.into(), item.clone(), &mut errors);
+    match (errors.finish(), def) {
+        (Ok(()), Some(def)) => expand::event::expand(&def).into(),
+        (Err(e), _) => with_errors(item.into_token_stream(), e),
+        (Ok(()), None) => item.into_token_stream().into(),
+    }
+}
+
+/// Declares a manager from an impl block; see `edri::manager`.
+#[proc_macro_attribute]
+pub fn manager(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::ItemImpl>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            return with_errors(
+                input.into(),
+                syn::Error::new(
+                    proc_macro2::Span::call_site(),
+                    "`#[manager]` goes on an impl block",
+                ),
+            );
+        }
+    };
+    let mut errors = Errors::default();
+    let def = model::ManagerDef::parse(args.into(), item, &mut errors);
+    match errors.finish() {
+        Ok(()) => expand::manager::expand(&def).into(),
+        // The impl block without its `#[solve]` attributes, so its methods still resolve.
+        Err(e) => with_errors(def.item.into_token_stream(), e),
+    }
+}
+
+/// Marks a handler inside a `#[manager]` impl block; see `edri::solve`.
+///
+/// `#[manager]` consumes these attributes; one that reaches this function stands outside
+/// such a block.
+#[proc_macro_attribute]
+pub fn solve(_args: TokenStream, input: TokenStream) -> TokenStream {
+    with_errors(
+        input.into(),
+        syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[solve]` marks a handler method inside an impl block that carries `#[edri::manager]`; add `#[manager]` to the impl block",
+        ),
+    )
+}
+
+/// The entry point of an EDRI program; see `edri::main`.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::ItemFn>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            return with_errors(
+                input.into(),
+                syn::Error::new(
+                    proc_macro2::Span::call_site(),
+                    "`#[edri::main]` goes on `async fn main`",
+                ),
+            );
+        }
+    };
+    let mut errors = Errors::default();
+    let out = expand::main::expand(args.into(), item.clone(), &mut errors);
+    match errors.finish() {
+        Ok(()) => out.into(),
+        Err(e) => with_errors(item.into_token_stream(), e),
+    }
+}
+
+fn with_errors(item: proc_macro2::TokenStream, err: syn::Error) -> TokenStream {
+    let mut out = err.to_compile_error();
+    out.extend(item);
+    out.into()
+}

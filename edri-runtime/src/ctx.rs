@@ -1,0 +1,453 @@
+//! [`Ctx`]: what handlers (and code outside managers) use to send events.
+
+use crate::Failure;
+use crate::envelope::{Envelope, EventBox};
+use crate::error::TryNotifyError;
+use crate::event::{Event, Notification, Request};
+use crate::router::{Shared, Target};
+use std::any::{Any, TypeId};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
+use tokio::time::Sleep;
+
+/// The handle to the router: send notifications, make requests, spawn tasks, stop.
+///
+/// Cheap to clone (one `Arc`); usable from every handler mode and from outside managers
+/// ([`Running::ctx`](crate::Running::ctx)).
+#[derive(Clone)]
+pub struct Ctx {
+    shared: Arc<Shared>,
+    /// Index of the manager this context belongs to; `u32::MAX` outside managers.
+    origin: u32,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let manager = self
+            .shared
+            .managers
+            .get(self.origin as usize)
+            .map(|m| m.descriptor.name);
+        f.debug_struct("Ctx")
+            .field("manager", &manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(shared: Arc<Shared>, origin: u32) -> Self {
+        Self { shared, origin }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn origin(&self) -> u32 {
+        self.origin
+    }
+
+    /// The name of the manager this context belongs to (`None` outside managers).
+    pub fn manager_name(&self) -> Option<&'static str> {
+        self.shared
+            .managers
+            .get(self.origin as usize)
+            .map(|m| m.descriptor.name)
+    }
+
+    /// Delivers a notification to every subscriber, waiting while a mailbox is full.
+    ///
+    /// Nobody subscribed is not an error. Order from one sender to one subscriber is kept.
+    ///
+    /// # Errors
+    /// `Unavailable` when the router is stopping and a subscriber is gone.
+    pub async fn notify<E: Notification>(&self, event: E) -> Result<(), Failure> {
+        let Some(route) = self.shared.route(TypeId::of::<E>()) else {
+            return Ok(());
+        };
+        match &*route.subscribers {
+            [] => Ok(()),
+            [one] => one
+                .mailbox
+                .send(Envelope::shared(one.handler, Arc::new(event)))
+                .await
+                .map_err(|_| stopped::<E>()),
+            many => {
+                let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
+                let mut result = Ok(());
+                for target in many {
+                    if target
+                        .mailbox
+                        .send(Envelope::shared(target.handler, shared.clone()))
+                        .await
+                        .is_err()
+                    {
+                        result = Err(stopped::<E>());
+                    }
+                }
+                result
+            }
+        }
+    }
+
+    /// Delivers a notification to every subscriber now, or to none of them.
+    ///
+    /// # Errors
+    /// [`TryNotifyError::Full`] when a subscriber's mailbox is full,
+    /// [`TryNotifyError::Closed`] when the router is stopping; the event comes back in both.
+    pub fn try_notify<E: Notification>(&self, event: E) -> Result<(), TryNotifyError<E>> {
+        let Some(route) = self.shared.route(TypeId::of::<E>()) else {
+            return Ok(());
+        };
+        if let [one] = &*route.subscribers {
+            return match one
+                .mailbox
+                .try_send(Envelope::shared(one.handler, Arc::new(event)))
+            {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(env)) => Err(TryNotifyError::Full(unshare::<E>(env))),
+                Err(TrySendError::Closed(env)) => Err(TryNotifyError::Closed(unshare::<E>(env))),
+            };
+        }
+        // Reserve a slot in every mailbox first so that either all or none receive it.
+        let mut permits = Vec::with_capacity(route.subscribers.len());
+        for target in &route.subscribers {
+            match target.mailbox.try_reserve() {
+                Ok(permit) => permits.push((permit, target.handler)),
+                Err(TrySendError::Full(())) => return Err(TryNotifyError::Full(event)),
+                Err(TrySendError::Closed(())) => return Err(TryNotifyError::Closed(event)),
+            }
+        }
+        let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
+        for (permit, handler) in permits {
+            permit.send(Envelope::shared(handler, shared.clone()));
+        }
+        Ok(())
+    }
+
+    /// Sends a request to its one responder and waits for the response (default timeout
+    /// 30 s, see [`Call::timeout`]).
+    ///
+    /// ```ignore
+    /// let r = ctx.request(Divide { a: 1.0, b: 2.0 }).await?;
+    /// let r = ctx.request(Divide { a: 1.0, b: 2.0 }).timeout(Duration::from_millis(50)).await?;
+    /// ```
+    pub fn request<E: Request>(&self, event: E) -> Call<'_, E> {
+        Call {
+            ctx: self,
+            event,
+            timeout: self.shared.default_timeout,
+        }
+    }
+
+    /// Sends a request to every responder and gathers one result per responder (an empty
+    /// `Vec` when there is none). In one router a request has at most one responder; across
+    /// routers each router's responder answers.
+    pub fn request_all<E: Request>(&self, event: E) -> CallAll<'_, E> {
+        CallAll {
+            ctx: self,
+            event,
+            timeout: self.shared.default_timeout,
+        }
+    }
+
+    /// Blocking twin of [`notify`](Self::notify) for thread-mode handlers and other
+    /// non-async code.
+    ///
+    /// # Errors
+    /// As [`notify`](Self::notify).
+    ///
+    /// # Panics
+    /// When called on a runtime worker thread (use `notify(..).await` there).
+    pub fn blocking_notify<E: Notification>(&self, event: E) -> Result<(), Failure> {
+        self.shared.runtime.block_on(self.notify(event))
+    }
+
+    /// Blocking twin of [`request`](Self::request).
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    ///
+    /// # Panics
+    /// When called on a runtime worker thread (use `request(..).await` there).
+    pub fn blocking_request<E: Request>(&self, event: E) -> Result<E::Output, Failure> {
+        self.shared
+            .runtime
+            .block_on(self.request(event).into_future())
+    }
+
+    /// Spawns a task on the router's runtime.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.runtime.spawn(future)
+    }
+
+    /// Asks the router to stop: [`EdriBuilder::run`](crate::EdriBuilder::run) (and
+    /// [`Running::wait_for_stop_signal`](crate::Running::wait_for_stop_signal)) return and
+    /// the graceful shutdown begins.
+    pub fn shutdown(&self) {
+        self.shared.shutdown_requested.notify_one();
+    }
+
+    /// Whether the router is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    fn responder<E: Event>(&self) -> Result<&Target, Failure> {
+        let target = self
+            .shared
+            .route(TypeId::of::<E>())
+            .and_then(|r| r.responder.as_ref())
+            .ok_or_else(|| {
+                Failure::unavailable(format!("no responder for request `{}`", E::META.name))
+            })?;
+        if target.manager == self.origin {
+            return Err(Failure::failed(format!(
+                "`{}` would answer its own request `{}` and wait for itself forever",
+                self.manager_name().unwrap_or("?"),
+                E::META.name
+            )));
+        }
+        Ok(target)
+    }
+}
+
+fn stopped<E: Event>() -> Failure {
+    Failure::unavailable(format!(
+        "the router is stopping; `{}` was not delivered",
+        E::META.name
+    ))
+}
+
+fn unshare<E: Event>(envelope: Envelope) -> E {
+    match envelope.open::<E, ()>() {
+        Some((EventBox::Shared(arc), _)) => match Arc::try_unwrap(arc) {
+            Ok(event) => event,
+            Err(_) => unreachable!("a notification that was not delivered has one owner"),
+        },
+        _ => unreachable!("the envelope was built from this event"),
+    }
+}
+
+/// A request on its way: `.await` it, or set [`timeout`](Self::timeout) first.
+#[must_use = "a request does nothing until awaited"]
+pub struct Call<'a, E: Request> {
+    ctx: &'a Ctx,
+    event: E,
+    timeout: Duration,
+}
+
+impl<E: Request> Call<'_, E> {
+    /// Fails with `Timeout` when no response arrived within `timeout` (including the time
+    /// spent waiting for room in a full mailbox).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl<'a, E: Request> IntoFuture for Call<'a, E> {
+    type Output = Result<E::Output, Failure>;
+    type IntoFuture = Pending<'a, E>;
+
+    fn into_future(self) -> Pending<'a, E> {
+        Pending {
+            state: State::Start {
+                ctx: self.ctx,
+                event: Some(self.event),
+            },
+            timeout: self.timeout,
+            sleep: None,
+        }
+    }
+}
+
+type Reply<E> = oneshot::Receiver<Result<<E as Event>::Output, Failure>>;
+type SendFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+enum State<'a, E: Event> {
+    Start {
+        ctx: &'a Ctx,
+        event: Option<E>,
+    },
+    /// Only when the mailbox was full: waiting for room (the one boxed path).
+    Sending {
+        send: SendFuture<'a>,
+        reply: Reply<E>,
+    },
+    Waiting {
+        reply: Reply<E>,
+    },
+    Done,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Call`]. It allocates the request once, and a timer only when the
+    /// response is not immediately there.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Pending<'a, E: Event> {
+        state: State<'a, E>,
+        timeout: Duration,
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+impl<E: Request> Future for Pending<'_, E> {
+    type Output = Result<E::Output, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state {
+                State::Start { ctx, event } => {
+                    let ctx: &Ctx = ctx;
+                    let target = match ctx.responder::<E>() {
+                        Ok(t) => t,
+                        Err(f) => {
+                            *this.state = State::Done;
+                            return Poll::Ready(Err(f));
+                        }
+                    };
+                    let event = event.take().expect("polled after start");
+                    let (tx, rx) = oneshot::channel();
+                    let envelope = Envelope::request(target.handler, EventBox::Owned(event), tx);
+                    *this.state = match target.mailbox.try_send(envelope) {
+                        Ok(()) => State::Waiting { reply: rx },
+                        Err(TrySendError::Full(envelope)) => {
+                            let mailbox = target.mailbox.clone();
+                            State::Sending {
+                                send: Box::pin(async move { mailbox.send(envelope).await.is_ok() }),
+                                reply: rx,
+                            }
+                        }
+                        Err(TrySendError::Closed(_)) => {
+                            *this.state = State::Done;
+                            return Poll::Ready(Err(stopped::<E>()));
+                        }
+                    };
+                }
+                State::Sending { send, .. } => match send.as_mut().poll(cx) {
+                    Poll::Ready(true) => {
+                        let State::Sending { reply, .. } =
+                            std::mem::replace(this.state, State::Done)
+                        else {
+                            unreachable!()
+                        };
+                        *this.state = State::Waiting { reply };
+                    }
+                    Poll::Ready(false) => {
+                        *this.state = State::Done;
+                        return Poll::Ready(Err(stopped::<E>()));
+                    }
+                    Poll::Pending => break,
+                },
+                State::Waiting { reply } => match Pin::new(reply).poll(cx) {
+                    Poll::Ready(result) => {
+                        *this.state = State::Done;
+                        return Poll::Ready(result.unwrap_or_else(|_| {
+                            Err(Failure::crashed(format!(
+                                "the responder of `{}` stopped without answering",
+                                E::META.name
+                            )))
+                        }));
+                    }
+                    Poll::Pending => break,
+                },
+                State::Done => panic!("`Pending` polled after completion"),
+            }
+        }
+        // Not answered yet: arm the deadline on first need, then watch it.
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
+        }
+        if let Some(sleep) = this.sleep.as_pin_mut()
+            && sleep.poll(cx).is_ready()
+        {
+            *this.state = State::Done;
+            return Poll::Ready(Err(Failure::timeout(format!(
+                "no response to `{}` within {:?}",
+                E::META.name,
+                this.timeout
+            ))));
+        }
+        Poll::Pending
+    }
+}
+
+/// A request to every responder: `.await` it, or set [`timeout`](Self::timeout) first.
+#[must_use = "a request does nothing until awaited"]
+pub struct CallAll<'a, E: Request> {
+    ctx: &'a Ctx,
+    event: E,
+    timeout: Duration,
+}
+
+impl<E: Request> CallAll<'_, E> {
+    /// The deadline for each responder's answer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl<'a, E: Request> IntoFuture for CallAll<'a, E> {
+    type Output = Vec<Result<E::Output, Failure>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Some(route) = self.ctx.shared.route(TypeId::of::<E>()) else {
+                return Vec::new();
+            };
+            let event = Arc::new(self.event);
+            let mut replies = Vec::new();
+            for target in route.responder.iter() {
+                if target.manager == self.ctx.origin {
+                    replies.push(Err(Failure::failed(
+                        "a manager cannot answer its own request_all",
+                    )));
+                    continue;
+                }
+                let (tx, rx) = oneshot::channel();
+                let envelope =
+                    Envelope::request(target.handler, EventBox::Shared(event.clone()), tx);
+                match tokio::time::timeout(self.timeout, target.mailbox.send(envelope)).await {
+                    Ok(Ok(())) => replies.push(Ok(rx)),
+                    Ok(Err(_)) => replies.push(Err(stopped::<E>())),
+                    Err(_) => {
+                        replies.push(Err(Failure::timeout("mailbox full until the deadline")))
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(replies.len());
+            for reply in replies {
+                out.push(match reply {
+                    Ok(rx) => match tokio::time::timeout(self.timeout, rx).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(_)) => {
+                            Err(Failure::crashed("the responder stopped without answering"))
+                        }
+                        Err(_) => Err(Failure::timeout(format!(
+                            "no response to `{}` within {:?}",
+                            E::META.name,
+                            self.timeout
+                        ))),
+                    },
+                    Err(f) => Err(f),
+                });
+            }
+            out
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! What travels through a mailbox: an [`Envelope`] holding a type-erased event.
+//!
+//! In-process delivery never serializes: a notification is one `Arc<E>` shared by every
+//! subscriber, a request one `Box` holding the event and the reply sender.
+
+use crate::Failure;
+use std::any::Any;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The reply half of a request: `None` for notifications.
+pub type ReplyTo<O> = Option<oneshot::Sender<Result<O, Failure>>>;
+
+/// One delivery in a manager's mailbox.
+pub struct Envelope {
+    /// Index of the handler in the receiving manager's descriptor.
+    pub(crate) handler: u16,
+    pub(crate) payload: Payload,
+}
+
+pub(crate) enum Payload {
+    /// A notification, shared by all subscribers.
+    Shared(Arc<dyn Any + Send + Sync>),
+    /// A request: `Box<RequestCell<E, O>>`.
+    Request(Box<dyn Any + Send>),
+    /// Stop after everything queued before this.
+    Stop,
+}
+
+/// The event and reply sender of one request, in one allocation.
+pub(crate) struct RequestCell<E, O> {
+    pub(crate) event: EventBox<E>,
+    pub(crate) reply: oneshot::Sender<Result<O, Failure>>,
+}
+
+/// An event as a handler receives it: owned (requests) or shared (notifications,
+/// `request_all`).
+pub enum EventBox<E> {
+    /// The only copy.
+    Owned(E),
+    /// Shared with other receivers.
+    Shared(Arc<E>),
+}
+
+impl<E> std::ops::Deref for EventBox<E> {
+    type Target = E;
+    #[inline]
+    fn deref(&self) -> &E {
+        match self {
+            Self::Owned(e) => e,
+            Self::Shared(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.payload {
+            Payload::Shared(_) => "shared",
+            Payload::Request(_) => "request",
+            Payload::Stop => "stop",
+        };
+        f.debug_struct("Envelope")
+            .field("handler", &self.handler)
+            .field("payload", &kind)
+            .finish()
+    }
+}
+
+impl Envelope {
+    pub(crate) fn shared(handler: u16, event: Arc<dyn Any + Send + Sync>) -> Self {
+        Self {
+            handler,
+            payload: Payload::Shared(event),
+        }
+    }
+
+    pub(crate) fn request<E: Send + Sync + 'static, O: Send + 'static>(
+        handler: u16,
+        event: EventBox<E>,
+        reply: oneshot::Sender<Result<O, Failure>>,
+    ) -> Self {
+        Self {
+            handler,
+            payload: Payload::Request(Box::new(RequestCell { event, reply })),
+        }
+    }
+
+    pub(crate) fn stop() -> Self {
+        Self {
+            handler: u16::MAX,
+            payload: Payload::Stop,
+        }
+    }
+
+    /// Index of the handler this envelope is for.
+    #[inline]
+    pub fn handler(&self) -> u16 {
+        self.handler
+    }
+
+    /// Opens the envelope as event `E` with output `O`.
+    ///
+    /// The router only puts `E` into an envelope addressed to a handler of `E`, so a
+    /// mismatch is a bug in the runtime, reported as `None`.
+    pub(crate) fn open<E: Send + Sync + 'static, O: Send + 'static>(
+        self,
+    ) -> Option<(EventBox<E>, ReplyTo<O>)> {
+        match self.payload {
+            Payload::Shared(any) => any
+                .downcast::<E>()
+                .ok()
+                .map(|e| (EventBox::Shared(e), None)),
+            Payload::Request(any) => any
+                .downcast::<RequestCell<E, O>>()
+                .ok()
+                .map(|cell| (cell.event, Some(cell.reply))),
+            Payload::Stop => None,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Errors of starting and running a router.
+
+use crate::event::Location;
+
+/// `edri::Result<T>`: the result of `main` and of starting a router.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Anything that can stop an EDRI application.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration cannot start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// An I/O error (signals, files).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a router refused to start. Every message names the source locations involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Nothing to run.
+    #[error(
+        "no managers to start ({registered} registered in this binary). Managers are registered by \
+         `#[edri::manager]`; a library crate whose managers the binary never names is dropped by the \
+         linker: add `use that_crate as _;` (or `edri::link!(that_crate);`) to the binary"
+    )]
+    NoManagers {
+        /// How many `#[manager]` impls the binary has.
+        registered: usize,
+    },
+    /// Two managers answer one request.
+    #[error(
+        "request `{event}` has two responders: `{first}` ({first_at}) and `{second}` ({second_at}); \
+         a request is answered by exactly one manager per router"
+    )]
+    DuplicateResponder {
+        /// The event's name.
+        event: &'static str,
+        /// `Manager::method` of the first.
+        first: String,
+        /// Where the first is declared.
+        first_at: Location,
+        /// `Manager::method` of the second.
+        second: String,
+        /// Where the second is declared.
+        second_at: Location,
+    },
+    /// Two event types share a name.
+    #[error(
+        "two events are named `{name}`: `{first}` ({first_at}) and `{second}` ({second_at}); \
+         rename one with `#[event(name = \"...\")]`"
+    )]
+    DuplicateEventName {
+        /// The shared name.
+        name: &'static str,
+        /// The first type.
+        first: &'static str,
+        /// Where it is declared.
+        first_at: Location,
+        /// The second type.
+        second: &'static str,
+        /// Where it is declared.
+        second_at: Location,
+    },
+    /// Two manager types share a name.
+    #[error(
+        "two managers are named `{name}` ({first_at} and {second_at}); rename one with \
+         `#[manager(name = \"...\")]`"
+    )]
+    DuplicateManagerName {
+        /// The shared name.
+        name: &'static str,
+        /// Where the first is declared.
+        first_at: Location,
+        /// Where the second is declared.
+        second_at: Location,
+    },
+    /// A registered manager has no `Default` and was given no instance.
+    #[error(
+        "manager `{manager}` ({at}) does not implement `Default`: give it an instance with \
+         `Edri::builder().manager(..)`, leave it out with `.without::<T>()`, or mark it \
+         `#[manager(manual)]`"
+    )]
+    NoInstance {
+        /// The manager's name.
+        manager: &'static str,
+        /// Where its `#[manager]` impl is.
+        at: Location,
+    },
+    /// A handler needs a feature this build does not provide.
+    #[error("{what} are not available in this build: `{manager}::{method}` ({at})")]
+    Unsupported {
+        /// What is missing.
+        what: &'static str,
+        /// The manager.
+        manager: &'static str,
+        /// The method.
+        method: &'static str,
+        /// Where it is declared.
+        at: Location,
+    },
+    /// More of something than the router can address.
+    #[error("too many {0}")]
+    TooMany(&'static str),
+    /// `start` was called outside a tokio runtime.
+    #[error("`Edri::builder().start()` must run inside a tokio runtime (use `#[edri::main]`)")]
+    NoRuntime,
+}
+
+/// Why [`Ctx::try_notify`](crate::Ctx::try_notify) did not deliver; the event comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum TryNotifyError<E> {
+    /// A subscriber's mailbox is full; nobody received the event.
+    #[error("a subscriber's mailbox is full")]
+    Full(E),
+    /// The router is stopping; nobody received the event.
+    #[error("the router is stopping")]
+    Closed(E),
+}
+
+impl<E> TryNotifyError<E> {
+    /// The event that was not delivered.
+    pub fn into_inner(self) -> E {
+        match self {
+            Self::Full(e) | Self::Closed(e) => e,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The event traits that `#[event]` implements, and the static metadata it records.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where something was declared in the user's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// `file!()` of the declaration.
+    pub file: &'static str,
+    /// `line!()` of the declaration.
+    pub line: u32,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The three kinds of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Delivered to every subscriber; no response.
+    Notification,
+    /// Delivered to exactly one responder; the response goes back to the requester.
+    Request,
+    /// A confirmed two-way stream.
+    Tunnel,
+}
+
+impl EventKind {
+    /// `"notification"`, `"request"` or `"tunnel"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Notification => "notification",
+            Self::Request => "request",
+            Self::Tunnel => "tunnel",
+        }
+    }
+}
+
+/// A REST route declared with `#[event(http = "METHOD /path/{param}")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// The upper-case HTTP method.
+    pub method: &'static str,
+    /// The path template, with `{param}` placeholders.
+    pub path: &'static str,
+}
+
+/// One field of an event struct, as declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldMeta {
+    /// The field's name (`"0"`, `"1"` for tuple structs).
+    pub name: &'static str,
+    /// The field's type as written.
+    pub ty: &'static str,
+    /// Whether the field was marked `#[response]` (moved into the response struct).
+    pub response: bool,
+}
+
+/// Everything `#[event(...)]` knows about an event, fixed at compile time.
+///
+/// Read by the router (routing, duplicate names), the API broker (`http`, `ws`) and the
+/// switch (`fingerprint`, `local`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMeta {
+    /// The wire/API name (`name = "..."`, default: the struct's identifier).
+    pub name: &'static str,
+    /// The Rust path of the type as written at the declaration (`module_path!()::Ident`).
+    pub rust_name: &'static str,
+    /// Notification, request or tunnel.
+    pub kind: EventKind,
+    /// Hash of name, kind, field names and field type tokens (and of the response and
+    /// tunnel item types): two routers refuse to exchange an event whose fingerprints differ.
+    pub fingerprint: u64,
+    /// Default lane for priority queues; 0 is most urgent.
+    pub priority: u8,
+    /// Never leaves this router.
+    pub local: bool,
+    /// The REST route, if any.
+    pub http: Option<HttpRoute>,
+    /// Exposed on the WebSocket API.
+    pub ws: bool,
+    /// The response type as written (requests).
+    pub response: Option<&'static str>,
+    /// The item types as written (tunnels): `(send, receive)`.
+    pub tunnel: Option<(&'static str, &'static str)>,
+    /// The declared fields, in order.
+    pub fields: &'static [FieldMeta],
+    /// Where the struct was declared.
+    pub location: Location,
+}
+
+/// A typed event: implemented by `#[event(...)]`, never by hand.
+///
+/// `Output` is what a handler answers with: the response of a request, `()` for a
+/// notification or a tunnel.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an edri event",
+    label = "not an edri event",
+    note = "declare it with `#[edri::event(notification)]`, `#[edri::event(request)]` or `#[edri::event(tunnel, send = .., receive = ..)]`"
+)]
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The response of a request; `()` for notifications and tunnels.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The compile-time metadata.
+    const META: &'static EventMeta;
+}
+
+/// A request event: `ctx.request(ev)` answers with `Result<E::Output, Failure>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an edri request",
+    label = "not a request event",
+    note = "requests are declared with `#[edri::event(request)]`; notifications are sent with `ctx.notify(..)`"
+)]
+pub trait Request: Event {}
+
+/// A notification event: `ctx.notify(ev)` delivers it to every subscriber.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an edri notification",
+    label = "not a notification event",
+    note = "notifications are declared with `#[edri::event(notification)]`; requests are sent with `ctx.request(..)`"
+)]
+pub trait Notification: Event<Output = ()> {}
+
+/// A tunnel event: a two-way stream of `Send` items (opener to acceptor) and `Receive` items.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an edri tunnel",
+    label = "not a tunnel event",
+    note = "tunnels are declared with `#[edri::event(tunnel, send = T, receive = U)]`"
+)]
+pub trait Tunnel: Event<Output = ()> {
+    /// Items the opener sends.
+    type Send: Serialize + DeserializeOwned + Send + 'static;
+    /// Items the opener receives.
+    type Receive: Serialize + DeserializeOwned + Send + 'static;
+}
+
+/// The response type of a request: `Response<Divide>` is `DivideResponse`.
+pub type Response<E> = <E as Event>::Output;
+
+/// What a handler may return for an event whose output is `O`: `O` itself, or
+/// `Result<O, X>` where `X: Into<Failure>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for this handler",
+    label = "expected `{O}` or `Result<{O}, impl Into<edri::Failure>>`",
+    note = "a request handler returns its response (or a `Result` of it); a notification handler returns `()` or `Result<(), impl Into<edri::Failure>>`"
+)]
+pub trait IntoReply<O> {
+    /// Turns the handler's value into the reply.
+    fn into_reply(self) -> Result<O, crate::Failure>;
+}
+
+impl<O> IntoReply<O> for O {
+    #[inline]
+    fn into_reply(self) -> Result<O, crate::Failure> {
+        Ok(self)
+    }
+}
+
+impl<O, X: Into<crate::Failure>> IntoReply<O> for Result<O, X> {
+    #[inline]
+    fn into_reply(self) -> Result<O, crate::Failure> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The fingerprint function `#[event]` uses at compile time (FNV-1a, 64 bits).
+///
+/// Exposed so that other implementations of the wire protocol can compute the same value.
+pub const fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}

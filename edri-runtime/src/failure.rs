@@ -1,0 +1,155 @@
+//! [`Failure`]: the error half of every request.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a request did not produce a response.
+///
+/// Statuses map one to one onto HTTP status codes in the API broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Status {
+    /// The request was malformed or its content not acceptable (HTTP 400).
+    Invalid,
+    /// The caller is not authenticated (HTTP 401).
+    Unauthorized,
+    /// The caller may not do this (HTTP 403).
+    Forbidden,
+    /// What the request names does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with the current state (HTTP 409).
+    Conflict,
+    /// The handler failed (HTTP 500).
+    Failed,
+    /// Nobody can answer: no responder, or the router is stopping (HTTP 503).
+    Unavailable,
+    /// No answer within the deadline (HTTP 504).
+    Timeout,
+    /// The handler panicked or its worker died (HTTP 500).
+    Crashed,
+}
+
+impl Status {
+    /// The lower-case name used in logs and on the wire (`"not_found"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::Failed => "failed",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Crashed => "crashed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request that did not succeed: a [`Status`] and a message for humans.
+///
+/// Handlers return `Err(Failure::…)`; any error type that converts into `Failure` works too
+/// (`Result<Resp, X>` where `X: Into<Failure>`).
+///
+/// ```
+/// use edri_runtime::{Failure, Status};
+/// let f = Failure::not_found("no such file: a.txt");
+/// assert_eq!(f.status(), Status::NotFound);
+/// assert_eq!(f.to_string(), "not_found: no such file: a.txt");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    status: Status,
+    message: Cow<'static, str>,
+}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $fn:ident => $status:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $fn(message: impl Into<Cow<'static, str>>) -> Self {
+                Self::new(Status::$status, message)
+            }
+        )*
+    };
+}
+
+impl Failure {
+    /// A failure with any status.
+    pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    constructors! {
+        /// [`Status::Invalid`].
+        invalid => Invalid,
+        /// [`Status::Unauthorized`].
+        unauthorized => Unauthorized,
+        /// [`Status::Forbidden`].
+        forbidden => Forbidden,
+        /// [`Status::NotFound`].
+        not_found => NotFound,
+        /// [`Status::Conflict`].
+        conflict => Conflict,
+        /// [`Status::Failed`].
+        failed => Failed,
+        /// [`Status::Unavailable`].
+        unavailable => Unavailable,
+        /// [`Status::Timeout`].
+        timeout => Timeout,
+        /// [`Status::Crashed`].
+        crashed => Crashed,
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::failed(message)
+    }
+}
+
+impl From<&'static str> for Failure {
+    fn from(message: &'static str) -> Self {
+        Self::failed(message)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Self::failed(err.to_string())
+    }
+}
+
+impl From<std::convert::Infallible> for Failure {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}

@@ -1,0 +1,25 @@
+//! The runtime of EDRI: the router, managers and their mailboxes, and [`Ctx`].
+//!
+//! Users depend on the `edri` facade, which re-exports this crate together with the macros.
+
+pub mod builtin;
+mod ctx;
+pub mod envelope;
+mod error;
+pub mod event;
+mod failure;
+pub mod manager;
+mod router;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use builtin::{Started, Stopping};
+pub use ctx::{Call, CallAll, Ctx, Pending};
+pub use error::{Error, Result, StartError, TryNotifyError};
+pub use event::{
+    Event, EventKind, EventMeta, IntoReply, Location, Notification, Request, Response, Tunnel,
+};
+pub use failure::{Failure, Status};
+pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
+pub use router::{Edri, EdriBuilder, Running};

@@ -1,0 +1,207 @@
+//! Managers: the [`Manager`] trait `#[manager]` implements, the descriptors it submits to
+//! `inventory`, and the task that serves one manager's mailbox.
+
+use crate::envelope::{Envelope, Payload};
+use crate::event::{EventMeta, Location};
+use crate::{Ctx, Failure};
+use std::any::TypeId;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// A type whose impl block carries `#[manager]`: implemented by the macro, never by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an edri manager",
+    label = "not an edri manager",
+    note = "add `#[edri::manager]` to an impl block of `{Self}` whose methods carry `#[solve]`"
+)]
+pub trait Manager: Send + Sized + 'static {
+    /// The descriptor `#[manager]` generated.
+    const DESCRIPTOR: &'static ManagerDescriptor;
+
+    /// Runs the handler the envelope is addressed to.
+    #[doc(hidden)]
+    fn dispatch<'a>(
+        &'a mut self,
+        envelope: Envelope,
+        ctx: &'a Ctx,
+    ) -> impl Future<Output = ()> + Send + 'a;
+}
+
+/// How a handler runs (`#[solve]`, `#[solve(thread)]`, `#[solve(process)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// On the manager's own task, one event at a time.
+    Inline,
+    /// On the blocking thread pool, at most `limit` at once.
+    Thread,
+    /// In a child process of this binary, at most `limit` at once.
+    Process,
+}
+
+impl Mode {
+    /// `"inline"`, `"thread"` or `"process"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::Thread => "thread",
+            Self::Process => "process",
+        }
+    }
+}
+
+/// The mailbox discipline (`#[manager(queue = fifo | priority)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueKind {
+    /// First in, first out.
+    Fifo,
+    /// Lower priority lanes first, FIFO within a lane.
+    Priority,
+}
+
+/// Options given to `#[manager(...)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagerOptions {
+    /// The mailbox discipline.
+    pub queue: QueueKind,
+    /// Mailbox capacity; `None` takes the builder's default (1024).
+    pub capacity: Option<usize>,
+    /// Never started automatically, only through `Edri::builder().manager(..)`.
+    pub manual: bool,
+}
+
+/// One `#[solve]` method.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerDescriptor {
+    /// The handled event's metadata.
+    pub event: &'static EventMeta,
+    /// The handled event's type id.
+    pub event_type: fn() -> TypeId,
+    /// The method's name.
+    pub method: &'static str,
+    /// How it runs.
+    pub mode: Mode,
+    /// At most this many at once (thread and process modes).
+    pub limit: usize,
+    /// Where the method is declared.
+    pub location: Location,
+}
+
+/// Everything `#[manager]` knows about one manager type.
+#[derive(Debug)]
+pub struct ManagerDescriptor {
+    /// The manager's name (`name = ".."`, default: the type's identifier).
+    pub name: &'static str,
+    /// The type as written at the impl block.
+    pub rust_name: &'static str,
+    /// Where the `#[manager]` impl block is.
+    pub location: Location,
+    /// The options.
+    pub options: ManagerOptions,
+    /// The handlers, in declaration order; envelopes address them by index.
+    pub handlers: &'static [HandlerDescriptor],
+    /// The manager type's id.
+    pub type_id: fn() -> TypeId,
+    /// A default instance, when the type implements `Default`.
+    pub make_default: fn() -> Option<Box<dyn ErasedManager>>,
+}
+
+/// What `#[manager]` submits to `inventory`.
+#[derive(Debug)]
+pub struct ManagerRegistration(pub &'static ManagerDescriptor);
+
+inventory::collect!(ManagerRegistration);
+
+/// A manager instance with its type erased, ready to start.
+pub trait ErasedManager: Send + 'static {
+    /// The descriptor of the instance's type.
+    fn descriptor(&self) -> &'static ManagerDescriptor;
+    /// Starts the task serving `mailbox`.
+    #[doc(hidden)]
+    fn spawn(
+        self: Box<Self>,
+        mailbox: mpsc::Receiver<Envelope>,
+        ctx: Ctx,
+        runtime: &tokio::runtime::Handle,
+    ) -> tokio::task::JoinHandle<()>;
+}
+
+impl<M: Manager> ErasedManager for M {
+    fn descriptor(&self) -> &'static ManagerDescriptor {
+        M::DESCRIPTOR
+    }
+
+    fn spawn(
+        self: Box<Self>,
+        mailbox: mpsc::Receiver<Envelope>,
+        ctx: Ctx,
+        runtime: &tokio::runtime::Handle,
+    ) -> tokio::task::JoinHandle<()> {
+        runtime.spawn(serve(*self, mailbox, ctx))
+    }
+}
+
+/// Serves one manager's mailbox until a stop envelope or until every sender is gone.
+async fn serve<M: Manager>(mut manager: M, mut mailbox: mpsc::Receiver<Envelope>, ctx: Ctx) {
+    let descriptor = M::DESCRIPTOR;
+    while let Some(envelope) = mailbox.recv().await {
+        if matches!(envelope.payload, Payload::Stop) {
+            break;
+        }
+        let handler = envelope.handler;
+        if let Err(panic) = (CatchUnwind {
+            inner: manager.dispatch(envelope, &ctx),
+        })
+        .await
+        {
+            let h = descriptor.handlers.get(usize::from(handler));
+            tracing::error!(
+                manager = descriptor.name,
+                event = h.map_or("?", |h| h.event.name),
+                method = h.map_or("?", |h| h.method),
+                panic = panic_message(&*panic),
+                "handler panicked; the requester gets `Crashed`"
+            );
+            ctx.shared().stats(ctx.origin()).crashed();
+        }
+    }
+    tracing::debug!(manager = descriptor.name, "manager stopped");
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+pin_project_lite::pin_project! {
+    /// Polls a future, turning a panic during a poll into an error.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Logs a handler's error for a notification (there is nobody to answer).
+pub(crate) fn log_notification_error(ctx: &Ctx, meta: &EventMeta, failure: &Failure) {
+    ctx.shared().stats(ctx.origin()).failed();
+    tracing::warn!(event = meta.name, %failure, "notification handler failed");
+}

@@ -1,0 +1,381 @@
+//! `Edri::builder()`: choosing the managers, starting them, stopping them.
+
+use super::{ManagerSlot, ManagerStats, Shared, table};
+use crate::Ctx;
+use crate::builtin::{Started, Stopping};
+use crate::envelope::Envelope;
+use crate::error::{Error, StartError};
+use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
+use std::any::TypeId;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+/// Mailbox capacity of a manager that does not set `capacity = N`.
+pub const DEFAULT_CAPACITY: usize = 1024;
+/// Timeout of a request that does not set its own.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `shutdown` waits for mailboxes to drain.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The entry point: `Edri::builder()`.
+///
+/// ```no_run
+/// # async fn f() -> edri_runtime::Result<()> {
+/// edri_runtime::Edri::builder().run().await
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Edri;
+
+impl Edri {
+    /// A builder that starts every registered manager whose type implements `Default` and is
+    /// not `#[manager(manual)]`.
+    pub fn builder() -> EdriBuilder {
+        EdriBuilder {
+            explicit: Vec::new(),
+            without: Vec::new(),
+            only_explicit: false,
+            timeout: DEFAULT_TIMEOUT,
+            capacity: DEFAULT_CAPACITY,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Configures and starts a router. See [`Edri::builder`].
+#[must_use = "a builder does nothing until `.start()` or `.run()`"]
+pub struct EdriBuilder {
+    explicit: Vec<Box<dyn ErasedManager>>,
+    without: Vec<TypeId>,
+    only_explicit: bool,
+    timeout: Duration,
+    capacity: usize,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for EdriBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdriBuilder")
+            .field(
+                "explicit",
+                &self
+                    .explicit
+                    .iter()
+                    .map(|m| m.descriptor().name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("only_explicit", &self.only_explicit)
+            .field("timeout", &self.timeout)
+            .field("capacity", &self.capacity)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdriBuilder {
+    /// Runs this instance of a manager, replacing the default instance of its type (and an
+    /// earlier `.manager(..)` of the same type). Needed for managers without `Default` and for
+    /// `#[manager(manual)]` ones.
+    pub fn manager<M: Manager>(mut self, manager: M) -> Self {
+        let id = TypeId::of::<M>();
+        self.explicit.retain(|m| (m.descriptor().type_id)() != id);
+        self.without.retain(|w| *w != id);
+        self.explicit.push(Box::new(manager));
+        self
+    }
+
+    /// Does not start manager `M` (for tests that run several routers in one process).
+    pub fn without<M: Manager>(mut self) -> Self {
+        let id = TypeId::of::<M>();
+        self.explicit.retain(|m| (m.descriptor().type_id)() != id);
+        self.without.push(id);
+        self
+    }
+
+    /// Starts only the managers given with [`manager`](Self::manager).
+    pub fn only_explicit(mut self) -> Self {
+        self.only_explicit = true;
+        self
+    }
+
+    /// The timeout of requests that do not set their own (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The mailbox capacity of managers that do not set `capacity = N` (default 1024).
+    ///
+    /// # Panics
+    /// If `capacity` is 0.
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "mailbox capacity must be at least 1");
+        self.capacity = capacity;
+        self
+    }
+
+    /// How long [`Running::shutdown`] lets mailboxes drain (default 10 s).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Starts every manager and returns a handle. Must be called inside a tokio runtime.
+    ///
+    /// Every manager is subscribed before any event flows; then each receives
+    /// [`Started`] as the first event in its mailbox.
+    ///
+    /// # Errors
+    /// [`StartError`] for an unusable configuration: no managers, two responders for one
+    /// request, two events or managers with one name, a manager that cannot be constructed.
+    pub async fn start(self) -> Result<Running, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        table::check_event_names()?;
+        let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
+        let instances = self.instances()?;
+        check_manager_names(&instances)?;
+
+        let mut mailboxes = Vec::with_capacity(instances.len());
+        let mut receivers = Vec::with_capacity(instances.len());
+        for m in &instances {
+            let d = m.descriptor();
+            let (tx, rx) = mpsc::channel(d.options.capacity.unwrap_or(capacity).max(1));
+            mailboxes.push((d, tx));
+            receivers.push(rx);
+        }
+        let routes = table::build(&mailboxes)?;
+        let managers = mailboxes
+            .into_iter()
+            .map(|(descriptor, mailbox)| ManagerSlot {
+                descriptor,
+                mailbox,
+                limits: descriptor
+                    .handlers
+                    .iter()
+                    .map(|h| {
+                        (h.mode != Mode::Inline).then(|| Arc::new(Semaphore::new(h.limit.max(1))))
+                    })
+                    .collect(),
+                stats: ManagerStats::default(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            routes,
+            managers,
+            default_timeout: timeout,
+            runtime: runtime.clone(),
+            stopping: AtomicBool::new(false),
+            shutdown_requested: Notify::new(),
+        });
+
+        // `Started` goes first into every subscriber's mailbox, before any task runs, so it is
+        // the first event each manager sees and nobody misses what others send from it.
+        if let Some(route) = shared.route(TypeId::of::<Started>()) {
+            let started: Arc<dyn std::any::Any + Send + Sync> = Arc::new(Started);
+            for target in &route.subscribers {
+                target
+                    .mailbox
+                    .try_send(Envelope::shared(target.handler, started.clone()))
+                    .map_err(|_| StartError::TooMany("mailbox full at start"))?;
+            }
+        }
+
+        let tasks = instances
+            .into_iter()
+            .zip(receivers)
+            .enumerate()
+            .map(|(i, (manager, rx))| {
+                let ctx = Ctx::new(shared.clone(), i as u32);
+                manager.spawn(rx, ctx, &runtime)
+            })
+            .collect();
+        let names: Vec<&str> = shared.managers.iter().map(|m| m.descriptor.name).collect();
+        tracing::info!(managers = ?names, "edri router started");
+        Ok(Running {
+            ctx: Ctx::new(shared, u32::MAX),
+            tasks,
+            grace,
+            stopped: false,
+        })
+    }
+
+    /// Starts, then runs until Ctrl-C, SIGTERM or [`Ctx::shutdown`], then shuts down
+    /// gracefully.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn run(self) -> Result<(), Error> {
+        let running = self.start().await?;
+        running.wait_for_stop_signal().await;
+        running.shutdown().await
+    }
+
+    /// The instances to run, sorted by name (inventory order is unspecified).
+    fn instances(self) -> Result<Vec<Box<dyn ErasedManager>>, StartError> {
+        let mut out: Vec<Box<dyn ErasedManager>> = Vec::new();
+        if !self.only_explicit {
+            let mut registered: Vec<&'static ManagerDescriptor> =
+                inventory::iter::<ManagerRegistration>()
+                    .map(|r| r.0)
+                    .collect();
+            registered.sort_by_key(|d| (d.name, d.location));
+            for d in registered {
+                let id = (d.type_id)();
+                if d.options.manual
+                    || self.without.contains(&id)
+                    || self
+                        .explicit
+                        .iter()
+                        .any(|m| (m.descriptor().type_id)() == id)
+                {
+                    continue;
+                }
+                match (d.make_default)() {
+                    Some(m) => out.push(m),
+                    None => {
+                        return Err(StartError::NoInstance {
+                            manager: d.name,
+                            at: d.location,
+                        });
+                    }
+                }
+            }
+        }
+        out.extend(self.explicit);
+        if out.is_empty() {
+            return Err(StartError::NoManagers {
+                registered: inventory::iter::<ManagerRegistration>().count(),
+            });
+        }
+        out.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
+        Ok(out)
+    }
+}
+
+fn check_manager_names(instances: &[Box<dyn ErasedManager>]) -> Result<(), StartError> {
+    for pair in instances.windows(2) {
+        let (a, b) = (pair[0].descriptor(), pair[1].descriptor());
+        if a.name == b.name {
+            return Err(StartError::DuplicateManagerName {
+                name: a.name,
+                first_at: a.location,
+                second_at: b.location,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A running router: its [`Ctx`] and the way to stop it.
+#[must_use = "dropping a `Running` stops its managers abruptly; call `.shutdown().await`"]
+pub struct Running {
+    ctx: Ctx,
+    tasks: Vec<JoinHandle<()>>,
+    grace: Duration,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("managers", &self.managers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// A context for code outside any manager: notify, request, … from a test or `main`.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// The names of the running managers, sorted.
+    pub fn managers(&self) -> Vec<&'static str> {
+        self.ctx
+            .shared()
+            .managers
+            .iter()
+            .map(|m| m.descriptor.name)
+            .collect()
+    }
+
+    /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
+    pub async fn wait_for_stop_signal(&self) {
+        let requested = self.ctx.shared().shutdown_requested.notified();
+        tokio::select! {
+            () = requested => {}
+            () = terminate_signal() => {}
+        }
+    }
+
+    /// Stops gracefully: sends [`Stopping`], lets every mailbox drain what was queued (for at
+    /// most the grace period), then stops each manager. Later sends fail with `Unavailable`.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting workers that had to be killed.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.stop().await;
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let shared = self.ctx.shared().clone();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let drain = async {
+            self.ctx.notify(Stopping).await.ok();
+            shared.stopping.store(true, Ordering::Release);
+            for m in shared.managers.iter() {
+                m.mailbox.send(Envelope::stop()).await.ok();
+            }
+            for task in &mut self.tasks {
+                task.await.ok();
+            }
+        };
+        if tokio::time::timeout_at(deadline, drain).await.is_err() {
+            tracing::warn!(grace = ?self.grace, "mailboxes did not drain within the grace period");
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+        tracing::info!("edri router stopped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.ctx.shared().stopping.store(true, Ordering::Release);
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+    }
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok();
+    }
+}

@@ -1,0 +1,105 @@
+//! The router: owns the routing table that senders use to push straight into the
+//! subscribers' mailboxes. It is not a queue that events pass through.
+
+mod builder;
+mod table;
+
+pub use builder::{Edri, EdriBuilder, Running};
+pub use table::EventRegistration;
+pub(crate) use table::{Route, Target};
+
+use crate::envelope::Envelope;
+use crate::manager::ManagerDescriptor;
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+/// State shared by every [`Ctx`](crate::Ctx) of one router; immutable after start except for
+/// counters and the stop flag.
+pub(crate) struct Shared {
+    pub(crate) routes: HashMap<TypeId, Route, BuildHasherDefault<TypeIdHasher>>,
+    pub(crate) managers: Box<[ManagerSlot]>,
+    pub(crate) default_timeout: Duration,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) shutdown_requested: Notify,
+}
+
+/// One running manager, as seen by the router.
+pub(crate) struct ManagerSlot {
+    pub(crate) descriptor: &'static ManagerDescriptor,
+    pub(crate) mailbox: mpsc::Sender<Envelope>,
+    /// One semaphore per thread/process handler (by handler index), `None` for inline ones.
+    pub(crate) limits: Box<[Option<Arc<Semaphore>>]>,
+    pub(crate) stats: ManagerStats,
+}
+
+/// Counters of one manager.
+#[derive(Debug, Default)]
+pub(crate) struct ManagerStats {
+    failed: AtomicU64,
+    crashed: AtomicU64,
+}
+
+impl ManagerStats {
+    pub(crate) fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn crashed(&self) {
+        self.crashed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn failed_count(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+    pub(crate) fn crashed_count(&self) -> u64 {
+        self.crashed.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of code running outside any manager (a `Ctx` from `Running::ctx()`).
+static OUTSIDE: ManagerStats = ManagerStats {
+    failed: AtomicU64::new(0),
+    crashed: AtomicU64::new(0),
+};
+
+impl Shared {
+    #[inline]
+    pub(crate) fn route(&self, event: TypeId) -> Option<&Route> {
+        self.routes.get(&event)
+    }
+
+    pub(crate) fn stats(&self, origin: u32) -> &ManagerStats {
+        self.managers
+            .get(origin as usize)
+            .map_or(&OUTSIDE, |m| &m.stats)
+    }
+}
+
+/// `TypeId` is already a hash: pass its bits through.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= (n as u64) ^ ((n >> 64) as u64);
+    }
+}

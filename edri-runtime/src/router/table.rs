@@ -1,0 +1,122 @@
+//! Building and checking the routing table at start-up.
+
+use crate::envelope::Envelope;
+use crate::error::StartError;
+use crate::event::{EventKind, EventMeta};
+use crate::manager::{ManagerDescriptor, Mode};
+use std::any::TypeId;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Where one event type goes.
+pub(crate) struct Route {
+    pub(crate) meta: &'static EventMeta,
+    /// Every handler of a notification (or tunnel), in manager order.
+    pub(crate) subscribers: Box<[Target]>,
+    /// The one handler of a request.
+    pub(crate) responder: Option<Target>,
+}
+
+/// One handler of one manager: the mailbox to push into and the handler index to address.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) manager: u32,
+    pub(crate) handler: u16,
+    pub(crate) mailbox: mpsc::Sender<Envelope>,
+}
+
+/// What every `#[event]` submits to `inventory`, so that duplicate names are found even for
+/// events nobody handles.
+#[derive(Debug)]
+pub struct EventRegistration {
+    /// The event's metadata.
+    pub meta: &'static EventMeta,
+    /// The event's type id.
+    pub type_id: fn() -> TypeId,
+}
+
+inventory::collect!(EventRegistration);
+
+/// Refuses two event types with one name anywhere in the binary.
+pub(crate) fn check_event_names() -> Result<(), StartError> {
+    let mut seen: HashMap<&'static str, &EventRegistration> = HashMap::new();
+    let mut all: Vec<&EventRegistration> = inventory::iter::<EventRegistration>().collect();
+    all.sort_by_key(|r| (r.meta.location, r.meta.name));
+    for reg in all {
+        if let Some(first) = seen.insert(reg.meta.name, reg)
+            && (first.type_id)() != (reg.type_id)()
+        {
+            return Err(StartError::DuplicateEventName {
+                name: reg.meta.name,
+                first: first.meta.rust_name,
+                first_at: first.meta.location,
+                second: reg.meta.rust_name,
+                second_at: reg.meta.location,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the table from the managers that will run, in their start order.
+pub(crate) fn build(
+    managers: &[(&'static ManagerDescriptor, mpsc::Sender<Envelope>)],
+) -> Result<HashMap<TypeId, Route, super::BuildHasherDefault<super::TypeIdHasher>>, StartError> {
+    struct Building {
+        meta: &'static EventMeta,
+        subscribers: Vec<Target>,
+        responder: Option<(Target, &'static ManagerDescriptor, usize)>,
+    }
+    let mut building: HashMap<TypeId, Building> = HashMap::new();
+    for (index, (descriptor, mailbox)) in managers.iter().enumerate() {
+        for (h, handler) in descriptor.handlers.iter().enumerate() {
+            if handler.mode == Mode::Process {
+                return Err(StartError::Unsupported {
+                    what: "process-mode handlers",
+                    at: handler.location,
+                    manager: descriptor.name,
+                    method: handler.method,
+                });
+            }
+            let target = Target {
+                manager: u32::try_from(index).map_err(|_| StartError::TooMany("managers"))?,
+                handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,
+                mailbox: mailbox.clone(),
+            };
+            let entry = building
+                .entry((handler.event_type)())
+                .or_insert_with(|| Building {
+                    meta: handler.event,
+                    subscribers: Vec::new(),
+                    responder: None,
+                });
+            match handler.event.kind {
+                EventKind::Request => {
+                    if let Some((_, first, fh)) = &entry.responder {
+                        let first_handler = &first.handlers[*fh];
+                        return Err(StartError::DuplicateResponder {
+                            event: handler.event.name,
+                            first: format!("{}::{}", first.name, first_handler.method),
+                            first_at: first_handler.location,
+                            second: format!("{}::{}", descriptor.name, handler.method),
+                            second_at: handler.location,
+                        });
+                    }
+                    entry.responder = Some((target, descriptor, h));
+                }
+                EventKind::Notification | EventKind::Tunnel => entry.subscribers.push(target),
+            }
+        }
+    }
+    Ok(building
+        .into_iter()
+        .map(|(id, b)| {
+            let route = Route {
+                meta: b.meta,
+                subscribers: b.subscribers.into_boxed_slice(),
+                responder: b.responder.map(|(t, _, _)| t),
+            };
+            (id, route)
+        })
+        .collect())
+}

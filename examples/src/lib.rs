@@ -1,0 +1,1 @@
+//! Runnable EDRI programs live beside this crate as `[[example]]` targets.

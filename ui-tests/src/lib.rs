@@ -1,0 +1,1 @@
+//! Helpers shared by pass cases: an event declared in another crate.
