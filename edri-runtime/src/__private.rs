@@ -1,11 +1,13 @@
 //! What the macros' expansions call. Not a public API: names and shapes change freely.
 //!
-//! Every expansion reaches the event through [`typed`], the only function with an
-//! `E: Event` bound, always spanned at the user's event type: a non-event type then gives one
-//! error on that type (rustc merges the identical diagnostics), and every helper below is
-//! free of bounds on `E`, so nothing else repeats it.
+//! Expansions reach an event only through qualified paths `<E as Event>::…` (its `META` and
+//! its hidden provided methods), every one spanned at the user's event type: a non-event type
+//! then raises the same obligation at the same place everywhere, which rustc reports once.
+//! No generated value has a type naming `E::Output` (such a type cannot be formed for a
+//! non-event, and each value would repeat the error); the return check is the bound of
+//! `Event::__finish::<R>`, spanned at the user's return type.
 
-pub use crate::envelope::{Envelope, EventBox, ReplyTo};
+pub use crate::envelope::{Envelope, EventBox, Reply};
 pub use crate::event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoReply, Location, Notification, Request,
     Tunnel, fingerprint,
@@ -22,35 +24,11 @@ pub use serde;
 pub use tokio;
 
 use core::marker::PhantomData;
-
-/// The event type `E` with output `O`, proven to be an event once, by [`typed`].
-pub struct Typed<E, O> {
-    meta: &'static EventMeta,
-    type_id: fn() -> TypeId,
-    own: fn(EventBox<E>) -> Result<E, Failure>,
-    _types: PhantomData<fn() -> (E, O)>,
-}
-
-impl<E, O> Clone for Typed<E, O> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<E, O> Copy for Typed<E, O> {}
-
-/// The one place an expansion states `E: Event`.
-pub const fn typed<E: Event>() -> Typed<E, E::Output> {
-    Typed {
-        meta: E::META,
-        type_id: TypeId::of::<E>,
-        own: own::<E>,
-        _types: PhantomData,
-    }
-}
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Ownership of a possibly shared event: the last holder moves it out; otherwise it is copied
 /// through its serde form (events need not be `Clone`).
-fn own<E: Event>(event: EventBox<E>) -> Result<E, Failure> {
+pub(crate) fn own<E: Event>(event: EventBox<E>) -> Result<E, Failure> {
     match event {
         EventBox::Owned(e) => Ok(e),
         EventBox::Shared(arc) => std::sync::Arc::try_unwrap(arc).or_else(|arc| {
@@ -61,120 +39,76 @@ fn own<E: Event>(event: EventBox<E>) -> Result<E, Failure> {
     }
 }
 
-impl<E: Send + Sync + 'static, O: Send + 'static> Typed<E, O> {
-    /// The handler descriptor of a `#[solve]` method for this event.
-    pub const fn handler(
-        self,
-        method: &'static str,
-        mode: Mode,
-        limit: usize,
-        location: Location,
-    ) -> HandlerDescriptor {
-        HandlerDescriptor {
-            event: self.meta,
-            event_type: self.type_id,
-            method,
-            mode,
-            limit,
-            location,
+/// Delivers a handler's result: to the requester, or (notifications) to the log.
+pub(crate) fn send<E: Event>(ctx: &Ctx, reply: Reply, result: Result<E::Output, Failure>) {
+    if let Err(failure) = &result {
+        ctx.shared().stats(ctx.origin()).failed();
+        if reply.is_request() {
+            tracing::debug!(event = E::META.name, %failure, "request failed");
+        } else {
+            tracing::warn!(event = E::META.name, %failure, "notification handler failed");
         }
     }
+    let _ = reply.send::<E, E::Output>(result);
+}
 
-    /// The registration of an `#[event]` declaration.
-    pub const fn registration(self) -> EventRegistration {
-        EventRegistration {
-            meta: self.meta,
-            type_id: self.type_id,
-        }
+/// Prepares a thread-mode call: the handler runs on the blocking pool, at most `limit` at once
+/// for this handler; later calls wait in arrival order (the manager waits for a free slot, so
+/// its mailbox applies backpressure meanwhile).
+pub(crate) fn thread<E, R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> ThreadStart
+where
+    E: Event,
+    R: IntoReply<E::Output>,
+    F: FnOnce(E, Ctx) -> R + Send + 'static,
+{
+    let Some((event, reply)) = envelope.open::<E, E::Output>() else {
+        unreachable!("envelope routed to a handler of another event")
+    };
+    let limit = ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)].clone();
+    let ctx = ctx.clone();
+    let span = tracing::Span::current();
+    let start =
+        move |permit: Option<OwnedSemaphorePermit>| {
+            let worker_ctx = ctx.clone();
+            ctx.clone().spawn(async move {
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _enter = span.enter();
+                    let _permit = permit;
+                    own(event).and_then(|event| f(event, worker_ctx).into_reply())
+                })
+                .await;
+                let result = joined.unwrap_or_else(|join| {
+                let message = join.try_into_panic().map_or_else(
+                    |_| "cancelled".to_owned(),
+                    |p| crate::manager::panic_message(&*p).to_owned(),
+                );
+                tracing::error!(event = E::META.name, panic = %message, "thread handler panicked");
+                ctx.shared().stats(ctx.origin()).crashed();
+                Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
+            });
+                send::<E>(&ctx, reply, result);
+            });
+        };
+    ThreadStart {
+        limit,
+        start: Box::new(start),
     }
+}
 
-    /// Opens an envelope addressed to a handler of this event.
-    #[inline]
-    pub fn open(self, envelope: Envelope) -> (EventBox<E>, ReplyTo<O>) {
-        envelope.open::<E, O>().unwrap_or_else(|| {
-            unreachable!(
-                "envelope for `{}` routed to a handler of another event",
-                self.meta.name
-            )
-        })
-    }
+/// A thread-mode call waiting for a free slot of its handler.
+pub struct ThreadStart {
+    limit: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    start: Box<dyn FnOnce(Option<OwnedSemaphorePermit>) + Send>,
+}
 
-    /// The event, owned (for handlers that take `E` by value).
-    #[inline]
-    pub fn own(self, event: EventBox<E>) -> Result<E, Failure> {
-        (self.own)(event)
-    }
-
-    /// Sends the handler's result to the requester, or logs a notification handler's error.
-    #[inline]
-    pub fn finish<R: IntoReply<O>>(self, ctx: &Ctx, reply: ReplyTo<O>, result: R) {
-        let result = result.into_reply();
-        match reply {
-            Some(tx) => {
-                if let Err(failure) = &result {
-                    ctx.shared().stats(ctx.origin()).failed();
-                    tracing::debug!(event = self.meta.name, %failure, "request failed");
-                }
-                // The requester may have given up (timeout): nothing to do then.
-                let _ = tx.send(result);
-            }
-            None => {
-                if let Err(failure) = result {
-                    crate::manager::log_notification_error(ctx, self.meta, &failure);
-                }
-            }
-        }
-    }
-
-    /// Answers with the failure of obtaining the event.
-    pub fn fail(self, ctx: &Ctx, reply: ReplyTo<O>, failure: Failure) {
-        self.finish::<Result<O, Failure>>(ctx, reply, Err(failure));
-    }
-
-    /// Runs a thread-mode handler on the blocking pool, at most `limit` at once for this
-    /// handler; later calls wait in arrival order (the manager waits for a free slot, so its
-    /// mailbox applies backpressure meanwhile).
-    pub async fn thread<R, F>(self, ctx: &Ctx, handler: u16, envelope: Envelope, f: F)
-    where
-        R: IntoReply<O> + 'static,
-        F: FnOnce(E, Ctx) -> R + Send + 'static,
-    {
-        let (event, reply) = self.open(envelope);
-        let permit = match ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)]
-            .clone()
-        {
+impl ThreadStart {
+    /// Waits for a free slot, then starts the call on the blocking pool.
+    pub async fn run(self) {
+        let permit = match self.limit {
             Some(limit) => limit.acquire_owned().await.ok(),
             None => None,
         };
-        let ctx = ctx.clone();
-        let meta = self.meta;
-        let span = tracing::Span::current();
-        ctx.clone().spawn(async move {
-            let worker_ctx = ctx.clone();
-            let joined = tokio::task::spawn_blocking(move || {
-                let _enter = span.enter();
-                let _permit = permit;
-                (self.own)(event).map(|event| f(event, worker_ctx).into_reply())
-            })
-            .await;
-            let result = match joined {
-                Ok(Ok(result)) => result,
-                Ok(Err(failure)) => Err(failure),
-                Err(join) => {
-                    let message = join.try_into_panic().map_or_else(
-                        |_| "cancelled".to_owned(),
-                        |p| crate::manager::panic_message(&*p).to_owned(),
-                    );
-                    tracing::error!(event = meta.name, panic = %message, "thread handler panicked");
-                    ctx.shared().stats(ctx.origin()).crashed();
-                    Err(Failure::crashed(format!(
-                        "handler of `{}` panicked: {message}",
-                        meta.name
-                    )))
-                }
-            };
-            self.finish::<Result<O, Failure>>(&ctx, reply, result);
-        });
+        (self.start)(permit);
     }
 }
 

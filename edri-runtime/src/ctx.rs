@@ -231,7 +231,7 @@ fn stopped<E: Event>() -> Failure {
 
 fn unshare<E: Event>(envelope: Envelope) -> E {
     match envelope.open::<E, ()>() {
-        Some((EventBox::Shared(arc), _)) => match Arc::try_unwrap(arc) {
+        Some((EventBox::Shared(arc), _reply)) => match Arc::try_unwrap(arc) {
             Ok(event) => event,
             Err(_) => unreachable!("a notification that was not delivered has one owner"),
         },

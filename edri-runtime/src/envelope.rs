@@ -8,8 +8,38 @@ use std::any::Any;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// The reply half of a request: `None` for notifications.
-pub type ReplyTo<O> = Option<oneshot::Sender<Result<O, Failure>>>;
+/// Where a handler's answer goes: the requester of a request, nobody for a notification.
+///
+/// Type-erased (it keeps the request's own allocation, whose event was taken out) so that
+/// generated code never holds a value whose type names the event's output.
+pub struct Reply(Option<Box<dyn Any + Send>>);
+
+impl Reply {
+    /// Sends the answer of event `E` (output `O`); `None` back when nobody asked.
+    pub(crate) fn send<E: Send + Sync + 'static, O: Send + 'static>(
+        self,
+        result: Result<O, Failure>,
+    ) -> Option<Result<O, Failure>> {
+        let Some(cell) = self.0 else {
+            return Some(result);
+        };
+        match cell.downcast::<RequestCell<E, O>>() {
+            // The requester may have given up (timeout): nothing to do then.
+            Ok(cell) => {
+                if let Some(tx) = cell.reply {
+                    let _ = tx.send(result);
+                }
+                None
+            }
+            Err(_) => unreachable!("a reply is sent for the event it was opened as"),
+        }
+    }
+
+    /// Whether somebody waits for the answer.
+    pub fn is_request(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// One delivery in a manager's mailbox.
 pub struct Envelope {
@@ -29,8 +59,8 @@ pub(crate) enum Payload {
 
 /// The event and reply sender of one request, in one allocation.
 pub(crate) struct RequestCell<E, O> {
-    pub(crate) event: EventBox<E>,
-    pub(crate) reply: oneshot::Sender<Result<O, Failure>>,
+    pub(crate) event: Option<EventBox<E>>,
+    pub(crate) reply: Option<oneshot::Sender<Result<O, Failure>>>,
 }
 
 /// An event as a handler receives it: owned (requests) or shared (notifications,
@@ -82,7 +112,10 @@ impl Envelope {
     ) -> Self {
         Self {
             handler,
-            payload: Payload::Request(Box::new(RequestCell { event, reply })),
+            payload: Payload::Request(Box::new(RequestCell {
+                event: Some(event),
+                reply: Some(reply),
+            })),
         }
     }
 
@@ -105,16 +138,17 @@ impl Envelope {
     /// mismatch is a bug in the runtime, reported as `None`.
     pub(crate) fn open<E: Send + Sync + 'static, O: Send + 'static>(
         self,
-    ) -> Option<(EventBox<E>, ReplyTo<O>)> {
+    ) -> Option<(EventBox<E>, Reply)> {
         match self.payload {
             Payload::Shared(any) => any
                 .downcast::<E>()
                 .ok()
-                .map(|e| (EventBox::Shared(e), None)),
-            Payload::Request(any) => any
-                .downcast::<RequestCell<E, O>>()
-                .ok()
-                .map(|cell| (cell.event, Some(cell.reply))),
+                .map(|e| (EventBox::Shared(e), Reply(None))),
+            Payload::Request(any) => {
+                let mut cell = any.downcast::<RequestCell<E, O>>().ok()?;
+                let event = cell.event.take()?;
+                Some((event, Reply(Some(cell))))
+            }
             Payload::Stop => None,
         }
     }

@@ -1,5 +1,8 @@
 //! The event traits that `#[event]` implements, and the static metadata it records.
 
+use crate::__private::ThreadStart;
+use crate::envelope::{Envelope, EventBox, Reply};
+use crate::{Ctx, Failure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -107,6 +110,48 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// The compile-time metadata.
     const META: &'static EventMeta;
+
+    #[doc(hidden)]
+    /// Opens an envelope addressed to a handler of this event.
+    #[inline]
+    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply) {
+        envelope.open::<Self, Self::Output>().unwrap_or_else(|| {
+            unreachable!(
+                "envelope routed to a handler of `{}` holds another event",
+                Self::META.name
+            )
+        })
+    }
+
+    #[doc(hidden)]
+    /// The event, owned (for handlers that take it by value).
+    #[inline]
+    fn __own(event: EventBox<Self>) -> Result<Self, Failure> {
+        crate::__private::own(event)
+    }
+
+    #[doc(hidden)]
+    /// Delivers the handler's result; `R: IntoReply<Self::Output>` is the return-type check.
+    #[inline]
+    fn __finish<R: IntoReply<Self::Output>>(ctx: &Ctx, reply: Reply, result: R) {
+        crate::__private::send::<Self>(ctx, reply, result.into_reply());
+    }
+
+    #[doc(hidden)]
+    /// Answers with the failure of obtaining the event.
+    fn __fail(ctx: &Ctx, reply: Reply, failure: Failure) {
+        crate::__private::send::<Self>(ctx, reply, Err(failure));
+    }
+
+    #[doc(hidden)]
+    /// Prepares a thread-mode call of handler `handler`.
+    fn __thread<R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> ThreadStart
+    where
+        R: IntoReply<Self::Output>,
+        F: FnOnce(Self, Ctx) -> R + Send + 'static,
+    {
+        crate::__private::thread::<Self, R, F>(ctx, handler, envelope, f)
+    }
 }
 
 /// A request event: `ctx.request(ev)` answers with `Result<E::Output, Failure>`.
@@ -150,7 +195,7 @@ pub type Response<E> = <E as Event>::Output;
 )]
 pub trait IntoReply<O> {
     /// Turns the handler's value into the reply.
-    fn into_reply(self) -> Result<O, crate::Failure>;
+    fn into_reply(self) -> Result<O, Failure>;
 }
 
 impl<O> IntoReply<O> for O {

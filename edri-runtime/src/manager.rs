@@ -1,9 +1,9 @@
 //! Managers: the [`Manager`] trait `#[manager]` implements, the descriptors it submits to
 //! `inventory`, and the task that serves one manager's mailbox.
 
+use crate::Ctx;
 use crate::envelope::{Envelope, Payload};
 use crate::event::{EventMeta, Location};
-use crate::{Ctx, Failure};
 use std::any::TypeId;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -198,10 +198,4 @@ impl<F: Future> Future for CatchUnwind<F> {
             Err(panic) => Poll::Ready(Err(panic)),
         }
     }
-}
-
-/// Logs a handler's error for a notification (there is nobody to answer).
-pub(crate) fn log_notification_error(ctx: &Ctx, meta: &EventMeta, failure: &Failure) {
-    ctx.shared().stats(ctx.origin()).failed();
-    tracing::warn!(event = meta.name, %failure, "notification handler failed");
 }

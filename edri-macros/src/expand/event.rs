@@ -144,7 +144,9 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                 };
             }
             #kind_marker
-            #p::inventory::submit! { #p::typed::<#ident>().registration() }
+            #p::inventory::submit! {
+                #p::EventRegistration { meta: <#ident as #p::Event>::META, type_id: #p::type_id_of::<#ident> }
+            }
         };
     }
 }

@@ -1,15 +1,15 @@
 //! Expansion of `#[manager]`: the user's impl block (with `#[solve]` removed), then in a
 //! `const _` the `Manager` impl (descriptor + dispatch) and the `inventory` registration.
 //!
-//! Each handler reaches its event through `typed::<E>()` spanned at the user's event type:
-//! the only `E: Event` obligation, so a non-event parameter is one error on that type. The
-//! return value goes through `finish::<R>` spanned at the user's return type, so a wrong
+//! Each handler reaches its event only through `<E as Event>::…` paths whose tokens carry the
+//! span of the user's event type: a non-event parameter raises the same `E: Event` obligation
+//! at the same place everywhere, which rustc reports once. The result goes through
+//! `<E as Event>::__finish::<R>` with `R` spanned at the user's return type, so a wrong
 //! return type is one error there.
 
 use crate::model::{ManagerDef, Mode, Queue, SolveDef};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 
 pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     let ManagerDef {
@@ -84,9 +84,31 @@ pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     }
 }
 
-fn typed(p: &TokenStream, h: &SolveDef) -> TokenStream {
+/// `<E as Event>`, spanned over the user's event type: `<` at its first token, the rest at its
+/// last, so that every path or call built on it covers exactly the user's tokens.
+fn event(p: &TokenStream, h: &SolveDef) -> TokenStream {
     let ev = &h.event;
-    quote_spanned!(ev.span()=> #p::typed::<#ev>())
+    let (first, last) = first_last(ev);
+    let open = quote_spanned!(first=> <);
+    let close = quote_spanned!(last=> as #p::Event>);
+    quote!(#open #ev #close)
+}
+
+/// The spans of the first and the last token of `tokens`.
+fn first_last(tokens: &impl quote::ToTokens) -> (proc_macro2::Span, proc_macro2::Span) {
+    fn last(stream: TokenStream) -> Option<proc_macro2::Span> {
+        stream.into_iter().last().map(|t| match t {
+            proc_macro2::TokenTree::Group(g) => g.span_close(),
+            t => t.span(),
+        })
+    }
+    let stream = tokens.to_token_stream();
+    let first = stream
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    (first, last(stream).unwrap_or(first))
 }
 
 fn mode(h: &SolveDef) -> TokenStream {
@@ -98,13 +120,22 @@ fn mode(h: &SolveDef) -> TokenStream {
 }
 
 fn descriptor(p: &TokenStream, h: &SolveDef) -> TokenStream {
-    let typed = typed(p, h);
+    let ev = &h.event;
+    let event = event(p, h);
+    let type_id = quote_spanned!(first_last(ev).1=> #p::type_id_of::<#ev>);
     let method = h.method.to_string();
     let mode = mode(h);
     let limit = h.limit;
     let line = quote_spanned!(h.method.span()=> ::core::line!());
     quote! {
-        #typed.handler(#method, #p::Mode::#mode, #limit, #p::Location { file: ::core::file!(), line: #line })
+        #p::HandlerDescriptor {
+            event: #event::META,
+            event_type: #type_id,
+            method: #method,
+            mode: #p::Mode::#mode,
+            limit: #limit,
+            location: #p::Location { file: ::core::file!(), line: #line },
+        }
     }
 }
 
@@ -117,11 +148,11 @@ fn ret(h: &SolveDef) -> TokenStream {
 }
 
 fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> TokenStream {
-    let index_u16 = proc_macro2::Literal::u16_unsuffixed(u16::try_from(index).unwrap_or(u16::MAX));
-    let typed = typed(p, h);
+    let index = proc_macro2::Literal::u16_unsuffixed(u16::try_from(index).unwrap_or(u16::MAX));
+    let span = first_last(&h.event).1;
+    let event = event(p, h);
     let method = &h.method;
     let ret = ret(h);
-    let finish = quote_spanned!(ret.span()=> t.finish::<#ret>);
     let ctx_arg = if h.has_ctx { quote!(, ctx) } else { quote!() };
     let call_span = h.method.span();
     match h.mode {
@@ -131,10 +162,10 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 (quote!(), quote!(&*event))
             } else {
                 (
-                    quote! {
-                        let event = match t.own(event) {
+                    quote_spanned! {span=>
+                        let event = match #event::__own(event) {
                             ::core::result::Result::Ok(event) => event,
-                            ::core::result::Result::Err(failure) => return t.fail(ctx, reply, failure),
+                            ::core::result::Result::Err(failure) => return #event::__fail(ctx, reply, failure),
                         };
                     },
                     quote!(event),
@@ -143,25 +174,23 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             let await_ = if h.is_async { quote!(.await) } else { quote!() };
             let call =
                 quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg #ctx_arg) #await_);
+            let open = quote_spanned!(span=> #event::__open(envelope));
+            let finish = quote_spanned!(span=> #event::__finish::<#ret>(ctx, reply, out));
             quote! {
-                #index_u16 => {
-                    let t = #typed;
-                    let (event, reply) = t.open(envelope);
+                #index => {
+                    let (event, reply) = #open;
                     #prepare
                     let out = #call;
-                    #finish(ctx, reply, out);
+                    #finish;
                 }
             }
         }
         Mode::Thread | Mode::Process => {
             let ctx_param = if h.has_ctx { quote!(ctx) } else { quote!(_) };
             let call = quote_spanned!(call_span=> <#self_ty>::#method(event #ctx_arg));
-            let thread = quote_spanned!(ret.span()=> t.thread::<#ret, _>);
+            let thread = quote_spanned!(span=> #event::__thread::<#ret, _>(ctx, #index, envelope, |event, #ctx_param| #call));
             quote! {
-                #index_u16 => {
-                    let t = #typed;
-                    #thread(ctx, #index_u16, envelope, |event, #ctx_param| #call).await;
-                }
+                #index => #thread.run().await,
             }
         }
     }
