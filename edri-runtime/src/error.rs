@@ -111,13 +111,12 @@ pub enum StartError {
 }
 
 /// Why [`Ctx::try_notify`](crate::Ctx::try_notify) did not deliver; the event comes back.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` does not require the event to be `Debug`: it prints the variant and the type.
 pub enum TryNotifyError<E> {
     /// A subscriber's mailbox is full; nobody received the event.
-    #[error("a subscriber's mailbox is full")]
     Full(E),
     /// The router is stopping; nobody received the event.
-    #[error("the router is stopping")]
     Closed(E),
 }
 
@@ -129,3 +128,26 @@ impl<E> TryNotifyError<E> {
         }
     }
 }
+
+impl<E> std::fmt::Debug for TryNotifyError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (variant, _) = match self {
+            Self::Full(e) => ("Full", e),
+            Self::Closed(e) => ("Closed", e),
+        };
+        write!(f, "{variant}(<{}>)", std::any::type_name::<E>())
+    }
+}
+
+impl<E> std::fmt::Display for TryNotifyError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(_) => {
+                f.write_str("a subscriber's mailbox is full; nobody received the event")
+            }
+            Self::Closed(_) => f.write_str("the router is stopping; nobody received the event"),
+        }
+    }
+}
+
+impl<E> std::error::Error for TryNotifyError<E> {}

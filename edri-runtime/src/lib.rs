@@ -22,4 +22,4 @@ pub use event::{
 };
 pub use failure::{Failure, Status};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
-pub use router::{Edri, EdriBuilder, Running};
+pub use router::{Edri, EdriBuilder, ManagerVitals, Running};

@@ -146,16 +146,20 @@ impl<M: Manager> ErasedManager for M {
 /// Serves one manager's mailbox until a stop envelope or until every sender is gone.
 async fn serve<M: Manager>(mut manager: M, mut mailbox: mpsc::Receiver<Envelope>, ctx: Ctx) {
     let descriptor = M::DESCRIPTOR;
+    let shared = ctx.shared().clone();
+    let stats = shared.stats(ctx.origin());
     while let Some(envelope) = mailbox.recv().await {
         if matches!(envelope.payload, Payload::Stop) {
             break;
         }
         let handler = envelope.handler;
-        if let Err(panic) = (CatchUnwind {
+        stats.begin();
+        let outcome = (CatchUnwind {
             inner: manager.dispatch(envelope, &ctx),
         })
-        .await
-        {
+        .await;
+        stats.end();
+        if let Err(panic) = outcome {
             let h = descriptor.handlers.get(usize::from(handler));
             tracing::error!(
                 manager = descriptor.name,
@@ -164,7 +168,7 @@ async fn serve<M: Manager>(mut manager: M, mut mailbox: mpsc::Receiver<Envelope>
                 panic = panic_message(&*panic),
                 "handler panicked; the requester gets `Crashed`"
             );
-            ctx.shared().stats(ctx.origin()).crashed();
+            stats.crashed();
         }
     }
     tracing::debug!(manager = descriptor.name, "manager stopped");

@@ -269,6 +269,26 @@ fn check_manager_names(instances: &[Box<dyn ErasedManager>]) -> Result<(), Start
     Ok(())
 }
 
+/// The counters of one running manager, from [`Running::vitals`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManagerVitals {
+    /// The manager's name.
+    pub name: &'static str,
+    /// Events waiting in its mailbox.
+    pub queued: usize,
+    /// Its mailbox capacity.
+    pub capacity: usize,
+    /// Events it has handled (including failed and crashed ones).
+    pub processed: u64,
+    /// Handlers that returned an error.
+    pub failed: u64,
+    /// Handlers that panicked.
+    pub crashed: u64,
+    /// Whether it is handling an event right now.
+    pub busy: bool,
+}
+
 /// A running router: its [`Ctx`] and the way to stop it.
 #[must_use = "dropping a `Running` stops its managers abruptly; call `.shutdown().await`"]
 pub struct Running {
@@ -302,6 +322,24 @@ impl Running {
             .collect()
     }
 
+    /// A snapshot of every manager's counters.
+    pub fn vitals(&self) -> Vec<ManagerVitals> {
+        self.ctx
+            .shared()
+            .managers
+            .iter()
+            .map(|m| ManagerVitals {
+                name: m.descriptor.name,
+                queued: m.mailbox.max_capacity() - m.mailbox.capacity(),
+                capacity: m.mailbox.max_capacity(),
+                processed: m.stats.processed(),
+                failed: m.stats.failed_count(),
+                crashed: m.stats.crashed_count(),
+                busy: m.stats.is_busy(),
+            })
+            .collect()
+    }
+
     /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
     pub async fn wait_for_stop_signal(&self) {
         let requested = self.ctx.shared().shutdown_requested.notified();
@@ -311,8 +349,10 @@ impl Running {
         }
     }
 
-    /// Stops gracefully: sends [`Stopping`], lets every mailbox drain what was queued (for at
-    /// most the grace period), then stops each manager. Later sends fail with `Unavailable`.
+    /// Stops gracefully: sends [`Stopping`], waits (at most the grace period) until the
+    /// router is quiescent — every mailbox empty and no handler running, so events that
+    /// handlers send while draining are still delivered — then stops each manager. Later sends
+    /// fail with `Unavailable`.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for reporting workers that had to be killed.
@@ -329,6 +369,7 @@ impl Running {
         let deadline = tokio::time::Instant::now() + self.grace;
         let drain = async {
             self.ctx.notify(Stopping).await.ok();
+            shared.quiescent().await;
             shared.stopping.store(true, Ordering::Release);
             for m in shared.managers.iter() {
                 m.mailbox.send(Envelope::stop()).await.ok();
@@ -338,7 +379,8 @@ impl Running {
             }
         };
         if tokio::time::timeout_at(deadline, drain).await.is_err() {
-            tracing::warn!(grace = ?self.grace, "mailboxes did not drain within the grace period");
+            shared.stopping.store(true, Ordering::Release);
+            tracing::warn!(grace = ?self.grace, "the router did not drain within the grace period; stopping managers now");
             for task in &self.tasks {
                 task.abort();
             }

@@ -4,7 +4,7 @@
 mod builder;
 mod table;
 
-pub use builder::{Edri, EdriBuilder, Running};
+pub use builder::{Edri, EdriBuilder, ManagerVitals, Running};
 pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
 
@@ -38,9 +38,11 @@ pub(crate) struct ManagerSlot {
     pub(crate) stats: ManagerStats,
 }
 
-/// Counters of one manager.
+/// Counters of one manager. Only the manager's own task writes `processed` and `busy`.
 #[derive(Debug, Default)]
 pub(crate) struct ManagerStats {
+    processed: AtomicU64,
+    busy: AtomicBool,
     failed: AtomicU64,
     crashed: AtomicU64,
 }
@@ -52,6 +54,26 @@ impl ManagerStats {
     pub(crate) fn crashed(&self) {
         self.crashed.fetch_add(1, Ordering::Relaxed);
     }
+    /// Marks the start of a delivery (single writer: plain stores, no read-modify-write).
+    #[inline]
+    pub(crate) fn begin(&self) {
+        self.busy.store(true, Ordering::Release);
+    }
+    /// Marks the end of a delivery.
+    #[inline]
+    pub(crate) fn end(&self) {
+        self.processed.store(
+            self.processed.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
+        self.busy.store(false, Ordering::Release);
+    }
+    pub(crate) fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Acquire)
+    }
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
     pub(crate) fn failed_count(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
@@ -62,6 +84,8 @@ impl ManagerStats {
 
 /// Counters of code running outside any manager (a `Ctx` from `Running::ctx()`).
 static OUTSIDE: ManagerStats = ManagerStats {
+    processed: AtomicU64::new(0),
+    busy: AtomicBool::new(false),
     failed: AtomicU64::new(0),
     crashed: AtomicU64::new(0),
 };
@@ -76,6 +100,42 @@ impl Shared {
         self.managers
             .get(origin as usize)
             .map_or(&OUTSIDE, |m| &m.stats)
+    }
+
+    /// One look at the whole router: `None` when some mailbox holds an event, a handler runs or
+    /// a worker job is out; otherwise how many events were processed so far.
+    fn idle_snapshot(&self) -> Option<u64> {
+        let mut processed = 0;
+        for m in self.managers.iter() {
+            let queue_empty = m.mailbox.capacity() == m.mailbox.max_capacity();
+            let workers_idle = m
+                .descriptor
+                .handlers
+                .iter()
+                .zip(m.limits.iter())
+                .all(|(h, l)| {
+                    l.as_ref()
+                        .is_none_or(|l| l.available_permits() == h.limit.max(1))
+                });
+            if !queue_empty || m.stats.is_busy() || !workers_idle {
+                return None;
+            }
+            processed += m.stats.processed();
+        }
+        Some(processed)
+    }
+
+    /// Waits until the router is quiescent: two looks a moment apart both find every mailbox
+    /// empty, no handler running, no worker job out, and nothing processed in between. Events
+    /// that handlers send while draining are therefore delivered before anyone stops.
+    pub(crate) async fn quiescent(&self) {
+        loop {
+            let before = self.idle_snapshot();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            if before.is_some() && self.idle_snapshot() == before {
+                return;
+            }
+        }
     }
 }
 

@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 /// Where one event type goes.
 pub(crate) struct Route {
-    pub(crate) meta: &'static EventMeta,
     /// Every handler of a notification (or tunnel), in manager order.
     pub(crate) subscribers: Box<[Target]>,
     /// The one handler of a request.
@@ -63,7 +62,6 @@ pub(crate) fn build(
     managers: &[(&'static ManagerDescriptor, mpsc::Sender<Envelope>)],
 ) -> Result<HashMap<TypeId, Route, super::BuildHasherDefault<super::TypeIdHasher>>, StartError> {
     struct Building {
-        meta: &'static EventMeta,
         subscribers: Vec<Target>,
         responder: Option<(Target, &'static ManagerDescriptor, usize)>,
     }
@@ -86,7 +84,6 @@ pub(crate) fn build(
             let entry = building
                 .entry((handler.event_type)())
                 .or_insert_with(|| Building {
-                    meta: handler.event,
                     subscribers: Vec::new(),
                     responder: None,
                 });
@@ -112,7 +109,6 @@ pub(crate) fn build(
         .into_iter()
         .map(|(id, b)| {
             let route = Route {
-                meta: b.meta,
                 subscribers: b.subscribers.into_boxed_slice(),
                 responder: b.responder.map(|(t, _, _)| t),
             };

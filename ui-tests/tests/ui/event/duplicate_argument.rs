@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(request, name = "ping", name = "pong")]
+pub struct Ping;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(notification, name = "")]
+pub struct Tick;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(notification, local = true)]
+pub struct Tick;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(name = "ping")]
+pub struct Ping;
+
+fn main() {}

@@ -1,0 +1,9 @@
+use edri::prelude::*;
+
+#[event(notification)]
+pub enum Shape {
+    Circle,
+    Square,
+}
+
+fn main() {}

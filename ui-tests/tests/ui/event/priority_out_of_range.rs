@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(notification, priority = 256)]
+pub struct Tick;
+
+fn main() {}

@@ -1,0 +1,10 @@
+use edri::prelude::*;
+
+#[event(notification)]
+pub struct Uploaded {
+    pub path: String,
+    #[response]
+    pub size: u64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(request)]
+pub struct Size(pub String, #[response] pub u64);
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(request, notification)]
+pub struct Ping;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(reqest)]
+pub struct Ping;
+
+fn main() {}

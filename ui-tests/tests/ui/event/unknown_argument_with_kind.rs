@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(request, reponse = String)]
+pub struct Ping;
+
+fn main() {}

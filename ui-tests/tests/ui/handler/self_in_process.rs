@@ -1,0 +1,26 @@
+use edri::prelude::*;
+
+#[event(request)]
+pub struct Checksum {
+    pub data: Vec<u8>,
+    #[response]
+    pub sum: u64,
+}
+
+#[event(notification)]
+pub struct Uploaded {
+    pub path: String,
+}
+
+#[derive(Default)]
+pub struct Files;
+
+#[manager]
+impl Files {
+    #[solve(process, limit = 2)]
+    fn checksum(&mut self, ev: Checksum) -> ChecksumResponse {
+        ChecksumResponse { sum: ev.data.len() as u64 }
+    }
+}
+
+fn main() {}

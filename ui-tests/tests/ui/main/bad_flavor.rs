@@ -1,0 +1,4 @@
+#[edri::main(flavor = "single_thread")]
+async fn main() -> edri::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,4 @@
+#[edri::main]
+fn main() -> edri::Result<()> {
+    Ok(())
+}

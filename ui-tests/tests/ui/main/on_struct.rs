@@ -1,0 +1,4 @@
+#[edri::main]
+struct Main;
+
+fn main() {}

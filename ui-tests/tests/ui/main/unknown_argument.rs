@@ -1,0 +1,4 @@
+#[edri::main(flavour = "current_thread")]
+async fn main() -> edri::Result<()> {
+    Ok(())
+}

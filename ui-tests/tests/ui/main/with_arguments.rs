@@ -1,0 +1,5 @@
+#[edri::main]
+async fn main(args: Vec<String>) -> edri::Result<()> {
+    let _ = args;
+    Ok(())
+}

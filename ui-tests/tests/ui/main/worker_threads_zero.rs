@@ -1,0 +1,4 @@
+#[edri::main(worker_threads = 0)]
+async fn main() -> edri::Result<()> {
+    Ok(())
+}

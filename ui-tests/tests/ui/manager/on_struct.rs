@@ -1,0 +1,7 @@
+use edri::prelude::*;
+
+#[manager]
+#[derive(Default)]
+pub struct Clock;
+
+fn main() {}

@@ -1,0 +1,15 @@
+use edri::prelude::*;
+
+#[event(request)]
+pub struct Checksum {
+    pub data: Vec<u8>,
+    #[response]
+    pub sum: u64,
+}
+
+#[solve]
+fn checksum(ev: Checksum) -> ChecksumResponse {
+    ChecksumResponse { sum: ev.data.len() as u64 }
+}
+
+fn main() {}
