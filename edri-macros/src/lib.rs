@@ -105,3 +105,6 @@ fn with_errors(item: proc_macro2::TokenStream, err: syn::Error) -> TokenStream {
     out.extend(item);
     out.into()
 }
+
+#[cfg(test)]
+mod tests;

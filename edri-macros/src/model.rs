@@ -612,7 +612,7 @@ impl SolveDef {
         }
         let is_async = sig.asyncness.is_some();
         if is_async && mode_v != Mode::Inline {
-            errs.spanned(&sig.asyncness, format!("{} handlers are synchronous (they run on their own thread or process); remove `async` or use an inline handler", mode_v.as_str()));
+            errs.spanned(sig.asyncness, format!("{} handlers are synchronous (they run on their own thread or process); remove `async` or use an inline handler", mode_v.as_str()));
         }
 
         let mut receiver = false;

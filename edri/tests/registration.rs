@@ -86,6 +86,13 @@ async fn two_responders_for_one_request_name_both_locations() {
         "{text}"
     );
     assert!(text.matches("registration.rs:").count() == 2, "{text}");
+    // Each location is its handler method's own line, not the `#[manager]` line.
+    let lines: Vec<&str> = text
+        .split("registration.rs:")
+        .skip(1)
+        .map(|s| s.split(')').next().unwrap())
+        .collect();
+    assert_ne!(lines[0], lines[1], "{text}");
 }
 
 #[tokio::test]
