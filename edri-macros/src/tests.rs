@@ -101,7 +101,7 @@ fn tunnel() {
 }
 
 #[test]
-fn manager_with_every_inline_and_thread_shape() {
+fn manager_with_every_handler_shape() {
     insta::assert_snapshot!(manager(
         quote!(capacity = 64, name = "calculator"),
         quote! {
@@ -112,6 +112,8 @@ fn manager_with_every_inline_and_thread_shape() {
                 async fn uploaded(&self, ev: FileUploaded, ctx: &Ctx) { }
                 #[solve(thread, limit = 4)]
                 fn checksum(ev: Checksum, ctx: Ctx) -> ChecksumResponse { todo!() }
+                #[solve(process, limit = 2)]
+                fn transcode(ev: Transcode) -> Result<TranscodeResponse, Failure> { todo!() }
                 fn helper(&self) {}
             }
         }

@@ -14,9 +14,11 @@ pub use crate::event::{
 };
 pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions,
-    ManagerRegistration, Mode, QueueKind,
+    ManagerRegistration, Mode, ProcessFn, QueueKind,
 };
+pub use crate::mode::WorkerStart;
 pub use crate::router::EventRegistration;
+pub use crate::worker::serve_if_worker;
 pub use crate::{Ctx, Failure};
 pub use core::any::TypeId;
 pub use inventory;
@@ -24,7 +26,6 @@ pub use serde;
 pub use tokio;
 
 use core::marker::PhantomData;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Ownership of a possibly shared event: the last holder moves it out; otherwise it is copied
 /// through its serde form (events need not be `Clone`).
@@ -50,66 +51,6 @@ pub(crate) fn send<E: Event>(ctx: &Ctx, reply: Reply, result: Result<E::Output, 
         }
     }
     let _ = reply.send::<E, E::Output>(result);
-}
-
-/// Prepares a thread-mode call: the handler runs on the blocking pool, at most `limit` at once
-/// for this handler; later calls wait in arrival order (the manager waits for a free slot, so
-/// its mailbox applies backpressure meanwhile).
-pub(crate) fn thread<E, R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> ThreadStart
-where
-    E: Event,
-    R: IntoReply<E::Output>,
-    F: FnOnce(E, Ctx) -> R + Send + 'static,
-{
-    let Some((event, reply)) = envelope.open::<E, E::Output>() else {
-        unreachable!("envelope routed to a handler of another event")
-    };
-    let limit = ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)].clone();
-    let ctx = ctx.clone();
-    let span = tracing::Span::current();
-    let start =
-        move |permit: Option<OwnedSemaphorePermit>| {
-            let worker_ctx = ctx.clone();
-            ctx.clone().spawn(async move {
-                let joined = tokio::task::spawn_blocking(move || {
-                    let _enter = span.enter();
-                    let _permit = permit;
-                    own(event).and_then(|event| f(event, worker_ctx).into_reply())
-                })
-                .await;
-                let result = joined.unwrap_or_else(|join| {
-                let message = join.try_into_panic().map_or_else(
-                    |_| "cancelled".to_owned(),
-                    |p| crate::manager::panic_message(&*p).to_owned(),
-                );
-                tracing::error!(event = E::META.name, panic = %message, "thread handler panicked");
-                ctx.shared().stats(ctx.origin()).crashed();
-                Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
-            });
-                send::<E>(&ctx, reply, result);
-            });
-        };
-    ThreadStart {
-        limit,
-        start: Box::new(start),
-    }
-}
-
-/// A thread-mode call waiting for a free slot of its handler.
-pub struct ThreadStart {
-    limit: Option<std::sync::Arc<tokio::sync::Semaphore>>,
-    start: Box<dyn FnOnce(Option<OwnedSemaphorePermit>) + Send>,
-}
-
-impl ThreadStart {
-    /// Waits for a free slot, then starts the call on the blocking pool.
-    pub async fn run(self) {
-        let permit = match self.limit {
-            Some(limit) => limit.acquire_owned().await.ok(),
-            None => None,
-        };
-        (self.start)(permit);
-    }
 }
 
 /// An envelope whose handler index is unknown to the manager: a runtime bug, logged.

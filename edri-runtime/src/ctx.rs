@@ -4,7 +4,7 @@ use crate::Failure;
 use crate::envelope::{Envelope, EventBox};
 use crate::error::TryNotifyError;
 use crate::event::{Event, Notification, Request};
-use crate::router::{Shared, Target};
+use crate::router::{BoxFuture, Shared, Target, Uplink};
 use std::any::{Any, TypeId};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -68,11 +68,16 @@ impl Ctx {
     /// # Errors
     /// `Unavailable` when the router is stopping and a subscriber is gone.
     pub async fn notify<E: Notification>(&self, event: E) -> Result<(), Failure> {
+        self.notify_event(event).await
+    }
+
+    /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
+    pub(crate) async fn notify_event<E: Event>(&self, event: E) -> Result<(), Failure> {
         let Some(route) = self.shared.route(TypeId::of::<E>()) else {
-            return Ok(());
+            return self.notify_uplink(&event).await;
         };
         match &*route.subscribers {
-            [] => Ok(()),
+            [] => self.notify_uplink(&event).await,
             [one] => one
                 .mailbox
                 .send(Envelope::shared(one.handler, Arc::new(event)))
@@ -94,6 +99,19 @@ impl Ctx {
                 result
             }
         }
+    }
+
+    /// Sends a notification nobody here subscribes to up the uplink, if there is one.
+    async fn notify_uplink<E: Event>(&self, event: &E) -> Result<(), Failure> {
+        match self.uplink::<E>() {
+            Some(uplink) => uplink.clone().notify(E::META.name, encode(event)?).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The uplink for events of type `E`: none for `local` events or when there is none.
+    fn uplink<E: Event>(&self) -> Option<&Arc<dyn Uplink>> {
+        self.shared.uplink.as_ref().filter(|_| !E::META.local)
     }
 
     /// Delivers a notification to every subscriber now, or to none of them.
@@ -222,6 +240,44 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// A request for any event type (the kind was checked by the caller).
+    pub(crate) fn request_event<E: Event>(&self, event: E, timeout: Duration) -> Pending<'_, E> {
+        Pending {
+            state: State::Start {
+                ctx: self,
+                event: Some(event),
+            },
+            timeout,
+            sleep: None,
+        }
+    }
+
+    /// A context of a router whose unrouted events go up `uplink`.
+    pub(crate) fn with_uplink(
+        runtime: tokio::runtime::Handle,
+        uplink: Arc<dyn Uplink>,
+        timeout: Duration,
+    ) -> Self {
+        let shared = Shared {
+            routes: std::collections::HashMap::default(),
+            managers: Box::new([]),
+            default_timeout: timeout,
+            worker_timeout: timeout,
+            runtime,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            shutdown_requested: tokio::sync::Notify::new(),
+            uplink: Some(uplink),
+        };
+        Self::new(Arc::new(shared), u32::MAX)
+    }
+}
+
+/// Postcard bytes of an event, for another process.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
+    postcard::to_stdvec(value).map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
+}
+
 fn stopped<E: Event>() -> Failure {
     Failure::unavailable(format!(
         "the router is stopping; `{}` was not delivered",
@@ -261,14 +317,7 @@ impl<'a, E: Request> IntoFuture for Call<'a, E> {
     type IntoFuture = Pending<'a, E>;
 
     fn into_future(self) -> Pending<'a, E> {
-        Pending {
-            state: State::Start {
-                ctx: self.ctx,
-                event: Some(self.event),
-            },
-            timeout: self.timeout,
-            sleep: None,
-        }
+        self.ctx.request_event(self.event, self.timeout)
     }
 }
 
@@ -288,6 +337,10 @@ enum State<'a, E: Event> {
     Waiting {
         reply: Reply<E>,
     },
+    /// No responder here: sent up the uplink (from a worker process to its parent).
+    Remote {
+        call: BoxFuture<Result<Vec<u8>, Failure>>,
+    },
     Done,
 }
 
@@ -303,7 +356,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<E: Request> Future for Pending<'_, E> {
+impl<E: Event> Future for Pending<'_, E> {
     type Output = Result<E::Output, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -315,8 +368,26 @@ impl<E: Request> Future for Pending<'_, E> {
                     let target = match ctx.responder::<E>() {
                         Ok(t) => t,
                         Err(f) => {
-                            *this.state = State::Done;
-                            return Poll::Ready(Err(f));
+                            let event = event.take().expect("polled after start");
+                            *this.state = match ctx.uplink::<E>() {
+                                Some(uplink) if f.status() == crate::Status::Unavailable => {
+                                    match encode(&event) {
+                                        Ok(bytes) => State::Remote {
+                                            call: uplink.clone().request(
+                                                E::META.name,
+                                                bytes,
+                                                *this.timeout,
+                                            ),
+                                        },
+                                        Err(f) => return Poll::Ready(Err(f)),
+                                    }
+                                }
+                                _ => {
+                                    *this.state = State::Done;
+                                    return Poll::Ready(Err(f));
+                                }
+                            };
+                            continue;
                         }
                     };
                     let event = event.take().expect("polled after start");
@@ -360,6 +431,20 @@ impl<E: Request> Future for Pending<'_, E> {
                                 "the responder of `{}` stopped without answering",
                                 E::META.name
                             )))
+                        }));
+                    }
+                    Poll::Pending => break,
+                },
+                State::Remote { call } => match call.as_mut().poll(cx) {
+                    Poll::Ready(result) => {
+                        *this.state = State::Done;
+                        return Poll::Ready(result.and_then(|bytes| {
+                            postcard::from_bytes(&bytes).map_err(|e| {
+                                Failure::invalid(format!(
+                                    "malformed response to `{}`: {e}",
+                                    E::META.name
+                                ))
+                            })
                         }));
                     }
                     Poll::Pending => break,

@@ -90,17 +90,15 @@ pub enum StartError {
         /// Where its `#[manager]` impl is.
         at: Location,
     },
-    /// A handler needs a feature this build does not provide.
-    #[error("{what} are not available in this build: `{manager}::{method}` ({at})")]
-    Unsupported {
-        /// What is missing.
-        what: &'static str,
-        /// The manager.
-        manager: &'static str,
-        /// The method.
-        method: &'static str,
-        /// Where it is declared.
-        at: Location,
+    /// This process was started as a process-mode worker, but its `main` started a router
+    /// instead of serving as a worker.
+    #[error(
+        "this process was started as an edri worker ({env} is set) but its `main` starts a router \
+         instead of serving calls: make `main` `#[edri::main]`, or call `edri::serve_if_worker()` first"
+    )]
+    StartedAsWorker {
+        /// The marker variable.
+        env: &'static str,
     },
     /// More of something than the router can address.
     #[error("too many {0}")]

@@ -1,7 +1,8 @@
 //! The event traits that `#[event]` implements, and the static metadata it records.
 
-use crate::__private::ThreadStart;
 use crate::envelope::{Envelope, EventBox, Reply};
+use crate::mode::WorkerStart;
+use crate::router::BoxFuture;
 use crate::{Ctx, Failure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -145,12 +146,60 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     #[doc(hidden)]
     /// Prepares a thread-mode call of handler `handler`.
-    fn __thread<R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> ThreadStart
+    fn __thread<R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
     where
         R: IntoReply<Self::Output>,
         F: FnOnce(Self, Ctx) -> R + Send + 'static,
     {
-        crate::__private::thread::<Self, R, F>(ctx, handler, envelope, f)
+        crate::mode::thread::call::<Self, R, F>(ctx, handler, envelope, f)
+    }
+
+    #[doc(hidden)]
+    /// Prepares a process-mode call of handler `handler` (parent side).
+    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
+        crate::mode::process::call::<Self>(ctx, handler, envelope)
+    }
+
+    #[doc(hidden)]
+    /// Runs a process-mode handler on serialized input (worker side).
+    fn __process<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        R: IntoReply<Self::Output>,
+        F: FnOnce(Self, Ctx) -> R,
+    {
+        let event: Self = postcard::from_bytes(input).map_err(|e| {
+            Failure::invalid(format!(
+                "malformed `{}` from the parent: {e}",
+                Self::META.name
+            ))
+        })?;
+        let output = f(event, ctx).into_reply()?;
+        crate::ctx::encode(&output)
+    }
+
+    #[doc(hidden)]
+    /// Decodes a serialized event from another process and delivers it as a notification.
+    fn __notify_bytes(ctx: Ctx, bytes: Vec<u8>) -> BoxFuture<Result<(), Failure>> {
+        Box::pin(async move {
+            let event: Self = postcard::from_bytes(&bytes)
+                .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
+            ctx.notify_event(event).await
+        })
+    }
+
+    #[doc(hidden)]
+    /// Decodes a serialized request from another process, requests it and encodes the answer.
+    fn __request_bytes(
+        ctx: Ctx,
+        bytes: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        Box::pin(async move {
+            let event: Self = postcard::from_bytes(&bytes)
+                .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
+            let output = ctx.request_event(event, timeout).await?;
+            crate::ctx::encode(&output)
+        })
     }
 }
 

@@ -9,7 +9,10 @@ mod error;
 pub mod event;
 mod failure;
 pub mod manager;
+mod mode;
 mod router;
+pub mod wire;
+pub mod worker;
 
 #[doc(hidden)]
 pub mod __private;
@@ -23,3 +26,4 @@ pub use event::{
 pub use failure::{Failure, Status};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running};
+pub use worker::{is_worker, serve_if_worker};

@@ -87,7 +87,13 @@ pub struct HandlerDescriptor {
     pub limit: usize,
     /// Where the method is declared.
     pub location: Location,
+    /// The worker-side entry of a process handler: decodes the event, runs the method and
+    /// encodes its output.
+    pub process: Option<ProcessFn>,
 }
+
+/// The worker-side entry of a process handler.
+pub type ProcessFn = fn(&[u8], Ctx) -> Result<Vec<u8>, crate::Failure>;
 
 /// Everything `#[manager]` knows about one manager type.
 #[derive(Debug)]

@@ -190,5 +190,7 @@ macro_rules! link {
     };
 }
 
+pub use edri_runtime::{is_worker, serve_if_worker};
+
 #[doc(hidden)]
 pub use edri_runtime::__private;

@@ -135,3 +135,39 @@ async fn events_before_stopping_keep_their_order() {
         ]
     );
 }
+
+/// Asks the router to stop as soon as it starts.
+pub struct Quitter {
+    log: Log,
+}
+
+#[manager(manual)]
+impl Quitter {
+    #[solve]
+    fn started(&mut self, _: &Started, ctx: &Ctx) {
+        self.log.lock().unwrap().push("quitter:started".into());
+        ctx.shutdown();
+    }
+
+    #[solve]
+    fn stopping(&mut self, _: &Stopping) {
+        self.log.lock().unwrap().push("quitter:stopping".into());
+    }
+}
+
+#[tokio::test]
+async fn run_returns_after_ctx_shutdown_with_a_graceful_stop() {
+    let log: Log = Arc::default();
+    let run = Edri::builder()
+        .only_explicit()
+        .manager(Quitter { log: log.clone() })
+        .run();
+    tokio::time::timeout(std::time::Duration::from_secs(5), run)
+        .await
+        .expect("run returned")
+        .unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["quitter:started", "quitter:stopping"]
+    );
+}

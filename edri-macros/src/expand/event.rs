@@ -145,7 +145,12 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
             }
             #kind_marker
             #p::inventory::submit! {
-                #p::EventRegistration { meta: <#ident as #p::Event>::META, type_id: #p::type_id_of::<#ident> }
+                #p::EventRegistration {
+                    meta: <#ident as #p::Event>::META,
+                    type_id: #p::type_id_of::<#ident>,
+                    notify_bytes: <#ident as #p::Event>::__notify_bytes,
+                    request_bytes: <#ident as #p::Event>::__request_bytes,
+                }
             }
         };
     }

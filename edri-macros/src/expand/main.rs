@@ -72,6 +72,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -
     quote! {
         #(#attrs)*
         #vis #sig {
+            #p::serve_if_worker();
             #p::build_runtime(#current, #workers).block_on(async move #body)
         }
     }

@@ -30,7 +30,16 @@ pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     };
     let manual = def.manual;
     let rust_name = quote!(#self_ty).to_string().replace(' ', "");
-    let descriptors = def.handlers.iter().map(|h| descriptor(&p, h));
+    let descriptors = def
+        .handlers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| descriptor(&p, i, h));
+    let process_entries = def
+        .handlers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| process_entry(&p, self_ty, i, h));
     let arms = def
         .handlers
         .iter()
@@ -70,6 +79,8 @@ pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
                     }
                 }
             }
+
+            #(#process_entries)*
 
             fn __edri_make_default() -> ::core::option::Option<::std::boxed::Box<dyn #p::ErasedManager>> {
                 #[allow(unused_imports)]
@@ -119,7 +130,7 @@ fn mode(h: &SolveDef) -> TokenStream {
     }
 }
 
-fn descriptor(p: &TokenStream, h: &SolveDef) -> TokenStream {
+fn descriptor(p: &TokenStream, index: usize, h: &SolveDef) -> TokenStream {
     let ev = &h.event;
     let event = event(p, h);
     let type_id = quote_spanned!(first_last(ev).1=> #p::type_id_of::<#ev>);
@@ -127,6 +138,12 @@ fn descriptor(p: &TokenStream, h: &SolveDef) -> TokenStream {
     let mode = mode(h);
     let limit = h.limit;
     let line = quote_spanned!(h.method.span()=> ::core::line!());
+    let process = if h.mode == Mode::Process {
+        let f = process_fn(index);
+        quote!(::core::option::Option::Some(#f))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     quote! {
         #p::HandlerDescriptor {
             event: #event::META,
@@ -135,6 +152,41 @@ fn descriptor(p: &TokenStream, h: &SolveDef) -> TokenStream {
             mode: #p::Mode::#mode,
             limit: #limit,
             location: #p::Location { file: ::core::file!(), line: #line },
+            process: #process,
+        }
+    }
+}
+
+/// The `FnOnce(E, Ctx) -> R` a thread or process handler is called through: the method itself
+/// when it takes the context, else a closure that drops it.
+fn worker_fn(self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
+    let method = &h.method;
+    if h.has_ctx {
+        quote_spanned!(method.span()=> <#self_ty>::#method)
+    } else {
+        quote_spanned!(method.span()=> |event, _| <#self_ty>::#method(event))
+    }
+}
+
+/// The name of the worker-side entry of process handler `index`.
+fn process_fn(index: usize) -> syn::Ident {
+    quote::format_ident!("__edri_process_{}", index)
+}
+
+/// The worker-side entry of a process handler: a plain fn the descriptor points to.
+fn process_entry(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> TokenStream {
+    if h.mode != Mode::Process {
+        return TokenStream::new();
+    }
+    let name = process_fn(index);
+    let span = first_last(&h.event).1;
+    let event = event(p, h);
+    let ret = ret(h);
+    let call = worker_fn(self_ty, h);
+    let body = quote_spanned!(span=> #event::__process::<#ret, _>(input, ctx, #call));
+    quote! {
+        fn #name(input: &[u8], ctx: #p::Ctx) -> ::core::result::Result<::std::vec::Vec<u8>, #p::Failure> {
+            #body
         }
     }
 }
@@ -185,10 +237,16 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 }
             }
         }
-        Mode::Thread | Mode::Process => {
-            let ctx_param = if h.has_ctx { quote!(ctx) } else { quote!(_) };
-            let call = quote_spanned!(call_span=> <#self_ty>::#method(event #ctx_arg));
-            let thread = quote_spanned!(span=> #event::__thread::<#ret, _>(ctx, #index, envelope, |event, #ctx_param| #call));
+        Mode::Process => {
+            let process = quote_spanned!(span=> #event::__process_call(ctx, #index, envelope));
+            quote! {
+                #index => #process.run().await,
+            }
+        }
+        Mode::Thread => {
+            let call = worker_fn(self_ty, h);
+            let thread =
+                quote_spanned!(span=> #event::__thread::<#ret, _>(ctx, #index, envelope, #call));
             quote! {
                 #index => #thread.run().await,
             }

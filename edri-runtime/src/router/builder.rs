@@ -6,6 +6,7 @@ use crate::builtin::{Started, Stopping};
 use crate::envelope::Envelope;
 use crate::error::{Error, StartError};
 use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
+use crate::mode::process::Pool;
 use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ impl Edri {
             without: Vec::new(),
             only_explicit: false,
             timeout: DEFAULT_TIMEOUT,
+            worker_timeout: None,
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
         }
@@ -52,6 +54,7 @@ pub struct EdriBuilder {
     without: Vec<TypeId>,
     only_explicit: bool,
     timeout: Duration,
+    worker_timeout: Option<Duration>,
     capacity: usize,
     grace: Duration,
 }
@@ -107,6 +110,13 @@ impl EdriBuilder {
         self
     }
 
+    /// How long one call of a process-mode handler may run before its worker is killed and
+    /// the call fails with `Timeout` (default: the request timeout).
+    pub fn worker_timeout(mut self, timeout: Duration) -> Self {
+        self.worker_timeout = Some(timeout);
+        self
+    }
+
     /// The mailbox capacity of managers that do not set `capacity = N` (default 1024).
     ///
     /// # Panics
@@ -132,9 +142,16 @@ impl EdriBuilder {
     /// [`StartError`] for an unusable configuration: no managers, two responders for one
     /// request, two events or managers with one name, a manager that cannot be constructed.
     pub async fn start(self) -> Result<Running, Error> {
+        if crate::worker::is_worker() {
+            return Err(StartError::StartedAsWorker {
+                env: crate::worker::WORKER_ENV,
+            }
+            .into());
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         table::check_event_names()?;
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
+        let worker_timeout = self.worker_timeout.unwrap_or(timeout);
         let instances = self.instances()?;
         check_manager_names(&instances)?;
 
@@ -159,6 +176,14 @@ impl EdriBuilder {
                         (h.mode != Mode::Inline).then(|| Arc::new(Semaphore::new(h.limit.max(1))))
                     })
                     .collect(),
+                pools: descriptor
+                    .handlers
+                    .iter()
+                    .map(|h| {
+                        (h.mode == Mode::Process)
+                            .then(|| Arc::new(Pool::new(descriptor.name, h.method)))
+                    })
+                    .collect(),
                 stats: ManagerStats::default(),
             })
             .collect();
@@ -166,9 +191,11 @@ impl EdriBuilder {
             routes,
             managers,
             default_timeout: timeout,
+            worker_timeout,
             runtime: runtime.clone(),
             stopping: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
+            uplink: None,
         });
 
         // `Started` goes first into every subscriber's mailbox, before any task runs, so it is
@@ -208,8 +235,10 @@ impl EdriBuilder {
     /// # Errors
     /// As [`start`](Self::start).
     pub async fn run(self) -> Result<(), Error> {
+        // Listen before anything starts, so that a signal during start-up stops gracefully too.
+        let signals = StopSignals::listen();
         let running = self.start().await?;
-        running.wait_for_stop_signal().await;
+        running.wait(signals).await;
         running.shutdown().await
     }
 
@@ -287,6 +316,10 @@ pub struct ManagerVitals {
     pub crashed: u64,
     /// Whether it is handling an event right now.
     pub busy: bool,
+    /// Live worker processes of its process handlers.
+    pub workers: usize,
+    /// Of those, the ones waiting for a call.
+    pub workers_idle: usize,
 }
 
 /// A running router: its [`Ctx`] and the way to stop it.
@@ -336,16 +369,35 @@ impl Running {
                 failed: m.stats.failed_count(),
                 crashed: m.stats.crashed_count(),
                 busy: m.stats.is_busy(),
+                workers: m.pools.iter().flatten().map(|p| p.pids().len()).sum(),
+                workers_idle: m.pools.iter().flatten().map(|p| p.idle_count()).sum(),
             })
             .collect()
     }
 
+    /// The pids of the live process-mode workers, of every manager.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.ctx
+            .shared()
+            .managers
+            .iter()
+            .flat_map(|m| m.pools.iter().flatten())
+            .flat_map(|p| p.pids())
+            .collect()
+    }
+
     /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
+    ///
+    /// The signals are listened to from the first poll of this future on.
     pub async fn wait_for_stop_signal(&self) {
+        self.wait(StopSignals::listen()).await;
+    }
+
+    async fn wait(&self, signals: StopSignals) {
         let requested = self.ctx.shared().shutdown_requested.notified();
         tokio::select! {
             () = requested => {}
-            () = terminate_signal() => {}
+            () = signals.recv() => {}
         }
     }
 
@@ -377,6 +429,13 @@ impl Running {
             for task in &mut self.tasks {
                 task.await.ok();
             }
+            for pool in shared
+                .managers
+                .iter()
+                .flat_map(|m| m.pools.iter().flatten())
+            {
+                pool.shutdown().await;
+            }
         };
         if tokio::time::timeout_at(deadline, drain).await.is_err() {
             shared.stopping.store(true, Ordering::Release);
@@ -400,24 +459,47 @@ impl Drop for Running {
     }
 }
 
-async fn terminate_signal() {
+/// Ctrl-C and SIGTERM, listened to from the moment this is created (from then on they no
+/// longer end the process by themselves).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+            if let Err(e) = &signals {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C / SIGTERM");
             }
-            Err(_) => {
-                tokio::signal::ctrl_c().await.ok();
+            Self {
+                signals: signals.ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.ok();
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        match self.signals {
+            Some((mut int, mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => tracing::info!("Ctrl-C: stopping"),
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                }
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.ok();
+        }
     }
 }

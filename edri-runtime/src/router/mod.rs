@@ -4,6 +4,7 @@
 mod builder;
 mod table;
 
+pub(crate) use builder::DEFAULT_TIMEOUT;
 pub use builder::{Edri, EdriBuilder, ManagerVitals, Running};
 pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
@@ -24,9 +25,33 @@ pub(crate) struct Shared {
     pub(crate) routes: HashMap<TypeId, Route, BuildHasherDefault<TypeIdHasher>>,
     pub(crate) managers: Box<[ManagerSlot]>,
     pub(crate) default_timeout: Duration,
+    pub(crate) worker_timeout: Duration,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) stopping: AtomicBool,
     pub(crate) shutdown_requested: Notify,
+    /// Where events without a local route go (a worker process's parent), if anywhere.
+    pub(crate) uplink: Option<Arc<dyn Uplink>>,
+}
+
+/// A future boxed for type erasure across process boundaries.
+pub(crate) type BoxFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+/// Carries events that have no local route to another router, serialized.
+pub(crate) trait Uplink: Send + Sync + 'static {
+    /// Delivers a notification elsewhere.
+    fn notify(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Result<(), crate::Failure>>;
+    /// Sends a request elsewhere and waits for its serialized response.
+    fn request(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Vec<u8>, crate::Failure>>;
 }
 
 /// One running manager, as seen by the router.
@@ -35,6 +60,8 @@ pub(crate) struct ManagerSlot {
     pub(crate) mailbox: mpsc::Sender<Envelope>,
     /// One semaphore per thread/process handler (by handler index), `None` for inline ones.
     pub(crate) limits: Box<[Option<Arc<Semaphore>>]>,
+    /// The worker pool of each process handler (by handler index).
+    pub(crate) pools: crate::mode::process::Pools,
     pub(crate) stats: ManagerStats,
 }
 

@@ -3,7 +3,7 @@
 use crate::envelope::Envelope;
 use crate::error::StartError;
 use crate::event::{EventKind, EventMeta};
-use crate::manager::{ManagerDescriptor, Mode};
+use crate::manager::ManagerDescriptor;
 use std::any::TypeId;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -24,14 +24,28 @@ pub(crate) struct Target {
     pub(crate) mailbox: mpsc::Sender<Envelope>,
 }
 
-/// What every `#[event]` submits to `inventory`, so that duplicate names are found even for
-/// events nobody handles.
+/// Decodes a serialized event from another process and delivers it as a notification.
+pub type NotifyBytes = fn(crate::Ctx, Vec<u8>) -> super::BoxFuture<Result<(), crate::Failure>>;
+
+/// Decodes a serialized request from another process, requests it, encodes the response.
+pub type RequestBytes = fn(
+    crate::Ctx,
+    Vec<u8>,
+    std::time::Duration,
+) -> super::BoxFuture<Result<Vec<u8>, crate::Failure>>;
+
+/// What every `#[event]` submits to `inventory`: duplicate names are found even for events
+/// nobody handles, and events arriving serialized from another process are found by name.
 #[derive(Debug)]
 pub struct EventRegistration {
     /// The event's metadata.
     pub meta: &'static EventMeta,
     /// The event's type id.
     pub type_id: fn() -> TypeId,
+    /// Decodes the event and delivers it as a notification.
+    pub notify_bytes: NotifyBytes,
+    /// Decodes the event, requests it and encodes the response.
+    pub request_bytes: RequestBytes,
 }
 
 inventory::collect!(EventRegistration);
@@ -68,14 +82,6 @@ pub(crate) fn build(
     let mut building: HashMap<TypeId, Building> = HashMap::new();
     for (index, (descriptor, mailbox)) in managers.iter().enumerate() {
         for (h, handler) in descriptor.handlers.iter().enumerate() {
-            if handler.mode == Mode::Process {
-                return Err(StartError::Unsupported {
-                    what: "process-mode handlers",
-                    at: handler.location,
-                    manager: descriptor.name,
-                    method: handler.method,
-                });
-            }
             let target = Target {
                 manager: u32::try_from(index).map_err(|_| StartError::TooMany("managers"))?,
                 handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,

@@ -1,0 +1,43 @@
+//! `#[solve(thread, limit = N)]`: handlers on tokio's blocking thread pool.
+
+use super::{WorkerStart, join_message};
+use crate::envelope::Envelope;
+use crate::event::{Event, IntoReply};
+use crate::{Ctx, Failure};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Prepares a thread-mode call of handler `handler` of the manager owning `ctx`.
+pub(crate) fn call<E, R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
+where
+    E: Event,
+    R: IntoReply<E::Output>,
+    F: FnOnce(E, Ctx) -> R + Send + 'static,
+{
+    let (event, reply) = E::__open(envelope);
+    let limit = ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)].clone();
+    let ctx = ctx.clone();
+    let span = tracing::Span::current();
+    let start =
+        move |permit: Option<OwnedSemaphorePermit>| {
+            let worker_ctx = ctx.clone();
+            ctx.clone().spawn(async move {
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _enter = span.enter();
+                    let _permit = permit;
+                    E::__own(event).and_then(|event| f(event, worker_ctx).into_reply())
+                })
+                .await;
+                let result = joined.unwrap_or_else(|join| {
+                let message = join_message(join);
+                tracing::error!(event = E::META.name, panic = %message, "thread handler panicked");
+                ctx.shared().stats(ctx.origin()).crashed();
+                Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
+            });
+                crate::__private::send::<E>(&ctx, reply, result);
+            });
+        };
+    WorkerStart {
+        limit,
+        start: Box::new(start),
+    }
+}

@@ -1,0 +1,109 @@
+//! Frames between processes: a little-endian `u32` length, then that many bytes of postcard.
+//!
+//! Reading never trusts the peer: a length above [`MAX_FRAME`] or bytes that do not decode
+//! are errors, never panics or unbounded allocations.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame accepted (64 MiB).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// What can go wrong reading or writing a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the stream between frames.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// Reading or writing failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The announced length is above [`MAX_FRAME`].
+    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    /// The bytes are not a valid frame.
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] postcard::Error),
+}
+
+/// Writes one frame (and flushes).
+///
+/// # Errors
+/// [`FrameError::Io`] or, for a message over the limit, [`FrameError::TooLarge`].
+pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize + ?Sized,
+{
+    let body = postcard::to_stdvec(message)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| n as usize <= MAX_FRAME)
+        .ok_or(FrameError::TooLarge(body.len()))?;
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&body);
+    writer.write_all(&buf).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame.
+///
+/// # Errors
+/// [`FrameError::Closed`] at a clean end of stream, otherwise as [`FrameError`] says.
+pub async fn read_frame<R, T>(reader: &mut R) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    Ok(postcard::from_bytes(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_and_garbage() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_frame(&mut a, &("hello", 42u32)).await.unwrap();
+        let back: (String, u32) = read_frame(&mut b).await.unwrap();
+        assert_eq!(back, ("hello".to_owned(), 42));
+
+        // An oversize length is refused before anything is allocated.
+        a.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+        assert!(matches!(
+            read_frame::<_, u32>(&mut b).await,
+            Err(FrameError::TooLarge(_))
+        ));
+
+        // Garbage bytes are an error, not a panic.
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&3u32.to_le_bytes()).await.unwrap();
+        a.write_all(&[0xff, 0xff, 0xff]).await.unwrap();
+        assert!(matches!(
+            read_frame::<_, (String, u32)>(&mut b).await,
+            Err(FrameError::Malformed(_))
+        ));
+
+        drop(a);
+        assert!(matches!(
+            read_frame::<_, u32>(&mut b).await,
+            Err(FrameError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,267 @@
+//! The child side of process-mode handlers.
+//!
+//! A parent router starts workers by re-executing its own binary with [`WORKER_ENV`] set. The
+//! child's `main` — `#[edri::main]` does it, or [`serve_if_worker`] called first in a custom
+//! main — notices the marker and, instead of running the application, serves handler calls
+//! over its stdin/stdout as length-prefixed postcard frames ([`crate::wire`]) until its stdin
+//! closes. A handler's `Ctx` in the child reaches the parent's router through the same pipe.
+
+use crate::manager::ManagerRegistration;
+use crate::router::{BoxFuture, Uplink};
+use crate::wire::{FrameError, read_frame, write_frame};
+use crate::{Ctx, Failure};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The environment variable that makes a process of this binary a worker.
+pub const WORKER_ENV: &str = "EDRI_WORKER";
+
+/// Version of the parent/worker protocol, checked when a worker starts.
+pub(crate) const PROTOCOL: u32 = 1;
+
+/// Parent to worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// Run `manager::method` on this serialized event.
+    Call {
+        manager: String,
+        method: String,
+        payload: Vec<u8>,
+    },
+    /// The answer to the worker's notify/request `id`.
+    Reply {
+        id: u64,
+        result: Result<Vec<u8>, Failure>,
+    },
+}
+
+/// Worker to parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToParent {
+    /// First frame of every worker.
+    Ready { protocol: u32 },
+    /// The result of the current call: the serialized output, or a failure.
+    Done { result: Result<Vec<u8>, Failure> },
+    /// `ctx.notify` in the worker.
+    Notify {
+        id: u64,
+        event: String,
+        payload: Vec<u8>,
+    },
+    /// `ctx.request` in the worker.
+    Request {
+        id: u64,
+        event: String,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+    },
+}
+
+/// Whether this process was started as a worker.
+pub fn is_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some()
+}
+
+/// Serves as a process-mode worker when this process was started as one, then exits; returns
+/// at once otherwise. `#[edri::main]` calls it first; call it first in any other `main` of a
+/// binary whose managers have `#[solve(process)]` handlers (for tests: a test target with
+/// `harness = false`, see the README).
+pub fn serve_if_worker() {
+    if !is_worker() {
+        return;
+    }
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("edri worker {}: {e}", std::process::id());
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<(), FrameError> {
+    let protocol_out = protocol_stdout()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(protocol_out))
+}
+
+/// The pipe to the parent, taken off fd 1; fd 1 then points at stderr so that a handler's
+/// `println!` lands in the parent's log instead of corrupting the protocol.
+#[cfg(unix)]
+fn protocol_stdout() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `dup`/`dup2` only duplicate file descriptors of this process; the new
+    // descriptor from `dup` is owned by nobody else, so `File` may take ownership of it.
+    #[allow(unsafe_code)]
+    unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 || libc::dup2(2, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::fs::File::from_raw_fd(fd))
+    }
+}
+
+#[cfg(not(unix))]
+fn protocol_stdout() -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "process workers need a unix system",
+    ))
+}
+
+/// Where the parent's answer to one notify/request of the worker goes.
+type Waiter = oneshot::Sender<Result<Vec<u8>, Failure>>;
+
+/// The worker's end of the pipe, shared by the running call and its `Ctx`.
+struct ParentLink {
+    out: tokio::sync::Mutex<tokio::fs::File>,
+    pending: Mutex<HashMap<u64, Waiter>>,
+    next: AtomicU64,
+}
+
+impl ParentLink {
+    async fn send(&self, message: &ToParent) -> Result<(), FrameError> {
+        write_frame(&mut *self.out.lock().await, message).await
+    }
+
+    /// Sends a notify/request frame and waits for the parent's reply.
+    async fn ask(self: Arc<Self>, make: impl FnOnce(u64) -> ToParent) -> Result<Vec<u8>, Failure> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, tx);
+        if let Err(e) = self.send(&make(id)).await {
+            self.pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+            return Err(Failure::unavailable(format!(
+                "the parent router is gone: {e}"
+            )));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Failure::unavailable("the parent router is gone")))
+    }
+
+    fn resolve(&self, id: u64, result: Result<Vec<u8>, Failure>) {
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        if let Some(tx) = waiter {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Uplink for ParentLink {
+    fn notify(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Result<(), Failure>> {
+        Box::pin(async move {
+            self.ask(|id| ToParent::Notify {
+                id,
+                event: event.to_owned(),
+                payload,
+            })
+            .await
+            .map(drop)
+        })
+    }
+
+    fn request(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        Box::pin(async move {
+            self.ask(|id| ToParent::Request {
+                id,
+                event: event.to_owned(),
+                payload,
+                timeout_ms,
+            })
+            .await
+        })
+    }
+}
+
+async fn serve(protocol_out: std::fs::File) -> Result<(), FrameError> {
+    let link = Arc::new(ParentLink {
+        out: tokio::sync::Mutex::new(tokio::fs::File::from_std(protocol_out)),
+        pending: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+    });
+    let ctx = Ctx::with_uplink(
+        tokio::runtime::Handle::current(),
+        link.clone(),
+        crate::router::DEFAULT_TIMEOUT,
+    );
+    link.send(&ToParent::Ready { protocol: PROTOCOL }).await?;
+    let mut input = tokio::io::stdin();
+    loop {
+        match read_frame::<_, ToWorker>(&mut input).await {
+            Ok(ToWorker::Call {
+                manager,
+                method,
+                payload,
+            }) => {
+                let (link, ctx) = (link.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    let result = call(&manager, &method, payload, ctx).await;
+                    if let Err(e) = link.send(&ToParent::Done { result }).await {
+                        eprintln!(
+                            "edri worker {}: cannot answer the parent: {e}",
+                            std::process::id()
+                        );
+                        std::process::exit(2);
+                    }
+                });
+            }
+            Ok(ToWorker::Reply { id, result }) => link.resolve(id, result),
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs one call on the blocking pool; a panic becomes `Crashed` and the worker goes on.
+async fn call(manager: &str, method: &str, payload: Vec<u8>, ctx: Ctx) -> Result<Vec<u8>, Failure> {
+    let handler = inventory::iter::<ManagerRegistration>()
+        .filter(|r| r.0.name == manager)
+        .flat_map(|r| r.0.handlers.iter())
+        .find(|h| h.method == method)
+        .and_then(|h| h.process)
+        .ok_or_else(|| {
+            Failure::failed(format!(
+                "this binary has no process handler `{manager}::{method}`"
+            ))
+        })?;
+    tokio::task::spawn_blocking(move || handler(&payload, ctx))
+        .await
+        .unwrap_or_else(|join| {
+            let message = join.try_into_panic().map_or_else(
+                |_| "cancelled".to_owned(),
+                |p| crate::manager::panic_message(&*p).to_owned(),
+            );
+            Err(Failure::crashed(format!(
+                "`{manager}::{method}` panicked: {message}"
+            )))
+        })
+}
