@@ -55,9 +55,7 @@ impl Calc {
             return Err(Failure::invalid("division by zero"));
         }
         self.served += 1;
-        Ok(DivideResponse {
-            quotient: ev.a / ev.b,
-        })
+        Ok(DivideResponse { quotient: ev.a / ev.b })
     }
 }
 
@@ -79,10 +77,7 @@ impl Indexer {
 
     #[solve]
     fn stats(&self, _: &FileStats) -> FileStatsResponse {
-        FileStatsResponse {
-            seen: self.seen,
-            bytes: self.bytes,
-        }
+        FileStatsResponse { seen: self.seen, bytes: self.bytes }
     }
 }
 
@@ -94,10 +89,7 @@ pub struct Auditor;
 impl Auditor {
     #[solve]
     fn started(&mut self, _: &Started, ctx: &Ctx) {
-        println!(
-            "auditor: started as `{}`",
-            ctx.manager_name().unwrap_or("?")
-        );
+        println!("auditor: started as `{}`", ctx.manager_name().unwrap_or("?"));
     }
 
     #[solve]
@@ -110,20 +102,12 @@ impl Auditor {
 async fn main() -> edri::Result<()> {
     tracing_subscriber::fmt().with_env_filter("warn").init();
 
-    let running = Edri::builder()
-        .request_timeout(Duration::from_secs(2))
-        .start()
-        .await?;
+    let running = Edri::builder().request_timeout(Duration::from_secs(2)).start().await?;
     println!("running managers: {:?}", running.managers());
     let ctx = running.ctx();
 
     for (path, size) in [("a.txt", 120), ("b.png", 4096)] {
-        ctx.notify(FileUploaded {
-            path: path.into(),
-            size,
-        })
-        .await
-        .ok();
+        ctx.notify(FileUploaded { path: path.into(), size }).await.ok();
     }
 
     match ctx.request(Divide { a: 7.0, b: 2.0 }).await {

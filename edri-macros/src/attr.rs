@@ -45,25 +45,15 @@ pub(crate) fn set_once<T>(
     value: T,
 ) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(
-            ident.span(),
-            format!("duplicate argument `{ident}`"),
-        ));
+        return Err(syn::Error::new(ident.span(), format!("duplicate argument `{ident}`")));
     }
-    *slot = Some(Spanned {
-        value,
-        span: ident.span(),
-    });
+    *slot = Some(Spanned { value, span: ident.span() });
     Ok(())
 }
 
 pub(crate) fn flag(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
-        let name = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let name = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
         return Err(meta.error(format!("`{name}` takes no value")));
     }
     Ok(())
@@ -90,17 +80,12 @@ where
     T::Err: std::fmt::Display,
 {
     let lit: LitInt = meta.value()?.parse()?;
-    lit.base10_parse::<T>()
-        .map_err(|_| syn::Error::new(lit.span(), format!("expected {what}")))
+    lit.base10_parse::<T>().map_err(|_| syn::Error::new(lit.span(), format!("expected {what}")))
 }
 
 /// "unknown edri event argument `reqest`; expected one of `a`, `b`, …"
 pub(crate) fn unknown(what: &str, ident: &Ident, valid: &[&str]) -> syn::Error {
-    let list = valid
-        .iter()
-        .map(|v| format!("`{v}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = valid.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
     let mut message = format!("unknown {what} argument `{ident}`; expected one of {list}");
     if let Some(close) = closest(&ident.to_string(), valid) {
         message.push_str(&format!("; did you mean `{close}`?"));

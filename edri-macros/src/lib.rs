@@ -22,10 +22,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
         Err(_) => {
             return with_errors(
                 input.into(),
-                syn::Error::new(
-                    proc_macro2::Span::call_site(),
-                    "`#[event]` goes on a struct",
-                ),
+                syn::Error::new(proc_macro2::Span::call_site(), "`#[event]` goes on a struct"),
             );
         }
     };
@@ -64,10 +61,14 @@ pub fn manager(args: TokenStream, input: TokenStream) -> TokenStream {
 
 /// Marks a handler inside a `#[manager]` impl block; see `edri::solve`.
 ///
-/// `#[manager]` consumes these attributes; one that reaches this function stands outside
-/// such a block.
+/// `#[manager]` checks these attributes and leaves each as `#[solve(__edri_checked)]`, which
+/// passes the method through; any other that reaches this function stands outside such a
+/// block.
 #[proc_macro_attribute]
-pub fn solve(_args: TokenStream, input: TokenStream) -> TokenStream {
+pub fn solve(args: TokenStream, input: TokenStream) -> TokenStream {
+    if args.to_string() == "__edri_checked" {
+        return input;
+    }
     with_errors(
         input.into(),
         syn::Error::new(

@@ -82,53 +82,51 @@ impl EventDef {
         errors: &mut Errors,
     ) -> Option<Self> {
         let mut a = EventArgs::default();
-        attr::parse_args(args.clone(), errors, |ident, meta, _| {
-            match ident.to_string().as_str() {
-                "notification" | "request" | "tunnel" => {
-                    attr::flag(meta)?;
-                    let kind = match ident.to_string().as_str() {
-                        "notification" => Kind::Notification,
-                        "request" => Kind::Request,
-                        _ => Kind::Tunnel,
-                    };
-                    if let Some(prev) = &a.kind {
-                        return Err(syn::Error::new(
-                            ident.span(),
-                            format!(
-                                "an event has exactly one kind; it is already a {}",
-                                prev.value.as_str()
-                            ),
-                        ));
-                    }
-                    attr::set_once(&mut a.kind, ident, kind)
+        attr::parse_args(args.clone(), errors, |ident, meta, _| match ident.to_string().as_str() {
+            "notification" | "request" | "tunnel" => {
+                attr::flag(meta)?;
+                let kind = match ident.to_string().as_str() {
+                    "notification" => Kind::Notification,
+                    "request" => Kind::Request,
+                    _ => Kind::Tunnel,
+                };
+                if let Some(prev) = &a.kind {
+                    return Err(syn::Error::new(
+                        ident.span(),
+                        format!(
+                            "an event has exactly one kind; it is already a {}",
+                            prev.value.as_str()
+                        ),
+                    ));
                 }
-                "name" => {
-                    let lit = attr::string(meta)?;
-                    if lit.value().trim().is_empty() {
-                        return Err(syn::Error::new(lit.span(), "an event name cannot be empty"));
-                    }
-                    attr::set_once(&mut a.name, ident, lit)
-                }
-                "response" => attr::set_once(&mut a.response, ident, attr::ty(meta)?),
-                "send" => attr::set_once(&mut a.send, ident, attr::ty(meta)?),
-                "receive" => attr::set_once(&mut a.receive, ident, attr::ty(meta)?),
-                "priority" => attr::set_once(
-                    &mut a.priority,
-                    ident,
-                    attr::int(meta, "a priority from 0 (most urgent) to 255")?,
-                ),
-                "local" => {
-                    attr::flag(meta)?;
-                    attr::set_once(&mut a.local, ident, ())
-                }
-                "http" => attr::set_once(&mut a.http, ident, attr::string(meta)?),
-                "ws" => {
-                    attr::flag(meta)?;
-                    attr::set_once(&mut a.ws, ident, ())
-                }
-                "crate" => attr::set_once(&mut a.krate, ident, attr::path(meta)?),
-                _ => Err(attr::unknown("edri event", ident, EVENT_ARGS)),
+                attr::set_once(&mut a.kind, ident, kind)
             }
+            "name" => {
+                let lit = attr::string(meta)?;
+                if lit.value().trim().is_empty() {
+                    return Err(syn::Error::new(lit.span(), "an event name cannot be empty"));
+                }
+                attr::set_once(&mut a.name, ident, lit)
+            }
+            "response" => attr::set_once(&mut a.response, ident, attr::ty(meta)?),
+            "send" => attr::set_once(&mut a.send, ident, attr::ty(meta)?),
+            "receive" => attr::set_once(&mut a.receive, ident, attr::ty(meta)?),
+            "priority" => attr::set_once(
+                &mut a.priority,
+                ident,
+                attr::int(meta, "a priority from 0 (most urgent) to 255")?,
+            ),
+            "local" => {
+                attr::flag(meta)?;
+                attr::set_once(&mut a.local, ident, ())
+            }
+            "http" => attr::set_once(&mut a.http, ident, attr::string(meta)?),
+            "ws" => {
+                attr::flag(meta)?;
+                attr::set_once(&mut a.ws, ident, ())
+            }
+            "crate" => attr::set_once(&mut a.krate, ident, attr::path(meta)?),
+            _ => Err(attr::unknown("edri event", ident, EVENT_ARGS)),
         });
 
         let kind = match &a.kind {
@@ -155,10 +153,7 @@ impl EventDef {
         {
             errors.at(
                 r.span,
-                format!(
-                    "`response = ..` is for requests; this event is a {}",
-                    kind.as_str()
-                ),
+                format!("`response = ..` is for requests; this event is a {}", kind.as_str()),
             );
         }
         for (slot, name) in [(&a.send, "send"), (&a.receive, "receive")] {
@@ -167,10 +162,7 @@ impl EventDef {
             {
                 errors.at(
                     s.span,
-                    format!(
-                        "`{name} = ..` is for tunnels; this event is a {}",
-                        kind.as_str()
-                    ),
+                    format!("`{name} = ..` is for tunnels; this event is a {}", kind.as_str()),
                 );
             }
         }
@@ -257,25 +249,18 @@ impl EventDef {
         // `http` path parameters must name fields of the event.
         if let Some((_, path)) = &http {
             for param in path_params(path) {
-                let found = item
-                    .fields
-                    .iter()
-                    .any(|f| f.ident.as_ref().is_some_and(|i| *i == param));
+                let found =
+                    item.fields.iter().any(|f| f.ident.as_ref().is_some_and(|i| *i == param));
                 if !found {
                     errors.at(
                         args_span(&args, "http"),
-                        format!(
-                            "path parameter `{{{param}}}` is not a field of `{}`",
-                            item.ident
-                        ),
+                        format!("path parameter `{{{param}}}` is not a field of `{}`", item.ident),
                     );
                 }
             }
         }
 
-        let name = a
-            .name
-            .map_or_else(|| item.ident.to_string(), |n| n.value.value());
+        let name = a.name.map_or_else(|| item.ident.to_string(), |n| n.value.value());
         Some(Self {
             kind,
             name,
@@ -309,10 +294,7 @@ fn check_no_serde_derive(attr: &Attribute, errors: &mut Errors) {
         {
             errors.spanned(
                 &meta.path,
-                format!(
-                    "`#[event]` already derives `{}`: remove it from this derive",
-                    last.ident
-                ),
+                format!("`#[event]` already derives `{}`: remove it from this derive", last.ident),
             );
         }
         Ok(())
@@ -352,26 +334,17 @@ fn parse_http(lit: &LitStr) -> syn::Result<(String, String)> {
             _ => {}
         }
         if !(0..=1).contains(&depth) {
-            return Err(syn::Error::new(
-                lit.span(),
-                "unbalanced `{`/`}` in the route path",
-            ));
+            return Err(syn::Error::new(lit.span(), "unbalanced `{`/`}` in the route path"));
         }
     }
     if depth != 0 {
-        return Err(syn::Error::new(
-            lit.span(),
-            "unbalanced `{`/`}` in the route path",
-        ));
+        return Err(syn::Error::new(lit.span(), "unbalanced `{`/`}` in the route path"));
     }
     Ok((method.to_owned(), path.to_owned()))
 }
 
 pub(crate) fn path_params(path: &str) -> Vec<String> {
-    path.split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}').map(|(p, _)| p.to_owned()))
-        .collect()
+    path.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(p, _)| p.to_owned())).collect()
 }
 
 // ---------------------------------------------------------------- #[manager] / #[solve]
@@ -435,37 +408,35 @@ impl ManagerDef {
         let mut name: Option<Spanned<LitStr>> = None;
         let mut manual: Option<Spanned<()>> = None;
         let mut krate: Option<Spanned<Path>> = None;
-        attr::parse_args(args, errors, |ident, meta, _| {
-            match ident.to_string().as_str() {
-                "queue" => {
-                    let value: Ident = meta.value()?.parse()?;
-                    let q = match value.to_string().as_str() {
-                        "fifo" => Queue::Fifo,
-                        "priority" => Queue::Priority,
-                        _ => {
-                            return Err(syn::Error::new(
-                                value.span(),
-                                format!("unknown queue `{value}`; expected `fifo` or `priority`"),
-                            ));
-                        }
-                    };
-                    attr::set_once(&mut queue, ident, q)
-                }
-                "capacity" => {
-                    let n: usize = attr::int(meta, "a mailbox capacity of at least 1")?;
-                    if n == 0 {
-                        return Err(meta.error("a mailbox capacity must be at least 1"));
+        attr::parse_args(args, errors, |ident, meta, _| match ident.to_string().as_str() {
+            "queue" => {
+                let value: Ident = meta.value()?.parse()?;
+                let q = match value.to_string().as_str() {
+                    "fifo" => Queue::Fifo,
+                    "priority" => Queue::Priority,
+                    _ => {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            format!("unknown queue `{value}`; expected `fifo` or `priority`"),
+                        ));
                     }
-                    attr::set_once(&mut capacity, ident, n)
-                }
-                "name" => attr::set_once(&mut name, ident, attr::string(meta)?),
-                "manual" => {
-                    attr::flag(meta)?;
-                    attr::set_once(&mut manual, ident, ())
-                }
-                "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
-                _ => Err(attr::unknown("edri manager", ident, MANAGER_ARGS)),
+                };
+                attr::set_once(&mut queue, ident, q)
             }
+            "capacity" => {
+                let n: usize = attr::int(meta, "a mailbox capacity of at least 1")?;
+                if n == 0 {
+                    return Err(meta.error("a mailbox capacity must be at least 1"));
+                }
+                attr::set_once(&mut capacity, ident, n)
+            }
+            "name" => attr::set_once(&mut name, ident, attr::string(meta)?),
+            "manual" => {
+                attr::flag(meta)?;
+                attr::set_once(&mut manual, ident, ())
+            }
+            "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
+            _ => Err(attr::unknown("edri manager", ident, MANAGER_ARGS)),
         });
 
         if let Some((_, path, _)) = &item.trait_ {
@@ -499,6 +470,10 @@ impl ManagerDef {
                 if let Some(h) = SolveDef::parse(&solves[0], f, errors) {
                     handlers.push(h);
                 }
+                // Keep the attribute as the user wrote its path (so their `use` of it counts and
+                // IDEs resolve it), marked as checked: `#[solve]` then passes the method through.
+                let path = solves[0].path();
+                f.attrs.insert(0, syn::parse_quote!(#[#path(__edri_checked)]));
             }
         }
         check_one_handler_per_event(&handlers, errors);
@@ -523,10 +498,7 @@ impl ManagerDef {
 }
 
 fn is_solve(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "solve")
+    attr.path().segments.last().is_some_and(|s| s.ident == "solve")
 }
 
 fn check_one_handler_per_event(handlers: &[SolveDef], errors: &mut Errors) {

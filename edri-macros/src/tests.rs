@@ -21,13 +21,7 @@ fn event(args: TokenStream, item: TokenStream) -> String {
 fn event_errors(args: TokenStream, item: TokenStream) -> String {
     let mut errors = Errors::default();
     let _ = model::EventDef::parse(args, syn::parse2(item).unwrap(), &mut errors);
-    errors
-        .finish()
-        .unwrap_err()
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.finish().unwrap_err().into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 fn manager(args: TokenStream, item: TokenStream) -> String {
@@ -40,12 +34,7 @@ fn manager(args: TokenStream, item: TokenStream) -> String {
 fn manager_errors(args: TokenStream, item: TokenStream) -> Vec<String> {
     let mut errors = Errors::default();
     let _ = model::ManagerDef::parse(args, syn::parse2(item).unwrap(), &mut errors);
-    errors
-        .finish()
-        .unwrap_err()
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect()
+    errors.finish().unwrap_err().into_iter().map(|e| e.to_string()).collect()
 }
 
 #[test]
@@ -68,13 +57,7 @@ fn request_with_response_fields() {
 #[test]
 fn notification_with_arguments() {
     insta::assert_snapshot!(event(
-        quote!(
-            notification,
-            name = "files.uploaded",
-            priority = 3,
-            ws,
-            local
-        ),
+        quote!(notification, name = "files.uploaded", priority = 3, ws, local),
         quote! { pub struct FileUploaded { pub path: String, pub size: u64 } }
     ));
 }
@@ -82,12 +65,7 @@ fn notification_with_arguments() {
 #[test]
 fn request_with_response_type_and_route() {
     insta::assert_snapshot!(event(
-        quote!(
-            request,
-            response = Listing,
-            http = "GET /files/{dir}",
-            crate = my_edri
-        ),
+        quote!(request, response = Listing, http = "GET /files/{dir}", crate = my_edri),
         quote! { pub(crate) struct ListDir { pub dir: String } }
     ));
 }
@@ -124,34 +102,20 @@ fn manager_with_every_handler_shape() {
 fn fingerprint_changes_with_field_types() {
     let a = event(quote!(notification), quote! { pub struct E { pub x: u32 } });
     let b = event(quote!(notification), quote! { pub struct E { pub x: u64 } });
-    let fp = |s: &str| {
-        s.lines()
-            .skip_while(|l| !l.contains("fingerprint"))
-            .nth(1)
-            .unwrap()
-            .to_owned()
-    };
+    let fp =
+        |s: &str| s.lines().skip_while(|l| !l.contains("fingerprint")).nth(1).unwrap().to_owned();
     assert_ne!(fp(&a), fp(&b));
 }
 
 #[test]
 fn event_argument_errors_list_the_valid_ones() {
     let text = event_errors(quote!(reqest), quote! { pub struct E; });
-    assert!(
-        text.contains("unknown edri event argument `reqest`"),
-        "{text}"
-    );
+    assert!(text.contains("unknown edri event argument `reqest`"), "{text}");
     assert!(text.contains("did you mean `request`?"), "{text}");
-    assert!(
-        text.contains("`notification`, `request`, `tunnel`"),
-        "{text}"
-    );
+    assert!(text.contains("`notification`, `request`, `tunnel`"), "{text}");
     let text = event_errors(quote!(request, request), quote! { pub struct E; });
     assert!(text.contains("exactly one kind"), "{text}");
-    let text = event_errors(
-        quote!(notification, http = "GET /x"),
-        quote! { pub struct E; },
-    );
+    let text = event_errors(quote!(notification, http = "GET /x"), quote! { pub struct E; });
     assert!(text.contains("routes are for requests"), "{text}");
     let text = event_errors(
         quote!(request, http = "GET /x/{nope}"),

@@ -56,11 +56,7 @@ pub(crate) fn send<E: Event>(ctx: &Ctx, reply: Reply, result: Result<E::Output, 
 /// An envelope whose handler index is unknown to the manager: a runtime bug, logged.
 #[cold]
 pub fn unknown_handler(descriptor: &ManagerDescriptor, envelope: &Envelope) {
-    tracing::error!(
-        manager = descriptor.name,
-        handler = envelope.handler(),
-        "no such handler"
-    );
+    tracing::error!(manager = descriptor.name, handler = envelope.handler(), "no such handler");
 }
 
 /// Probes whether `M: Default` at the expansion site (autoref specialisation).
@@ -122,8 +118,5 @@ pub fn build_runtime(current_thread: bool, workers: Option<usize>) -> tokio::run
         }
         b
     };
-    builder
-        .enable_all()
-        .build()
-        .expect("edri: cannot build the tokio runtime")
+    builder.enable_all().build().expect("edri: cannot build the tokio runtime")
 }

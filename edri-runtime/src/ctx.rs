@@ -29,14 +29,8 @@ pub struct Ctx {
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let manager = self
-            .shared
-            .managers
-            .get(self.origin as usize)
-            .map(|m| m.descriptor.name);
-        f.debug_struct("Ctx")
-            .field("manager", &manager)
-            .finish_non_exhaustive()
+        let manager = self.shared.managers.get(self.origin as usize).map(|m| m.descriptor.name);
+        f.debug_struct("Ctx").field("manager", &manager).finish_non_exhaustive()
     }
 }
 
@@ -55,10 +49,7 @@ impl Ctx {
 
     /// The name of the manager this context belongs to (`None` outside managers).
     pub fn manager_name(&self) -> Option<&'static str> {
-        self.shared
-            .managers
-            .get(self.origin as usize)
-            .map(|m| m.descriptor.name)
+        self.shared.managers.get(self.origin as usize).map(|m| m.descriptor.name)
     }
 
     /// Delivers a notification to every subscriber, waiting while a mailbox is full.
@@ -68,11 +59,29 @@ impl Ctx {
     /// # Errors
     /// `Unavailable` when the router is stopping and a subscriber is gone.
     pub async fn notify<E: Notification>(&self, event: E) -> Result<(), Failure> {
-        self.notify_event(event).await
+        self.notify_event(event, E::META.priority).await
+    }
+
+    /// [`notify`](Self::notify) in priority lane `priority` (0 is most urgent) instead of the
+    /// event's default `#[event(priority = N)]`. Matters to `#[manager(queue = priority)]`
+    /// subscribers; FIFO mailboxes ignore it.
+    ///
+    /// # Errors
+    /// As [`notify`](Self::notify).
+    pub async fn notify_priority<E: Notification>(
+        &self,
+        event: E,
+        priority: u8,
+    ) -> Result<(), Failure> {
+        self.notify_event(event, priority).await
     }
 
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
-    pub(crate) async fn notify_event<E: Event>(&self, event: E) -> Result<(), Failure> {
+    pub(crate) async fn notify_event<E: Event>(
+        &self,
+        event: E,
+        priority: u8,
+    ) -> Result<(), Failure> {
         let Some(route) = self.shared.route(TypeId::of::<E>()) else {
             return self.notify_uplink(&event).await;
         };
@@ -80,7 +89,7 @@ impl Ctx {
             [] => self.notify_uplink(&event).await,
             [one] => one
                 .mailbox
-                .send(Envelope::shared(one.handler, Arc::new(event)))
+                .send(Envelope::shared(one.handler, priority, Arc::new(event)))
                 .await
                 .map_err(|_| stopped::<E>()),
             many => {
@@ -89,7 +98,7 @@ impl Ctx {
                 for target in many {
                     if target
                         .mailbox
-                        .send(Envelope::shared(target.handler, shared.clone()))
+                        .send(Envelope::shared(target.handler, priority, shared.clone()))
                         .await
                         .is_err()
                     {
@@ -124,10 +133,11 @@ impl Ctx {
             return Ok(());
         };
         if let [one] = &*route.subscribers {
-            return match one
-                .mailbox
-                .try_send(Envelope::shared(one.handler, Arc::new(event)))
-            {
+            return match one.mailbox.try_send(Envelope::shared(
+                one.handler,
+                E::META.priority,
+                Arc::new(event),
+            )) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(env)) => Err(TryNotifyError::Full(unshare::<E>(env))),
                 Err(TrySendError::Closed(env)) => Err(TryNotifyError::Closed(unshare::<E>(env))),
@@ -144,7 +154,7 @@ impl Ctx {
         }
         let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
         for (permit, handler) in permits {
-            permit.send(Envelope::shared(handler, shared.clone()));
+            permit.send(Envelope::shared(handler, E::META.priority, shared.clone()));
         }
         Ok(())
     }
@@ -157,22 +167,14 @@ impl Ctx {
     /// let r = ctx.request(Divide { a: 1.0, b: 2.0 }).timeout(Duration::from_millis(50)).await?;
     /// ```
     pub fn request<E: Request>(&self, event: E) -> Call<'_, E> {
-        Call {
-            ctx: self,
-            event,
-            timeout: self.shared.default_timeout,
-        }
+        Call { ctx: self, event, timeout: self.shared.default_timeout, priority: E::META.priority }
     }
 
     /// Sends a request to every responder and gathers one result per responder (an empty
     /// `Vec` when there is none). In one router a request has at most one responder; across
     /// routers each router's responder answers.
     pub fn request_all<E: Request>(&self, event: E) -> CallAll<'_, E> {
-        CallAll {
-            ctx: self,
-            event,
-            timeout: self.shared.default_timeout,
-        }
+        CallAll { ctx: self, event, timeout: self.shared.default_timeout }
     }
 
     /// Blocking twin of [`notify`](Self::notify) for thread-mode handlers and other
@@ -195,9 +197,7 @@ impl Ctx {
     /// # Panics
     /// When called on a runtime worker thread (use `request(..).await` there).
     pub fn blocking_request<E: Request>(&self, event: E) -> Result<E::Output, Failure> {
-        self.shared
-            .runtime
-            .block_on(self.request(event).into_future())
+        self.shared.runtime.block_on(self.request(event).into_future())
     }
 
     /// Spawns a task on the router's runtime.
@@ -222,13 +222,10 @@ impl Ctx {
     }
 
     fn responder<E: Event>(&self) -> Result<&Target, Failure> {
-        let target = self
-            .shared
-            .route(TypeId::of::<E>())
-            .and_then(|r| r.responder.as_ref())
-            .ok_or_else(|| {
-                Failure::unavailable(format!("no responder for request `{}`", E::META.name))
-            })?;
+        let target =
+            self.shared.route(TypeId::of::<E>()).and_then(|r| r.responder.as_ref()).ok_or_else(
+                || Failure::unavailable(format!("no responder for request `{}`", E::META.name)),
+            )?;
         if target.manager == self.origin {
             return Err(Failure::failed(format!(
                 "`{}` would answer its own request `{}` and wait for itself forever",
@@ -242,13 +239,16 @@ impl Ctx {
 
 impl Ctx {
     /// A request for any event type (the kind was checked by the caller).
-    pub(crate) fn request_event<E: Event>(&self, event: E, timeout: Duration) -> Pending<'_, E> {
+    pub(crate) fn request_event<E: Event>(
+        &self,
+        event: E,
+        timeout: Duration,
+        priority: u8,
+    ) -> Pending<'_, E> {
         Pending {
-            state: State::Start {
-                ctx: self,
-                event: Some(event),
-            },
+            state: State::Start { ctx: self, event: Some(event) },
             timeout,
+            priority,
             sleep: None,
         }
     }
@@ -267,6 +267,7 @@ impl Ctx {
             runtime,
             stopping: std::sync::atomic::AtomicBool::new(false),
             shutdown_requested: tokio::sync::Notify::new(),
+            started: std::time::Instant::now(),
             uplink: Some(uplink),
         };
         Self::new(Arc::new(shared), u32::MAX)
@@ -279,10 +280,7 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Failure>
 }
 
 fn stopped<E: Event>() -> Failure {
-    Failure::unavailable(format!(
-        "the router is stopping; `{}` was not delivered",
-        E::META.name
-    ))
+    Failure::unavailable(format!("the router is stopping; `{}` was not delivered", E::META.name))
 }
 
 fn unshare<E: Event>(envelope: Envelope) -> E {
@@ -301,6 +299,7 @@ pub struct Call<'a, E: Request> {
     ctx: &'a Ctx,
     event: E,
     timeout: Duration,
+    priority: u8,
 }
 
 impl<E: Request> Call<'_, E> {
@@ -310,6 +309,13 @@ impl<E: Request> Call<'_, E> {
         self.timeout = timeout;
         self
     }
+
+    /// Queues the request in lane `priority` (0 is most urgent) of a
+    /// `#[manager(queue = priority)]` responder, instead of the event's default lane.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
 }
 
 impl<'a, E: Request> IntoFuture for Call<'a, E> {
@@ -317,7 +323,7 @@ impl<'a, E: Request> IntoFuture for Call<'a, E> {
     type IntoFuture = Pending<'a, E>;
 
     fn into_future(self) -> Pending<'a, E> {
-        self.ctx.request_event(self.event, self.timeout)
+        self.ctx.request_event(self.event, self.timeout, self.priority)
     }
 }
 
@@ -351,6 +357,7 @@ pin_project_lite::pin_project! {
     pub struct Pending<'a, E: Event> {
         state: State<'a, E>,
         timeout: Duration,
+        priority: u8,
         #[pin]
         sleep: Option<Sleep>,
     }
@@ -392,7 +399,12 @@ impl<E: Event> Future for Pending<'_, E> {
                     };
                     let event = event.take().expect("polled after start");
                     let (tx, rx) = oneshot::channel();
-                    let envelope = Envelope::request(target.handler, EventBox::Owned(event), tx);
+                    let envelope = Envelope::request(
+                        target.handler,
+                        *this.priority,
+                        EventBox::Owned(event),
+                        tx,
+                    );
                     *this.state = match target.mailbox.try_send(envelope) {
                         Ok(()) => State::Waiting { reply: rx },
                         Err(TrySendError::Full(envelope)) => {
@@ -499,14 +511,17 @@ impl<'a, E: Request> IntoFuture for CallAll<'a, E> {
             let mut replies = Vec::new();
             for target in route.responder.iter() {
                 if target.manager == self.ctx.origin {
-                    replies.push(Err(Failure::failed(
-                        "a manager cannot answer its own request_all",
-                    )));
+                    replies
+                        .push(Err(Failure::failed("a manager cannot answer its own request_all")));
                     continue;
                 }
                 let (tx, rx) = oneshot::channel();
-                let envelope =
-                    Envelope::request(target.handler, EventBox::Shared(event.clone()), tx);
+                let envelope = Envelope::request(
+                    target.handler,
+                    E::META.priority,
+                    EventBox::Shared(event.clone()),
+                    tx,
+                );
                 match tokio::time::timeout(self.timeout, target.mailbox.send(envelope)).await {
                     Ok(Ok(())) => replies.push(Ok(rx)),
                     Ok(Err(_)) => replies.push(Err(stopped::<E>())),

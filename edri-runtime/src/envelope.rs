@@ -45,6 +45,8 @@ impl Reply {
 pub struct Envelope {
     /// Index of the handler in the receiving manager's descriptor.
     pub(crate) handler: u16,
+    /// Lane in a priority mailbox; 0 is most urgent.
+    pub(crate) priority: u8,
     pub(crate) payload: Payload,
 }
 
@@ -90,28 +92,24 @@ impl std::fmt::Debug for Envelope {
             Payload::Request(_) => "request",
             Payload::Stop => "stop",
         };
-        f.debug_struct("Envelope")
-            .field("handler", &self.handler)
-            .field("payload", &kind)
-            .finish()
+        f.debug_struct("Envelope").field("handler", &self.handler).field("payload", &kind).finish()
     }
 }
 
 impl Envelope {
-    pub(crate) fn shared(handler: u16, event: Arc<dyn Any + Send + Sync>) -> Self {
-        Self {
-            handler,
-            payload: Payload::Shared(event),
-        }
+    pub(crate) fn shared(handler: u16, priority: u8, event: Arc<dyn Any + Send + Sync>) -> Self {
+        Self { handler, priority, payload: Payload::Shared(event) }
     }
 
     pub(crate) fn request<E: Send + Sync + 'static, O: Send + 'static>(
         handler: u16,
+        priority: u8,
         event: EventBox<E>,
         reply: oneshot::Sender<Result<O, Failure>>,
     ) -> Self {
         Self {
             handler,
+            priority,
             payload: Payload::Request(Box::new(RequestCell {
                 event: Some(event),
                 reply: Some(reply),
@@ -120,10 +118,7 @@ impl Envelope {
     }
 
     pub(crate) fn stop() -> Self {
-        Self {
-            handler: u16::MAX,
-            payload: Payload::Stop,
-        }
+        Self { handler: u16::MAX, priority: u8::MAX, payload: Payload::Stop }
     }
 
     /// Index of the handler this envelope is for.
@@ -140,10 +135,9 @@ impl Envelope {
         self,
     ) -> Option<(EventBox<E>, Reply)> {
         match self.payload {
-            Payload::Shared(any) => any
-                .downcast::<E>()
-                .ok()
-                .map(|e| (EventBox::Shared(e), Reply(None))),
+            Payload::Shared(any) => {
+                any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), Reply(None)))
+            }
             Payload::Request(any) => {
                 let mut cell = any.downcast::<RequestCell<E, O>>().ok()?;
                 let event = cell.event.take()?;

@@ -168,10 +168,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         F: FnOnce(Self, Ctx) -> R,
     {
         let event: Self = postcard::from_bytes(input).map_err(|e| {
-            Failure::invalid(format!(
-                "malformed `{}` from the parent: {e}",
-                Self::META.name
-            ))
+            Failure::invalid(format!("malformed `{}` from the parent: {e}", Self::META.name))
         })?;
         let output = f(event, ctx).into_reply()?;
         crate::ctx::encode(&output)
@@ -183,7 +180,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         Box::pin(async move {
             let event: Self = postcard::from_bytes(&bytes)
                 .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
-            ctx.notify_event(event).await
+            ctx.notify_event(event, Self::META.priority).await
         })
     }
 
@@ -197,7 +194,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         Box::pin(async move {
             let event: Self = postcard::from_bytes(&bytes)
                 .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
-            let output = ctx.request_event(event, timeout).await?;
+            let output = ctx.request_event(event, timeout, Self::META.priority).await?;
             crate::ctx::encode(&output)
         })
     }

@@ -84,10 +84,7 @@ macro_rules! constructors {
 impl Failure {
     /// A failure with any status.
     pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+        Self { status, message: message.into() }
     }
 
     constructors! {

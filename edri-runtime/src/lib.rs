@@ -8,8 +8,10 @@ pub mod envelope;
 mod error;
 pub mod event;
 mod failure;
+pub mod health;
 pub mod manager;
 mod mode;
+mod queue;
 mod router;
 pub mod wire;
 pub mod worker;
@@ -24,6 +26,7 @@ pub use event::{
     Event, EventKind, EventMeta, IntoReply, Location, Notification, Request, Response, Tunnel,
 };
 pub use failure::{Failure, Status};
+pub use health::{Health, HealthCheck, HealthCheckResponse};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running};
 pub use worker::{is_worker, serve_if_worker};

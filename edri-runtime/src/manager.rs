@@ -4,12 +4,14 @@
 use crate::Ctx;
 use crate::envelope::{Envelope, Payload};
 use crate::event::{EventMeta, Location};
+use crate::queue::Mailbox;
 use std::any::TypeId;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 /// A type whose impl block carries `#[manager]`: implemented by the macro, never by hand.
 #[diagnostic::on_unimplemented(
@@ -150,23 +152,29 @@ impl<M: Manager> ErasedManager for M {
 }
 
 /// Serves one manager's mailbox until a stop envelope or until every sender is gone.
-async fn serve<M: Manager>(mut manager: M, mut mailbox: mpsc::Receiver<Envelope>, ctx: Ctx) {
+async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ctx: Ctx) {
     let descriptor = M::DESCRIPTOR;
+    let mut mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
     let shared = ctx.shared().clone();
     let stats = shared.stats(ctx.origin());
-    while let Some(envelope) = mailbox.recv().await {
+    while let Some(envelope) = mailbox.next().await {
         if matches!(envelope.payload, Payload::Stop) {
             break;
         }
-        let handler = envelope.handler;
+        let h = descriptor.handlers.get(usize::from(envelope.handler));
+        let span = tracing::debug_span!(
+            "edri.deliver",
+            manager = descriptor.name,
+            event = h.map_or("?", |h| h.event.name),
+            method = h.map_or("?", |h| h.method),
+            mode = h.map_or("?", |h| h.mode.as_str()),
+            seq = stats.processed(),
+        );
         stats.begin();
-        let outcome = (CatchUnwind {
-            inner: manager.dispatch(envelope, &ctx),
-        })
-        .await;
+        let outcome =
+            CatchUnwind { inner: manager.dispatch(envelope, &ctx) }.instrument(span).await;
         stats.end();
         if let Err(panic) = outcome {
-            let h = descriptor.handlers.get(usize::from(handler));
             tracing::error!(
                 manager = descriptor.name,
                 event = h.map_or("?", |h| h.event.name),

@@ -86,10 +86,7 @@ mod tests {
 
         // An oversize length is refused before anything is allocated.
         a.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
-        assert!(matches!(
-            read_frame::<_, u32>(&mut b).await,
-            Err(FrameError::TooLarge(_))
-        ));
+        assert!(matches!(read_frame::<_, u32>(&mut b).await, Err(FrameError::TooLarge(_))));
 
         // Garbage bytes are an error, not a panic.
         let (mut a, mut b) = tokio::io::duplex(1024);
@@ -101,9 +98,6 @@ mod tests {
         ));
 
         drop(a);
-        assert!(matches!(
-            read_frame::<_, u32>(&mut b).await,
-            Err(FrameError::Closed)
-        ));
+        assert!(matches!(read_frame::<_, u32>(&mut b).await, Err(FrameError::Closed)));
     }
 }

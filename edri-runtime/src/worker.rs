@@ -27,16 +27,9 @@ pub(crate) const PROTOCOL: u32 = 1;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
     /// Run `manager::method` on this serialized event.
-    Call {
-        manager: String,
-        method: String,
-        payload: Vec<u8>,
-    },
+    Call { manager: String, method: String, payload: Vec<u8> },
     /// The answer to the worker's notify/request `id`.
-    Reply {
-        id: u64,
-        result: Result<Vec<u8>, Failure>,
-    },
+    Reply { id: u64, result: Result<Vec<u8>, Failure> },
 }
 
 /// Worker to parent.
@@ -47,18 +40,9 @@ pub(crate) enum ToParent {
     /// The result of the current call: the serialized output, or a failure.
     Done { result: Result<Vec<u8>, Failure> },
     /// `ctx.notify` in the worker.
-    Notify {
-        id: u64,
-        event: String,
-        payload: Vec<u8>,
-    },
+    Notify { id: u64, event: String, payload: Vec<u8> },
     /// `ctx.request` in the worker.
-    Request {
-        id: u64,
-        event: String,
-        payload: Vec<u8>,
-        timeout_ms: u64,
-    },
+    Request { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
 }
 
 /// Whether this process was started as a worker.
@@ -86,10 +70,8 @@ pub fn serve_if_worker() {
 
 fn run() -> Result<(), FrameError> {
     let protocol_out = protocol_stdout()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(serve(protocol_out))
 }
 
@@ -112,10 +94,7 @@ fn protocol_stdout() -> std::io::Result<std::fs::File> {
 
 #[cfg(not(unix))]
 fn protocol_stdout() -> std::io::Result<std::fs::File> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "process workers need a unix system",
-    ))
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "process workers need a unix system"))
 }
 
 /// Where the parent's answer to one notify/request of the worker goes.
@@ -137,29 +116,17 @@ impl ParentLink {
     async fn ask(self: Arc<Self>, make: impl FnOnce(u64) -> ToParent) -> Result<Vec<u8>, Failure> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, tx);
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, tx);
         if let Err(e) = self.send(&make(id)).await {
-            self.pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
-            return Err(Failure::unavailable(format!(
-                "the parent router is gone: {e}"
-            )));
+            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+            return Err(Failure::unavailable(format!("the parent router is gone: {e}")));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Failure::unavailable("the parent router is gone")))
+        rx.await.unwrap_or_else(|_| Err(Failure::unavailable("the parent router is gone")))
     }
 
     fn resolve(&self, id: u64, result: Result<Vec<u8>, Failure>) {
-        let waiter = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+        let waiter =
+            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
         if let Some(tx) = waiter {
             let _ = tx.send(result);
         }
@@ -173,13 +140,7 @@ impl Uplink for ParentLink {
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
         Box::pin(async move {
-            self.ask(|id| ToParent::Notify {
-                id,
-                event: event.to_owned(),
-                payload,
-            })
-            .await
-            .map(drop)
+            self.ask(|id| ToParent::Notify { id, event: event.to_owned(), payload }).await.map(drop)
         })
     }
 
@@ -191,13 +152,8 @@ impl Uplink for ParentLink {
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         Box::pin(async move {
-            self.ask(|id| ToParent::Request {
-                id,
-                event: event.to_owned(),
-                payload,
-                timeout_ms,
-            })
-            .await
+            self.ask(|id| ToParent::Request { id, event: event.to_owned(), payload, timeout_ms })
+                .await
         })
     }
 }
@@ -217,11 +173,7 @@ async fn serve(protocol_out: std::fs::File) -> Result<(), FrameError> {
     let mut input = tokio::io::stdin();
     loop {
         match read_frame::<_, ToWorker>(&mut input).await {
-            Ok(ToWorker::Call {
-                manager,
-                method,
-                payload,
-            }) => {
+            Ok(ToWorker::Call { manager, method, payload }) => {
                 let (link, ctx) = (link.clone(), ctx.clone());
                 tokio::spawn(async move {
                     let result = call(&manager, &method, payload, ctx).await;
@@ -249,19 +201,13 @@ async fn call(manager: &str, method: &str, payload: Vec<u8>, ctx: Ctx) -> Result
         .find(|h| h.method == method)
         .and_then(|h| h.process)
         .ok_or_else(|| {
-            Failure::failed(format!(
-                "this binary has no process handler `{manager}::{method}`"
-            ))
+            Failure::failed(format!("this binary has no process handler `{manager}::{method}`"))
         })?;
-    tokio::task::spawn_blocking(move || handler(&payload, ctx))
-        .await
-        .unwrap_or_else(|join| {
-            let message = join.try_into_panic().map_or_else(
-                |_| "cancelled".to_owned(),
-                |p| crate::manager::panic_message(&*p).to_owned(),
-            );
-            Err(Failure::crashed(format!(
-                "`{manager}::{method}` panicked: {message}"
-            )))
-        })
+    tokio::task::spawn_blocking(move || handler(&payload, ctx)).await.unwrap_or_else(|join| {
+        let message = join.try_into_panic().map_or_else(
+            |_| "cancelled".to_owned(),
+            |p| crate::manager::panic_message(&*p).to_owned(),
+        );
+        Err(Failure::crashed(format!("`{manager}::{method}` panicked: {message}")))
+    })
 }

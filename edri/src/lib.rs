@@ -165,10 +165,10 @@ pub use edri_macros::solve;
 pub use edri_macros::main;
 
 pub use edri_runtime::{
-    Call, CallAll, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure, IntoReply,
-    Location, Manager, ManagerDescriptor, ManagerVitals, Mode, Notification, Pending, QueueKind,
-    Request, Response, Result, Running, StartError, Started, Status, Stopping, TryNotifyError,
-    Tunnel,
+    Call, CallAll, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure, Health,
+    HealthCheck, HealthCheckResponse, IntoReply, Location, Manager, ManagerDescriptor,
+    ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
+    StartError, Started, Status, Stopping, TryNotifyError, Tunnel,
 };
 
 /// Everything an application usually needs: `use edri::prelude::*;`.

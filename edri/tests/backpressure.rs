@@ -44,11 +44,7 @@ async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
     let (entered, mut entered_rx) = mpsc::unbounded_channel();
     let running = Edri::builder()
         .only_explicit()
-        .manager(Worker {
-            gate: gate.clone(),
-            entered,
-            done: 0,
-        })
+        .manager(Worker { gate: gate.clone(), entered, done: 0 })
         .start()
         .await
         .unwrap();
@@ -57,9 +53,7 @@ async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
     // The first job is taken by the handler, which then waits at the gate.
     ctx.notify(Job(0)).await.unwrap();
     assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), entered_rx.recv())
-            .await
-            .unwrap(),
+        tokio::time::timeout(Duration::from_secs(5), entered_rx.recv()).await.unwrap(),
         Some(0)
     );
     // The mailbox holds 4 more.
@@ -77,25 +71,15 @@ async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
         async move { ctx.notify(Job(5)).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !waiting.is_finished(),
-        "notify returned while the mailbox was full"
-    );
+    assert!(!waiting.is_finished(), "notify returned while the mailbox was full");
 
     // Open the gate for everyone: the waiting send completes and all six jobs run in order.
     gate.add_permits(6);
-    tokio::time::timeout(Duration::from_secs(5), waiting)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
     let mut order = Vec::new();
     while order.len() < 5 {
         order.push(
-            tokio::time::timeout(Duration::from_secs(5), entered_rx.recv())
-                .await
-                .unwrap()
-                .unwrap(),
+            tokio::time::timeout(Duration::from_secs(5), entered_rx.recv()).await.unwrap().unwrap(),
         );
     }
     assert_eq!(order, [1, 2, 3, 4, 5]);
@@ -109,11 +93,7 @@ async fn request_waits_for_room_and_its_timeout_covers_the_wait() {
     let (entered, mut entered_rx) = mpsc::unbounded_channel();
     let running = Edri::builder()
         .only_explicit()
-        .manager(Worker {
-            gate: gate.clone(),
-            entered,
-            done: 0,
-        })
+        .manager(Worker { gate: gate.clone(), entered, done: 0 })
         .start()
         .await
         .unwrap();
@@ -124,20 +104,11 @@ async fn request_waits_for_room_and_its_timeout_covers_the_wait() {
         ctx.notify(Job(n)).await.unwrap();
     }
     // The mailbox is full: the request cannot even be queued before its deadline.
-    let err = ctx
-        .request(Count {})
-        .timeout(Duration::from_millis(50))
-        .await
-        .unwrap_err();
+    let err = ctx.request(Count {}).timeout(Duration::from_millis(50)).await.unwrap_err();
     assert_eq!(err.status(), Status::Timeout);
     // With room it goes through, after the five jobs.
     gate.add_permits(5);
-    let done = ctx
-        .request(Count {})
-        .timeout(Duration::from_secs(5))
-        .await
-        .unwrap()
-        .done;
+    let done = ctx.request(Count {}).timeout(Duration::from_secs(5)).await.unwrap().done;
     assert_eq!(done, 5);
     running.shutdown().await.unwrap();
 }
@@ -170,16 +141,8 @@ async fn try_notify_delivers_to_all_subscribers_or_none() {
 
     let running = Edri::builder()
         .only_explicit()
-        .manager(Worker {
-            gate: open,
-            entered: e1,
-            done: 0,
-        })
-        .manager(Other(Worker {
-            gate: jammed.clone(),
-            entered: e2,
-            done: 0,
-        }))
+        .manager(Worker { gate: open, entered: e1, done: 0 })
+        .manager(Other(Worker { gate: jammed.clone(), entered: e2, done: 0 }))
         .start()
         .await
         .unwrap();
@@ -189,10 +152,7 @@ async fn try_notify_delivers_to_all_subscribers_or_none() {
     for n in 1..=4 {
         ctx.try_notify(Job(n)).unwrap();
     }
-    assert!(matches!(
-        ctx.try_notify(Job(5)),
-        Err(edri::TryNotifyError::Full(_))
-    ));
+    assert!(matches!(ctx.try_notify(Job(5)), Err(edri::TryNotifyError::Full(_))));
     // The free worker did not get job 5 either: it saw exactly 0..=4.
     assert_eq!(ctx.request(Count {}).await.unwrap().done, 5);
     jammed.add_permits(10);

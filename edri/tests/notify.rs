@@ -65,7 +65,7 @@ async fn fan_out_reaches_every_subscriber_in_order() {
         .start()
         .await
         .unwrap();
-    assert_eq!(running.managers(), ["First", "Second", "Third"]);
+    assert_eq!(running.managers(), ["First", "Second", "Third", "edri.health"]);
     for n in 0..500 {
         running.ctx().notify(Note { n }).await.unwrap();
     }
@@ -102,19 +102,13 @@ async fn each_subscriber_gets_each_notification_once() {
     }
     let mut got = Vec::new();
     while got.len() < 100 {
-        let (_, n) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, n) =
+            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         got.push(n);
     }
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     // No duplicate arrives later.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), rx.recv())
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(50), rx.recv()).await.is_err());
     running.shutdown().await.unwrap();
 }
 
@@ -122,12 +116,7 @@ async fn each_subscriber_gets_each_notification_once() {
 async fn notification_without_subscribers_is_fine() {
     #[event(notification)]
     pub struct Nobody;
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(First::default())
-        .start()
-        .await
-        .unwrap();
+    let running = Edri::builder().only_explicit().manager(First::default()).start().await.unwrap();
     running.ctx().notify(Nobody).await.unwrap();
     running.ctx().try_notify(Nobody).unwrap();
     running.shutdown().await.unwrap();
@@ -137,18 +126,13 @@ async fn notification_without_subscribers_is_fine() {
 async fn default_managers_start_automatically_and_without_excludes() {
     let running = Edri::builder().without::<Third>().start().await.unwrap();
     // `Probe` is `manual`, `Third` excluded: the two listeners remain.
-    assert_eq!(running.managers(), ["First", "Second"]);
+    assert_eq!(running.managers(), ["First", "Second", "edri.health"]);
     running.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn notify_after_shutdown_is_unavailable() {
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(First::default())
-        .start()
-        .await
-        .unwrap();
+    let running = Edri::builder().only_explicit().manager(First::default()).start().await.unwrap();
     let ctx = running.ctx().clone();
     running.shutdown().await.unwrap();
     let err = ctx.notify(Note { n: 1 }).await.unwrap_err();

@@ -58,10 +58,7 @@ impl Workers {
     #[solve(process, limit = 2)]
     fn who(ev: WhoAmI) -> WhoAmIResponse {
         println!("this line goes to the parent's log, not into the protocol");
-        WhoAmIResponse {
-            pid: std::process::id(),
-            answer: ev.question.to_uppercase(),
-        }
+        WhoAmIResponse { pid: std::process::id(), answer: ev.question.to_uppercase() }
     }
 
     #[solve(process)]
@@ -83,10 +80,7 @@ impl Workers {
     /// Uses its context: a notification and a request, both served by the parent's router.
     #[solve(process)]
     fn report(ev: Report, ctx: Ctx) -> Result<ReportResponse, Failure> {
-        ctx.blocking_notify(FromChild {
-            pid: std::process::id(),
-            text: ev.text,
-        })?;
+        ctx.blocking_notify(FromChild { pid: std::process::id(), text: ev.text })?;
         let twice = ctx.blocking_request(Double { n: 21 })?.twice;
         Ok(ReportResponse { doubled: twice })
     }
@@ -124,11 +118,7 @@ async fn start(seen: Arc<Mutex<Vec<(u32, String)>>>) -> edri::Running {
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry: read its state.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.split(") ")
-                .nth(1)
-                .is_some_and(|rest| rest.starts_with('Z'))
-        })
+        .map(|s| !s.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')))
         .unwrap_or(false)
 }
 
@@ -144,37 +134,17 @@ async fn wait_gone(pid: u32) -> bool {
 
 async fn result_computed_in_another_process() {
     let running = start(Arc::default()).await;
-    let r = running
-        .ctx()
-        .request(WhoAmI {
-            question: "hi".into(),
-        })
-        .await
-        .unwrap();
+    let r = running.ctx().request(WhoAmI { question: "hi".into() }).await.unwrap();
     assert_ne!(r.pid, std::process::id());
     assert_eq!(r.answer, "HI");
     assert_eq!(running.worker_pids(), [r.pid]);
     // The worker is reused.
-    let again = running
-        .ctx()
-        .request(WhoAmI {
-            question: "again".into(),
-        })
-        .await
-        .unwrap();
+    let again = running.ctx().request(WhoAmI { question: "again".into() }).await.unwrap();
     assert_eq!(again.pid, r.pid);
-    let v = running
-        .vitals()
-        .into_iter()
-        .find(|v| v.name == "Workers")
-        .unwrap();
+    let v = running.vitals().into_iter().find(|v| v.name == "Workers").unwrap();
     assert_eq!((v.workers, v.workers_idle), (1, 1));
     running.shutdown().await.unwrap();
-    assert!(
-        wait_gone(r.pid).await,
-        "worker {} left behind after shutdown",
-        r.pid
-    );
+    assert!(wait_gone(r.pid).await, "worker {} left behind after shutdown", r.pid);
 }
 
 async fn limit_bounds_the_pool() {
@@ -183,12 +153,7 @@ async fn limit_bounds_the_pool() {
         .map(|i| {
             let ctx = running.ctx().clone();
             tokio::spawn(async move {
-                ctx.request(WhoAmI {
-                    question: format!("q{i}"),
-                })
-                .await
-                .unwrap()
-                .pid
+                ctx.request(WhoAmI { question: format!("q{i}") }).await.unwrap().pid
             })
         })
         .collect();
@@ -198,11 +163,7 @@ async fn limit_bounds_the_pool() {
     }
     pids.sort_unstable();
     pids.dedup();
-    assert!(
-        pids.len() <= 2,
-        "limit = 2 but {} workers answered",
-        pids.len()
-    );
+    assert!(pids.len() <= 2, "limit = 2 but {} workers answered", pids.len());
     running.shutdown().await.unwrap();
     for pid in pids {
         assert!(wait_gone(pid).await);
@@ -214,24 +175,11 @@ async fn an_aborting_worker_gives_crashed_and_is_replaced() {
     let err = running.ctx().request(Abort).await.unwrap_err();
     assert_eq!(err.status(), Status::Crashed, "{err}");
     assert!(running.worker_pids().is_empty());
-    let v = running
-        .vitals()
-        .into_iter()
-        .find(|v| v.name == "Workers")
-        .unwrap();
+    let v = running.vitals().into_iter().find(|v| v.name == "Workers").unwrap();
     assert_eq!(v.crashed, 1);
     // Another handler still works; so does the same one with a fresh worker.
-    running
-        .ctx()
-        .request(WhoAmI {
-            question: "x".into(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        running.ctx().request(Abort).await.unwrap_err().status(),
-        Status::Crashed
-    );
+    running.ctx().request(WhoAmI { question: "x".into() }).await.unwrap();
+    assert_eq!(running.ctx().request(Abort).await.unwrap_err().status(), Status::Crashed);
     running.shutdown().await.unwrap();
 }
 
@@ -241,21 +189,10 @@ async fn a_hanging_worker_times_out_and_is_killed() {
     running.ctx().request(Hang { millis: 1 }).await.unwrap();
     let pid = running.worker_pids()[0];
     let started = Instant::now();
-    let err = running
-        .ctx()
-        .request(Hang { millis: 60_000 })
-        .await
-        .unwrap_err();
+    let err = running.ctx().request(Hang { millis: 60_000 }).await.unwrap_err();
     assert_eq!(err.status(), Status::Timeout, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        wait_gone(pid).await,
-        "the hanging worker {pid} was not killed"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(wait_gone(pid).await, "the hanging worker {pid} was not killed");
     // The next call gets a new worker.
     running.ctx().request(Hang { millis: 1 }).await.unwrap();
     assert_ne!(running.worker_pids(), [pid]);
@@ -273,13 +210,7 @@ async fn a_panicking_handler_gives_crashed_and_the_worker_lives_on() {
 async fn a_worker_uses_its_ctx_through_the_parent() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let running = start(seen.clone()).await;
-    let r = running
-        .ctx()
-        .request(Report {
-            text: "hello parent".into(),
-        })
-        .await
-        .unwrap();
+    let r = running.ctx().request(Report { text: "hello parent".into() }).await.unwrap();
     assert_eq!(r.doubled, 42);
     let pid = running.worker_pids()[0];
     // The notification was delivered before the call returned (the worker waited for it).
@@ -296,13 +227,7 @@ pub struct Starter;
 impl Starter {
     #[solve]
     async fn started(&mut self, _: &Started, ctx: &Ctx) {
-        let pid = ctx
-            .request(WhoAmI {
-                question: "pid".into(),
-            })
-            .await
-            .unwrap()
-            .pid;
+        let pid = ctx.request(WhoAmI { question: "pid".into() }).await.unwrap().pid;
         println!("worker {pid}");
     }
 }
@@ -311,13 +236,7 @@ impl Starter {
 fn app() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime
-        .block_on(
-            Edri::builder()
-                .only_explicit()
-                .manager(Workers)
-                .manager(Starter)
-                .run(),
-        )
+        .block_on(Edri::builder().only_explicit().manager(Workers).manager(Starter).run())
         .unwrap();
 }
 
@@ -342,10 +261,7 @@ async fn sigterm_leaves_no_worker_behind() {
     #[allow(unsafe_code)]
     let sent = unsafe { libc::kill(app_pid as i32, libc::SIGTERM) };
     assert_eq!(sent, 0);
-    let status = tokio::time::timeout(Duration::from_secs(20), app.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), app.wait()).await.unwrap().unwrap();
     assert!(status.success(), "the app ended with {status}");
     assert!(wait_gone(worker).await, "worker {worker} outlived its app");
 }
@@ -359,29 +275,21 @@ fn main() {
         return;
     }
     let cases: &[Case] = &[
-        ("result_computed_in_another_process", || {
-            Box::pin(result_computed_in_another_process())
-        }),
-        (
-            "limit_bounds_the_pool",
-            || Box::pin(limit_bounds_the_pool()),
-        ),
+        ("result_computed_in_another_process", || Box::pin(result_computed_in_another_process())),
+        ("limit_bounds_the_pool", || Box::pin(limit_bounds_the_pool())),
         ("an_aborting_worker_gives_crashed_and_is_replaced", || {
             Box::pin(an_aborting_worker_gives_crashed_and_is_replaced())
         }),
         ("a_hanging_worker_times_out_and_is_killed", || {
             Box::pin(a_hanging_worker_times_out_and_is_killed())
         }),
-        (
-            "a_panicking_handler_gives_crashed_and_the_worker_lives_on",
-            || Box::pin(a_panicking_handler_gives_crashed_and_the_worker_lives_on()),
-        ),
+        ("a_panicking_handler_gives_crashed_and_the_worker_lives_on", || {
+            Box::pin(a_panicking_handler_gives_crashed_and_the_worker_lives_on())
+        }),
         ("a_worker_uses_its_ctx_through_the_parent", || {
             Box::pin(a_worker_uses_its_ctx_through_the_parent())
         }),
-        ("sigterm_leaves_no_worker_behind", || {
-            Box::pin(sigterm_leaves_no_worker_behind())
-        }),
+        ("sigterm_leaves_no_worker_behind", || Box::pin(sigterm_leaves_no_worker_behind())),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);

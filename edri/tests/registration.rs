@@ -69,29 +69,15 @@ fn start_error(e: edri::Error) -> StartError {
 
 #[tokio::test]
 async fn two_responders_for_one_request_name_both_locations() {
-    let err = Edri::builder()
-        .only_explicit()
-        .manager(PingA)
-        .manager(PingB)
-        .start()
-        .await
-        .unwrap_err();
+    let err =
+        Edri::builder().only_explicit().manager(PingA).manager(PingB).start().await.unwrap_err();
     let text = err.to_string();
-    assert!(matches!(
-        start_error(err),
-        StartError::DuplicateResponder { event: "Ping", .. }
-    ));
-    assert!(
-        text.contains("PingA::ping") && text.contains("PingB::ping"),
-        "{text}"
-    );
+    assert!(matches!(start_error(err), StartError::DuplicateResponder { event: "Ping", .. }));
+    assert!(text.contains("PingA::ping") && text.contains("PingB::ping"), "{text}");
     assert!(text.matches("registration.rs:").count() == 2, "{text}");
     // Each location is its handler method's own line, not the `#[manager]` line.
-    let lines: Vec<&str> = text
-        .split("registration.rs:")
-        .skip(1)
-        .map(|s| s.split(')').next().unwrap())
-        .collect();
+    let lines: Vec<&str> =
+        text.split("registration.rs:").skip(1).map(|s| s.split(')').next().unwrap()).collect();
     assert_ne!(lines[0], lines[1], "{text}");
 }
 
@@ -107,22 +93,12 @@ async fn a_manager_without_default_needs_an_instance() {
     let err = Edri::builder().start().await.unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(
-            start_error(err),
-            StartError::NoInstance {
-                manager: "NeedsConfig",
-                ..
-            }
-        ),
+        matches!(start_error(err), StartError::NoInstance { manager: "NeedsConfig", .. }),
         "{text}"
     );
     assert!(text.contains("registration.rs:"), "{text}");
 
-    let running = Edri::builder()
-        .manager(NeedsConfig { answer: 42 })
-        .start()
-        .await
-        .unwrap();
+    let running = Edri::builder().manager(NeedsConfig { answer: 42 }).start().await.unwrap();
     assert_eq!(running.ctx().request(Answer {}).await.unwrap().value, 42);
     running.shutdown().await.unwrap();
 }
@@ -136,31 +112,21 @@ async fn manager_replaces_the_instance_of_its_type() {
         .start()
         .await
         .unwrap();
-    assert_eq!(running.managers(), ["NeedsConfig"]);
+    assert_eq!(running.managers(), ["NeedsConfig", "edri.health"]);
     assert_eq!(running.ctx().request(Answer {}).await.unwrap().value, 2);
     running.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn two_managers_with_one_name_are_refused() {
-    let err = Edri::builder()
-        .only_explicit()
-        .manager(PingA)
-        .manager(Impostor)
-        .start()
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        start_error(err),
-        StartError::DuplicateManagerName { name: "PingA", .. }
-    ));
+    let err =
+        Edri::builder().only_explicit().manager(PingA).manager(Impostor).start().await.unwrap_err();
+    assert!(matches!(start_error(err), StartError::DuplicateManagerName { name: "PingA", .. }));
 }
 
 #[test]
 fn start_outside_a_runtime_is_an_error_not_a_panic() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     // The future is created inside a runtime-less context and polled by a runtime without a
     // handle lookup problem; `start` itself checks for the runtime.
     let err = rt.block_on(Edri::builder().only_explicit().manager(PingA).start());

@@ -42,9 +42,7 @@ impl Server {
         self.served += 1;
         // Yield so that concurrent requests interleave in the mailbox.
         tokio::task::yield_now().await;
-        EchoResponse {
-            echoed: (ev.tag, ev.seq),
-        }
+        EchoResponse { echoed: (ev.tag, ev.seq) }
     }
 
     #[solve]
@@ -65,12 +63,7 @@ impl Server {
 }
 
 async fn start() -> edri::Running {
-    Edri::builder()
-        .only_explicit()
-        .manager(Server::default())
-        .start()
-        .await
-        .unwrap()
+    Edri::builder().only_explicit().manager(Server::default()).start().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,11 +75,7 @@ async fn concurrent_requesters_each_get_only_their_own_responses() {
         tasks.push(tokio::spawn(async move {
             for seq in 0..2_000u32 {
                 let r = ctx.request(Echo { tag, seq }).await.unwrap();
-                assert_eq!(
-                    r.echoed,
-                    (tag, seq),
-                    "requester {tag} got someone else's response"
-                );
+                assert_eq!(r.echoed, (tag, seq), "requester {tag} got someone else's response");
             }
         }));
     }
@@ -123,11 +112,7 @@ async fn no_responder_is_unavailable_at_once() {
     let running = start().await;
     let started = Instant::now();
     let err = running.ctx().request(NoResponder).await.unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_millis(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(10), "took {:?}", started.elapsed());
     assert_eq!(err.status(), Status::Unavailable);
     assert!(err.message().contains("NoResponder"), "{err}");
     running.shutdown().await.unwrap();
@@ -150,12 +135,7 @@ async fn per_call_timeout() {
         "took {took:?}"
     );
     // A fast one within its deadline is fine, and the manager goes on.
-    running
-        .ctx()
-        .request(Slow { millis: 1 })
-        .timeout(Duration::from_secs(5))
-        .await
-        .unwrap();
+    running.ctx().request(Slow { millis: 1 }).timeout(Duration::from_secs(5)).await.unwrap();
     drop(running);
 }
 
@@ -168,11 +148,7 @@ async fn builder_default_timeout_applies() {
         .start()
         .await
         .unwrap();
-    let err = running
-        .ctx()
-        .request(Slow { millis: 1_000 })
-        .await
-        .unwrap_err();
+    let err = running.ctx().request(Slow { millis: 1_000 }).await.unwrap_err();
     assert_eq!(err.status(), Status::Timeout);
     drop(running);
 }
@@ -180,12 +156,7 @@ async fn builder_default_timeout_applies() {
 #[tokio::test]
 async fn failures_keep_their_status() {
     let running = start().await;
-    for status in [
-        Status::Invalid,
-        Status::NotFound,
-        Status::Conflict,
-        Status::Forbidden,
-    ] {
+    for status in [Status::Invalid, Status::NotFound, Status::Conflict, Status::Forbidden] {
         let err = running.ctx().request(Refuse { status }).await.unwrap_err();
         assert_eq!(err.status(), status);
         assert_eq!(err.message(), "refused on purpose");
@@ -198,11 +169,7 @@ async fn a_panicking_handler_yields_crashed_and_the_manager_goes_on() {
     let running = start().await;
     let err = running.ctx().request(Explode).await.unwrap_err();
     assert_eq!(err.status(), Status::Crashed);
-    let ok = running
-        .ctx()
-        .request(Echo { tag: 1, seq: 2 })
-        .await
-        .unwrap();
+    let ok = running.ctx().request(Echo { tag: 1, seq: 2 }).await.unwrap();
     assert_eq!(ok.echoed, (1, 2));
     running.shutdown().await.unwrap();
 }
@@ -214,12 +181,7 @@ async fn request_all_gathers_every_responder() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].as_ref().unwrap().echoed, (3, 4));
     assert!(running.ctx().request_all(NoResponder).await.is_empty());
-    let refused = running
-        .ctx()
-        .request_all(Refuse {
-            status: Status::Failed,
-        })
-        .await;
+    let refused = running.ctx().request_all(Refuse { status: Status::Failed }).await;
     assert_eq!(refused[0].as_ref().unwrap_err().status(), Status::Failed);
     running.shutdown().await.unwrap();
 }
@@ -242,12 +204,7 @@ pub struct AskMyself;
 impl Proxy {
     #[solve]
     async fn via(&mut self, ev: &ViaProxy, ctx: &Ctx) -> Result<ViaProxyResponse, Failure> {
-        let r = ctx
-            .request(Echo {
-                tag: 7,
-                seq: ev.seq,
-            })
-            .await?;
+        let r = ctx.request(Echo { tag: 7, seq: ev.seq }).await?;
         Ok(ViaProxyResponse { echoed: r.echoed })
     }
 
@@ -268,12 +225,7 @@ async fn handlers_make_requests_and_a_self_request_fails_instead_of_deadlocking(
         .unwrap();
     let r = running.ctx().request(ViaProxy { seq: 5 }).await.unwrap();
     assert_eq!(r.echoed, (7, 5));
-    let err = running
-        .ctx()
-        .request(AskMyself)
-        .timeout(Duration::from_secs(2))
-        .await
-        .unwrap_err();
+    let err = running.ctx().request(AskMyself).timeout(Duration::from_secs(2)).await.unwrap_err();
     assert_eq!(err.status(), Status::Failed, "{err}");
     running.shutdown().await.unwrap();
 }
@@ -281,29 +233,12 @@ async fn handlers_make_requests_and_a_self_request_fails_instead_of_deadlocking(
 #[tokio::test]
 async fn vitals_count_processed_failed_and_crashed() {
     let running = start().await;
-    running
-        .ctx()
-        .request(Echo { tag: 0, seq: 0 })
-        .await
-        .unwrap();
-    running
-        .ctx()
-        .request(Refuse {
-            status: Status::Invalid,
-        })
-        .await
-        .unwrap_err();
+    running.ctx().request(Echo { tag: 0, seq: 0 }).await.unwrap();
+    running.ctx().request(Refuse { status: Status::Invalid }).await.unwrap_err();
     running.ctx().request(Explode).await.unwrap_err();
     let v = &running.vitals()[0];
     assert_eq!(
-        (
-            v.name,
-            v.processed,
-            v.failed,
-            v.crashed,
-            v.queued,
-            v.capacity
-        ),
+        (v.name.as_str(), v.processed, v.failed, v.crashed, v.queued, v.capacity),
         ("Server", 3, 1, 1, 0, 1024)
     );
     running.shutdown().await.unwrap();

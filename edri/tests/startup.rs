@@ -23,11 +23,7 @@ impl Greeter {
     #[solve]
     async fn started(&mut self, _: &Started, ctx: &Ctx) {
         self.log.lock().unwrap().push("greeter:started".into());
-        ctx.notify(Hello {
-            from: "greeter".into(),
-        })
-        .await
-        .unwrap();
+        ctx.notify(Hello { from: "greeter".into() }).await.unwrap();
     }
 
     #[solve]
@@ -50,10 +46,7 @@ impl Listener {
 
     #[solve]
     fn hello(&mut self, ev: &Hello) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("listener:hello from {}", ev.from));
+        self.log.lock().unwrap().push(format!("listener:hello from {}", ev.from));
     }
 
     #[solve]
@@ -76,11 +69,7 @@ async fn started_comes_first_and_nobody_misses_early_events() {
             .unwrap();
         running.shutdown().await.unwrap();
         let log = log.lock().unwrap().clone();
-        let listener: Vec<_> = log
-            .iter()
-            .filter(|l| l.starts_with("listener:"))
-            .cloned()
-            .collect();
+        let listener: Vec<_> = log.iter().filter(|l| l.starts_with("listener:")).cloned().collect();
         // `Started` is first; the greeter's early `Hello` is delivered even though shutdown
         // began right after start (the drain waits for it); `Stopping` arrives once.
         assert_eq!(
@@ -92,11 +81,7 @@ async fn started_comes_first_and_nobody_misses_early_events() {
         assert_eq!(count("listener:hello from greeter"), 1, "full log: {log:?}");
         assert_eq!(count("listener:stopping"), 1, "full log: {log:?}");
         assert_eq!(listener.len(), 3, "full log: {log:?}");
-        let greeter: Vec<_> = log
-            .iter()
-            .filter(|l| l.starts_with("greeter:"))
-            .cloned()
-            .collect();
+        let greeter: Vec<_> = log.iter().filter(|l| l.starts_with("greeter:")).cloned().collect();
         assert_eq!(greeter, ["greeter:started", "greeter:stopping"]);
     }
 }
@@ -119,21 +104,9 @@ async fn events_before_stopping_keep_their_order() {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     running.shutdown().await.unwrap();
-    let listener: Vec<_> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with("listener:"))
-        .cloned()
-        .collect();
-    assert_eq!(
-        listener,
-        [
-            "listener:started",
-            "listener:hello from greeter",
-            "listener:stopping"
-        ]
-    );
+    let listener: Vec<_> =
+        log.lock().unwrap().iter().filter(|l| l.starts_with("listener:")).cloned().collect();
+    assert_eq!(listener, ["listener:started", "listener:hello from greeter", "listener:stopping"]);
 }
 
 /// Asks the router to stop as soon as it starts.
@@ -158,16 +131,10 @@ impl Quitter {
 #[tokio::test]
 async fn run_returns_after_ctx_shutdown_with_a_graceful_stop() {
     let log: Log = Arc::default();
-    let run = Edri::builder()
-        .only_explicit()
-        .manager(Quitter { log: log.clone() })
-        .run();
+    let run = Edri::builder().only_explicit().manager(Quitter { log: log.clone() }).run();
     tokio::time::timeout(std::time::Duration::from_secs(5), run)
         .await
         .expect("run returned")
         .unwrap();
-    assert_eq!(
-        *log.lock().unwrap(),
-        ["quitter:started", "quitter:stopping"]
-    );
+    assert_eq!(*log.lock().unwrap(), ["quitter:started", "quitter:stopping"]);
 }

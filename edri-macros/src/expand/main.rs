@@ -13,34 +13,32 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -
     let mut flavor: Option<Spanned<bool>> = None;
     let mut workers: Option<Spanned<usize>> = None;
     let mut krate: Option<Spanned<Path>> = None;
-    attr::parse_args(args, errors, |ident, meta, _| {
-        match ident.to_string().as_str() {
-            "flavor" => {
-                let lit: LitStr = attr::string(meta)?;
-                let current = match lit.value().as_str() {
-                    "current_thread" => true,
-                    "multi_thread" => false,
-                    other => {
-                        return Err(syn::Error::new(
-                            lit.span(),
-                            format!(
-                                "unknown flavor `{other}`; expected `current_thread` or `multi_thread`"
-                            ),
-                        ));
-                    }
-                };
-                attr::set_once(&mut flavor, ident, current)
-            }
-            "worker_threads" => {
-                let n: usize = attr::int(meta, "a number of worker threads of at least 1")?;
-                if n == 0 {
-                    return Err(meta.error("`worker_threads` must be at least 1"));
+    attr::parse_args(args, errors, |ident, meta, _| match ident.to_string().as_str() {
+        "flavor" => {
+            let lit: LitStr = attr::string(meta)?;
+            let current = match lit.value().as_str() {
+                "current_thread" => true,
+                "multi_thread" => false,
+                other => {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "unknown flavor `{other}`; expected `current_thread` or `multi_thread`"
+                        ),
+                    ));
                 }
-                attr::set_once(&mut workers, ident, n)
-            }
-            "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
-            _ => Err(attr::unknown("edri main", ident, MAIN_ARGS)),
+            };
+            attr::set_once(&mut flavor, ident, current)
         }
+        "worker_threads" => {
+            let n: usize = attr::int(meta, "a number of worker threads of at least 1")?;
+            if n == 0 {
+                return Err(meta.error("`worker_threads` must be at least 1"));
+            }
+            attr::set_once(&mut workers, ident, n)
+        }
+        "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
+        _ => Err(attr::unknown("edri main", ident, MAIN_ARGS)),
     });
     let current = flavor.as_ref().is_some_and(|f| f.value);
     if let (true, Some(w)) = (current, &workers) {

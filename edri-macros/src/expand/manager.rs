@@ -12,13 +12,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 
 pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
-    let ManagerDef {
-        item,
-        self_ty,
-        name,
-        krate,
-        ..
-    } = def;
+    let ManagerDef { item, self_ty, name, krate, .. } = def;
     let p = quote!(#krate::__private);
     let queue = match def.queue {
         Queue::Fifo => quote!(Fifo),
@@ -30,21 +24,10 @@ pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     };
     let manual = def.manual;
     let rust_name = quote!(#self_ty).to_string().replace(' ', "");
-    let descriptors = def
-        .handlers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| descriptor(&p, i, h));
-    let process_entries = def
-        .handlers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| process_entry(&p, self_ty, i, h));
-    let arms = def
-        .handlers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| arm(&p, self_ty, i, h));
+    let descriptors = def.handlers.iter().enumerate().map(|(i, h)| descriptor(&p, i, h));
+    let process_entries =
+        def.handlers.iter().enumerate().map(|(i, h)| process_entry(&p, self_ty, i, h));
+    let arms = def.handlers.iter().enumerate().map(|(i, h)| arm(&p, self_ty, i, h));
 
     quote! {
         #item
@@ -114,11 +97,8 @@ fn first_last(tokens: &impl quote::ToTokens) -> (proc_macro2::Span, proc_macro2:
         })
     }
     let stream = tokens.to_token_stream();
-    let first = stream
-        .clone()
-        .into_iter()
-        .next()
-        .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    let first =
+        stream.clone().into_iter().next().map_or_else(proc_macro2::Span::call_site, |t| t.span());
     (first, last(stream).unwrap_or(first))
 }
 

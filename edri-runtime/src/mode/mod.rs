@@ -31,8 +31,6 @@ impl WorkerStart {
 
 /// The text of a worker's panic.
 pub(crate) fn join_message(join: tokio::task::JoinError) -> String {
-    join.try_into_panic().map_or_else(
-        |_| "cancelled".to_owned(),
-        |p| crate::manager::panic_message(&*p).to_owned(),
-    )
+    join.try_into_panic()
+        .map_or_else(|_| "cancelled".to_owned(), |p| crate::manager::panic_message(&*p).to_owned())
 }

@@ -43,28 +43,17 @@ struct Worker {
 
 impl Pool {
     pub(crate) fn new(manager: &'static str, method: &'static str) -> Self {
-        Self {
-            manager,
-            method,
-            idle: Mutex::new(Vec::new()),
-            live: Mutex::new(Vec::new()),
-        }
+        Self { manager, method, idle: Mutex::new(Vec::new()), live: Mutex::new(Vec::new()) }
     }
 
     /// Pids of the live workers.
     pub(crate) fn pids(&self) -> Vec<u32> {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Number of idle workers.
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Runs one call in a worker: the serialized output, or why not.
@@ -75,17 +64,10 @@ impl Pool {
         timeout: Duration,
     ) -> Result<Vec<u8>, Failure> {
         let deadline = Instant::now() + timeout;
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut worker = match idle {
             Some(w) => w,
-            None => {
-                self.spawn(deadline.min(Instant::now() + READY_TIMEOUT))
-                    .await?
-            }
+            None => self.spawn(deadline.min(Instant::now() + READY_TIMEOUT)).await?,
         };
         let call = ToWorker::Call {
             manager: self.manager.to_owned(),
@@ -114,24 +96,13 @@ impl Pool {
             };
             let (id, result) = match frame {
                 ToParent::Done { result } => {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(worker);
+                    self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(worker);
                     return result;
                 }
-                ToParent::Notify { id, event, payload } => (
-                    id,
-                    relay_notify(ctx, &event, payload)
-                        .await
-                        .map(|()| Vec::new()),
-                ),
-                ToParent::Request {
-                    id,
-                    event,
-                    payload,
-                    timeout_ms,
-                } => {
+                ToParent::Notify { id, event, payload } => {
+                    (id, relay_notify(ctx, &event, payload).await.map(|()| Vec::new()))
+                }
+                ToParent::Request { id, event, payload, timeout_ms } => {
                     let wait = Duration::from_millis(timeout_ms);
                     (id, relay_request(ctx, &event, payload, wait).await)
                 }
@@ -172,17 +143,9 @@ impl Pool {
                 tracing::warn!(target: "edri::worker", pid, manager, method, "{line}");
             }
         });
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(pid);
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).push(pid);
         tracing::debug!(pid, manager, method, "worker process started");
-        let mut worker = Worker {
-            child,
-            pid,
-            stdin,
-            stdout,
-        };
+        let mut worker = Worker { child, pid, stdin, stdout };
         match tokio::time::timeout_at(deadline, read_frame::<_, ToParent>(&mut worker.stdout)).await
         {
             Ok(Ok(ToParent::Ready { protocol })) if protocol == PROTOCOL => Ok(worker),
@@ -230,27 +193,15 @@ impl Pool {
     }
 
     fn forget(&self, pid: u32) {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| *p != pid);
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| *p != pid);
     }
 
     /// Stops the idle workers: closes their stdin (they exit), reaps them, kills stragglers.
     pub(crate) async fn shutdown(&self) {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for Worker {
-            mut child,
-            pid,
-            stdin,
-            stdout,
-        } in idle
-        {
+        for Worker { mut child, pid, stdin, stdout } in idle {
             drop((stdin, stdout));
-            if tokio::time::timeout(Duration::from_secs(2), child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
                 child.kill().await.ok();
             }
             self.forget(pid);
@@ -280,35 +231,24 @@ pub(crate) fn call<E: Event>(ctx: &Ctx, handler: u16, envelope: Envelope) -> Wor
                 (None, _) => Err(Failure::failed("no worker pool for this handler")),
                 (_, Err(f)) => Err(f),
             };
-            if result
-                .as_ref()
-                .is_err_and(|f| f.status() == crate::Status::Crashed)
-            {
+            if result.as_ref().is_err_and(|f| f.status() == crate::Status::Crashed) {
                 ctx.shared().stats(ctx.origin()).crashed();
             }
             crate::__private::send::<E>(&ctx, reply, result);
         });
     };
-    WorkerStart {
-        limit,
-        start: Box::new(start),
-    }
+    WorkerStart { limit, start: Box::new(start) }
 }
 
 fn registrations() -> &'static HashMap<&'static str, &'static EventRegistration> {
     static BY_NAME: OnceLock<HashMap<&'static str, &'static EventRegistration>> = OnceLock::new();
-    BY_NAME.get_or_init(|| {
-        inventory::iter::<EventRegistration>()
-            .map(|r| (r.meta.name, r))
-            .collect()
-    })
+    BY_NAME
+        .get_or_init(|| inventory::iter::<EventRegistration>().map(|r| (r.meta.name, r)).collect())
 }
 
 fn registration(name: &str) -> Result<&'static EventRegistration, Failure> {
     registrations().get(name).copied().ok_or_else(|| {
-        Failure::invalid(format!(
-            "a worker sent `{name}`, an event this binary does not declare"
-        ))
+        Failure::invalid(format!("a worker sent `{name}`, an event this binary does not declare"))
     })
 }
 

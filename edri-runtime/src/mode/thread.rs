@@ -17,27 +17,23 @@ where
     let limit = ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)].clone();
     let ctx = ctx.clone();
     let span = tracing::Span::current();
-    let start =
-        move |permit: Option<OwnedSemaphorePermit>| {
-            let worker_ctx = ctx.clone();
-            ctx.clone().spawn(async move {
-                let joined = tokio::task::spawn_blocking(move || {
-                    let _enter = span.enter();
-                    let _permit = permit;
-                    E::__own(event).and_then(|event| f(event, worker_ctx).into_reply())
-                })
-                .await;
-                let result = joined.unwrap_or_else(|join| {
+    let start = move |permit: Option<OwnedSemaphorePermit>| {
+        let worker_ctx = ctx.clone();
+        ctx.clone().spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                let _permit = permit;
+                E::__own(event).and_then(|event| f(event, worker_ctx).into_reply())
+            })
+            .await;
+            let result = joined.unwrap_or_else(|join| {
                 let message = join_message(join);
                 tracing::error!(event = E::META.name, panic = %message, "thread handler panicked");
                 ctx.shared().stats(ctx.origin()).crashed();
                 Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
             });
-                crate::__private::send::<E>(&ctx, reply, result);
-            });
-        };
-    WorkerStart {
-        limit,
-        start: Box::new(start),
-    }
+            crate::__private::send::<E>(&ctx, reply, result);
+        });
+    };
+    WorkerStart { limit, start: Box::new(start) }
 }

@@ -1,10 +1,11 @@
 //! `Edri::builder()`: choosing the managers, starting them, stopping them.
 
-use super::{ManagerSlot, ManagerStats, Shared, table};
+use super::{ManagerSlot, ManagerStats, ManagerVitals, Shared, table};
 use crate::Ctx;
 use crate::builtin::{Started, Stopping};
 use crate::envelope::Envelope;
 use crate::error::{Error, StartError};
+use crate::health::Health;
 use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
 use crate::mode::process::Pool;
 use std::any::TypeId;
@@ -64,11 +65,7 @@ impl std::fmt::Debug for EdriBuilder {
         f.debug_struct("EdriBuilder")
             .field(
                 "explicit",
-                &self
-                    .explicit
-                    .iter()
-                    .map(|m| m.descriptor().name)
-                    .collect::<Vec<_>>(),
+                &self.explicit.iter().map(|m| m.descriptor().name).collect::<Vec<_>>(),
             )
             .field("only_explicit", &self.only_explicit)
             .field("timeout", &self.timeout)
@@ -143,10 +140,7 @@ impl EdriBuilder {
     /// request, two events or managers with one name, a manager that cannot be constructed.
     pub async fn start(self) -> Result<Running, Error> {
         if crate::worker::is_worker() {
-            return Err(StartError::StartedAsWorker {
-                env: crate::worker::WORKER_ENV,
-            }
-            .into());
+            return Err(StartError::StartedAsWorker { env: crate::worker::WORKER_ENV }.into());
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         table::check_event_names()?;
@@ -195,6 +189,7 @@ impl EdriBuilder {
             runtime: runtime.clone(),
             stopping: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
+            started: std::time::Instant::now(),
             uplink: None,
         });
 
@@ -205,7 +200,7 @@ impl EdriBuilder {
             for target in &route.subscribers {
                 target
                     .mailbox
-                    .try_send(Envelope::shared(target.handler, started.clone()))
+                    .try_send(Envelope::shared(target.handler, 0, started.clone()))
                     .map_err(|_| StartError::TooMany("mailbox full at start"))?;
             }
         }
@@ -221,12 +216,7 @@ impl EdriBuilder {
             .collect();
         let names: Vec<&str> = shared.managers.iter().map(|m| m.descriptor.name).collect();
         tracing::info!(managers = ?names, "edri router started");
-        Ok(Running {
-            ctx: Ctx::new(shared, u32::MAX),
-            tasks,
-            grace,
-            stopped: false,
-        })
+        Ok(Running { ctx: Ctx::new(shared, u32::MAX), tasks, grace, stopped: false })
     }
 
     /// Starts, then runs until Ctrl-C, SIGTERM or [`Ctx::shutdown`], then shuts down
@@ -247,28 +237,20 @@ impl EdriBuilder {
         let mut out: Vec<Box<dyn ErasedManager>> = Vec::new();
         if !self.only_explicit {
             let mut registered: Vec<&'static ManagerDescriptor> =
-                inventory::iter::<ManagerRegistration>()
-                    .map(|r| r.0)
-                    .collect();
+                inventory::iter::<ManagerRegistration>().map(|r| r.0).collect();
             registered.sort_by_key(|d| (d.name, d.location));
             for d in registered {
                 let id = (d.type_id)();
                 if d.options.manual
                     || self.without.contains(&id)
-                    || self
-                        .explicit
-                        .iter()
-                        .any(|m| (m.descriptor().type_id)() == id)
+                    || self.explicit.iter().any(|m| (m.descriptor().type_id)() == id)
                 {
                     continue;
                 }
                 match (d.make_default)() {
                     Some(m) => out.push(m),
                     None => {
-                        return Err(StartError::NoInstance {
-                            manager: d.name,
-                            at: d.location,
-                        });
+                        return Err(StartError::NoInstance { manager: d.name, at: d.location });
                     }
                 }
             }
@@ -278,6 +260,13 @@ impl EdriBuilder {
             return Err(StartError::NoManagers {
                 registered: inventory::iter::<ManagerRegistration>().count(),
             });
+        }
+        // Every router answers `HealthCheck`, unless told otherwise.
+        let health = TypeId::of::<Health>();
+        if !self.without.contains(&health)
+            && !out.iter().any(|m| (m.descriptor().type_id)() == health)
+        {
+            out.push(Box::new(Health));
         }
         out.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
         Ok(out)
@@ -298,30 +287,6 @@ fn check_manager_names(instances: &[Box<dyn ErasedManager>]) -> Result<(), Start
     Ok(())
 }
 
-/// The counters of one running manager, from [`Running::vitals`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ManagerVitals {
-    /// The manager's name.
-    pub name: &'static str,
-    /// Events waiting in its mailbox.
-    pub queued: usize,
-    /// Its mailbox capacity.
-    pub capacity: usize,
-    /// Events it has handled (including failed and crashed ones).
-    pub processed: u64,
-    /// Handlers that returned an error.
-    pub failed: u64,
-    /// Handlers that panicked.
-    pub crashed: u64,
-    /// Whether it is handling an event right now.
-    pub busy: bool,
-    /// Live worker processes of its process handlers.
-    pub workers: usize,
-    /// Of those, the ones waiting for a call.
-    pub workers_idle: usize,
-}
-
 /// A running router: its [`Ctx`] and the way to stop it.
 #[must_use = "dropping a `Running` stops its managers abruptly; call `.shutdown().await`"]
 pub struct Running {
@@ -333,9 +298,7 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("managers", &self.managers())
-            .finish_non_exhaustive()
+        f.debug_struct("Running").field("managers", &self.managers()).finish_non_exhaustive()
     }
 }
 
@@ -347,32 +310,12 @@ impl Running {
 
     /// The names of the running managers, sorted.
     pub fn managers(&self) -> Vec<&'static str> {
-        self.ctx
-            .shared()
-            .managers
-            .iter()
-            .map(|m| m.descriptor.name)
-            .collect()
+        self.ctx.shared().managers.iter().map(|m| m.descriptor.name).collect()
     }
 
-    /// A snapshot of every manager's counters.
+    /// A snapshot of every manager's counters (what `HealthCheck` answers).
     pub fn vitals(&self) -> Vec<ManagerVitals> {
-        self.ctx
-            .shared()
-            .managers
-            .iter()
-            .map(|m| ManagerVitals {
-                name: m.descriptor.name,
-                queued: m.mailbox.max_capacity() - m.mailbox.capacity(),
-                capacity: m.mailbox.max_capacity(),
-                processed: m.stats.processed(),
-                failed: m.stats.failed_count(),
-                crashed: m.stats.crashed_count(),
-                busy: m.stats.is_busy(),
-                workers: m.pools.iter().flatten().map(|p| p.pids().len()).sum(),
-                workers_idle: m.pools.iter().flatten().map(|p| p.idle_count()).sum(),
-            })
-            .collect()
+        self.ctx.shared().vitals()
     }
 
     /// The pids of the live process-mode workers, of every manager.
@@ -429,11 +372,7 @@ impl Running {
             for task in &mut self.tasks {
                 task.await.ok();
             }
-            for pool in shared
-                .managers
-                .iter()
-                .flat_map(|m| m.pools.iter().flatten())
-            {
+            for pool in shared.managers.iter().flat_map(|m| m.pools.iter().flatten()) {
                 pool.shutdown().await;
             }
         };
@@ -476,9 +415,7 @@ impl StopSignals {
             if let Err(e) = &signals {
                 tracing::warn!(error = %e, "cannot listen for Ctrl-C / SIGTERM");
             }
-            Self {
-                signals: signals.ok(),
-            }
+            Self { signals: signals.ok() }
         }
         #[cfg(not(unix))]
         {

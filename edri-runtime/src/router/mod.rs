@@ -5,7 +5,7 @@ mod builder;
 mod table;
 
 pub(crate) use builder::DEFAULT_TIMEOUT;
-pub use builder::{Edri, EdriBuilder, ManagerVitals, Running};
+pub use builder::{Edri, EdriBuilder, Running};
 pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
 
@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) stopping: AtomicBool,
     pub(crate) shutdown_requested: Notify,
+    /// When the router started.
+    pub(crate) started: std::time::Instant,
     /// Where events without a local route go (a worker process's parent), if anywhere.
     pub(crate) uplink: Option<Arc<dyn Uplink>>,
 }
@@ -65,6 +67,30 @@ pub(crate) struct ManagerSlot {
     pub(crate) stats: ManagerStats,
 }
 
+/// The counters of one running manager ([`Running::vitals`], `HealthCheck`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ManagerVitals {
+    /// The manager's name.
+    pub name: String,
+    /// Events waiting in its mailbox channel.
+    pub queued: usize,
+    /// Its mailbox capacity.
+    pub capacity: usize,
+    /// Events it has handled (including failed and crashed ones).
+    pub processed: u64,
+    /// Handlers that returned an error.
+    pub failed: u64,
+    /// Handlers that panicked (or whose worker died).
+    pub crashed: u64,
+    /// Whether it is handling an event right now.
+    pub busy: bool,
+    /// Live worker processes of its process handlers.
+    pub workers: usize,
+    /// Of those, the ones waiting for a call.
+    pub workers_idle: usize,
+}
+
 /// Counters of one manager. Only the manager's own task writes `processed` and `busy`.
 #[derive(Debug, Default)]
 pub(crate) struct ManagerStats {
@@ -89,10 +115,7 @@ impl ManagerStats {
     /// Marks the end of a delivery.
     #[inline]
     pub(crate) fn end(&self) {
-        self.processed.store(
-            self.processed.load(Ordering::Relaxed) + 1,
-            Ordering::Relaxed,
-        );
+        self.processed.store(self.processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.busy.store(false, Ordering::Release);
     }
     pub(crate) fn processed(&self) -> u64 {
@@ -124,9 +147,25 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self, origin: u32) -> &ManagerStats {
+        self.managers.get(origin as usize).map_or(&OUTSIDE, |m| &m.stats)
+    }
+
+    /// A snapshot of every manager's counters.
+    pub(crate) fn vitals(&self) -> Vec<ManagerVitals> {
         self.managers
-            .get(origin as usize)
-            .map_or(&OUTSIDE, |m| &m.stats)
+            .iter()
+            .map(|m| ManagerVitals {
+                name: m.descriptor.name.to_owned(),
+                queued: m.mailbox.max_capacity() - m.mailbox.capacity(),
+                capacity: m.mailbox.max_capacity(),
+                processed: m.stats.processed(),
+                failed: m.stats.failed_count(),
+                crashed: m.stats.crashed_count(),
+                busy: m.stats.is_busy(),
+                workers: m.pools.iter().flatten().map(|p| p.pids().len()).sum(),
+                workers_idle: m.pools.iter().flatten().map(|p| p.idle_count()).sum(),
+            })
+            .collect()
     }
 
     /// One look at the whole router: `None` when some mailbox holds an event, a handler runs or
@@ -135,14 +174,9 @@ impl Shared {
         let mut processed = 0;
         for m in self.managers.iter() {
             let queue_empty = m.mailbox.capacity() == m.mailbox.max_capacity();
-            let workers_idle = m
-                .descriptor
-                .handlers
-                .iter()
-                .zip(m.limits.iter())
-                .all(|(h, l)| {
-                    l.as_ref()
-                        .is_none_or(|l| l.available_permits() == h.limit.max(1))
+            let workers_idle =
+                m.descriptor.handlers.iter().zip(m.limits.iter()).all(|(h, l)| {
+                    l.as_ref().is_none_or(|l| l.available_permits() == h.limit.max(1))
                 });
             if !queue_empty || m.stats.is_busy() || !workers_idle {
                 return None;

@@ -89,10 +89,7 @@ pub(crate) fn build(
             };
             let entry = building
                 .entry((handler.event_type)())
-                .or_insert_with(|| Building {
-                    subscribers: Vec::new(),
-                    responder: None,
-                });
+                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None });
             match handler.event.kind {
                 EventKind::Request => {
                     if let Some((_, first, fh)) = &entry.responder {
