@@ -146,3 +146,75 @@ fn all_errors_of_one_impl_block_are_reported_together() {
     assert!(errors[1].contains("thread handlers take no `self`"));
     assert!(errors[2].contains("unknown edri solve argument `bogus`"));
 }
+
+/// `examples/quickstart-expanded.rs` is `examples/quickstart.rs` with EDRI's macros expanded
+/// (other macros, such as serde's derives and `inventory::submit!`, are left as written). It
+/// must stay current: regenerate with `EDRI_BLESS=1 cargo test -p edri-macros`.
+#[test]
+fn quickstart_expansion_is_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let source = std::fs::read_to_string(root.join("quickstart.rs")).unwrap();
+    let mut file: syn::File = syn::parse_str(&source).unwrap();
+    let mut items = Vec::new();
+    for item in std::mem::take(&mut file.items) {
+        items.extend(expand_item(item));
+    }
+    file.items = items;
+    let header = "// Generated from quickstart.rs by `EDRI_BLESS=1 cargo test -p edri-macros`: what\n\
+                  // #[event], #[manager] and #[edri::main] expand to (serde's derives and\n\
+                  // `inventory::submit!` are left unexpanded). Not compiled; for reading.\n\n";
+    let expanded = format!("{header}{}", prettyplease::unparse(&file));
+    let path = root.join("quickstart-expanded.rs");
+    if std::env::var_os("EDRI_BLESS").is_some() {
+        std::fs::write(&path, &expanded).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == expanded,
+        "{} is stale: run `EDRI_BLESS=1 cargo test -p edri-macros`",
+        path.display()
+    );
+}
+
+fn expand_item(mut item: syn::Item) -> Vec<syn::Item> {
+    fn take_attr(attrs: &mut Vec<syn::Attribute>, name: &str) -> Option<TokenStream> {
+        let i =
+            attrs.iter().position(|a| a.path().segments.last().is_some_and(|s| s.ident == name))?;
+        let attr = attrs.remove(i);
+        Some(match attr.meta {
+            syn::Meta::List(list) => list.tokens,
+            _ => TokenStream::new(),
+        })
+    }
+    let tokens = match &mut item {
+        syn::Item::Struct(s) => match take_attr(&mut s.attrs, "event") {
+            Some(args) => {
+                let mut errors = Errors::default();
+                let def = model::EventDef::parse(args, s.clone(), &mut errors).unwrap();
+                errors.finish().unwrap();
+                expand::event::expand(&def)
+            }
+            None => return vec![item],
+        },
+        syn::Item::Impl(i) => match take_attr(&mut i.attrs, "manager") {
+            Some(args) => {
+                let mut errors = Errors::default();
+                let def = model::ManagerDef::parse(args, i.clone(), &mut errors);
+                errors.finish().unwrap();
+                expand::manager::expand(&def)
+            }
+            None => return vec![item],
+        },
+        syn::Item::Fn(f) => match take_attr(&mut f.attrs, "main") {
+            Some(args) => {
+                let mut errors = Errors::default();
+                let out = expand::main::expand(args, f.clone(), &mut errors);
+                errors.finish().unwrap();
+                out
+            }
+            None => return vec![item],
+        },
+        _ => return vec![item],
+    };
+    syn::parse2::<syn::File>(tokens).unwrap().items
+}
