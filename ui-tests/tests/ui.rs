@@ -1,6 +1,7 @@
 //! Compile-fail (`tests/ui/<theme>/*.rs`) and compile-pass (`tests/pass/*.rs`) cases of the
 //! macros. The `.stderr` files are tied to the toolchain pinned in `rust-toolchain.toml`;
 //! regenerate them with `TRYBUILD=overwrite cargo test -p edri-ui-tests` and read the diff.
+//! `tests/pending/` holds misuses the macros do not reject yet; they are not run.
 
 #[test]
 fn ui() {

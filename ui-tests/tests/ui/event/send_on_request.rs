@@ -1,6 +1,6 @@
 use edri::prelude::*;
 
-#[event(request, send = Vec<u8>, receive = Vec<u8>)]
+#[event(request, send = Vec<u8>)]
 pub struct Convert {
     pub to: String,
 }

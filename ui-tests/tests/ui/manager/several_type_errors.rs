@@ -23,7 +23,7 @@ impl Clock {
     }
 
     #[solve]
-    fn text(&mut self, _: &str) {}
+    fn count(&mut self, _: &u32) {}
 }
 
 fn main() {}

@@ -18,7 +18,7 @@ pub struct Files;
 #[manager]
 impl Files {
     #[solve]
-    fn uploaded(ev: &Uploaded) {
+    fn checksum(&mut self, ev: &str) {
         let _ = ev;
     }
 }

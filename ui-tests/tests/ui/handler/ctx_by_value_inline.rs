@@ -18,8 +18,8 @@ pub struct Files;
 #[manager]
 impl Files {
     #[solve]
-    fn uploaded(&mut self, Uploaded { path }: Uploaded) {
-        let _ = path;
+    fn uploaded(&mut self, ev: &Uploaded, ctx: Ctx) {
+        let _ = (ev, ctx);
     }
 }
 
