@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release --example modes`
 
-use edri::prelude::*;
 use edri::HealthCheck;
+use edri::prelude::*;
 use std::time::Duration;
 
 /// Counts words (inline: cheap, uses the manager's state).
@@ -76,7 +76,9 @@ impl Tools {
         if ev.crash {
             std::process::abort();
         }
-        ctx.blocking_notify(Alert { text: format!("worker {} did risky work", std::process::id()) })?;
+        ctx.blocking_notify(Alert {
+            text: format!("worker {} did risky work", std::process::id()),
+        })?;
         Ok(RiskyResponse { pid: std::process::id() })
     }
 }
@@ -106,7 +108,9 @@ async fn main() -> edri::Result<()> {
     println!("thread:  checksum {:x?}", sum.map(|r| r.sum));
 
     match ctx.request(Risky { crash: false }).await {
-        Ok(r) => println!("process: answered by pid {} (this is pid {})", r.pid, std::process::id()),
+        Ok(r) => {
+            println!("process: answered by pid {} (this is pid {})", r.pid, std::process::id())
+        }
         Err(f) => println!("process: failed: {f}"),
     }
     match ctx.request(Risky { crash: true }).await {

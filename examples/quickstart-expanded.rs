@@ -22,6 +22,7 @@ const _: () = {
     #[automatically_derived]
     impl ::edri::__private::Event for FileUploaded {
         type Output = ();
+        type Kind = ::edri::__private::kind::Notification;
         const META: &'static ::edri::__private::EventMeta = &::edri::__private::EventMeta {
             name: "FileUploaded",
             rust_name: ::core::concat!(::core::module_path!(), "::", "FileUploaded"),
@@ -89,6 +90,7 @@ const _: () = {
     #[automatically_derived]
     impl ::edri::__private::Event for Divide {
         type Output = DivideResponse;
+        type Kind = ::edri::__private::kind::Request;
         const META: &'static ::edri::__private::EventMeta = &::edri::__private::EventMeta {
             name: "Divide",
             rust_name: ::core::concat!(::core::module_path!(), "::", "Divide"),
@@ -157,6 +159,7 @@ const _: () = {
     #[automatically_derived]
     impl ::edri::__private::Event for FileStats {
         type Output = FileStatsResponse;
+        type Kind = ::edri::__private::kind::Request;
         const META: &'static ::edri::__private::EventMeta = &::edri::__private::EventMeta {
             name: "stats.files",
             rust_name: ::core::concat!(::core::module_path!(), "::", "FileStats"),

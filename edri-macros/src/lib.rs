@@ -30,7 +30,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let def = model::EventDef::parse(args.into(), item.clone(), &mut errors);
     match (errors.finish(), def) {
         (Ok(()), Some(def)) => expand::event::expand(&def).into(),
-        (Err(e), _) => with_errors(item.into_token_stream(), e),
+        (Err(e), _) => with_errors(model::without_response_marks(item).into_token_stream(), e),
         (Ok(()), None) => item.into_token_stream().into(),
     }
 }
@@ -97,7 +97,9 @@ pub fn main(args: TokenStream, input: TokenStream) -> TokenStream {
     let out = expand::main::expand(args.into(), item.clone(), &mut errors);
     match errors.finish() {
         Ok(()) => out.into(),
-        Err(e) => with_errors(item.into_token_stream(), e),
+        // A synchronous `main` that still type-checks the body, so that only the argument
+        // error is reported (not also "`main` is not allowed to be `async`").
+        Err(e) => with_errors(expand::main::fallback(item), e),
     }
 }
 

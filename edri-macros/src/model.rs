@@ -129,8 +129,11 @@ impl EventDef {
             _ => Err(attr::unknown("edri event", ident, EVENT_ARGS)),
         });
 
+        let args_ok = errors.is_empty();
         let kind = match &a.kind {
             Some(k) => k.value,
+            // An argument error (say `reqest`) already explains a missing kind.
+            None if !args_ok => Kind::Notification,
             None => {
                 errors.at(
                     Span::call_site(),
@@ -184,6 +187,7 @@ impl EventDef {
             }
             _ => None,
         };
+        let http_span = a.http.as_ref().map(|h| h.value.span());
         let http = a.http.and_then(|h| {
             if kind != Kind::Request {
                 errors.at(
@@ -253,7 +257,7 @@ impl EventDef {
                     item.fields.iter().any(|f| f.ident.as_ref().is_some_and(|i| *i == param));
                 if !found {
                     errors.at(
-                        args_span(&args, "http"),
+                        http_span.unwrap_or_else(Span::call_site),
                         format!("path parameter `{{{param}}}` is not a field of `{}`", item.ident),
                     );
                 }
@@ -275,13 +279,6 @@ impl EventDef {
             item,
         })
     }
-}
-
-fn args_span(args: &TokenStream, key: &str) -> Span {
-    args.clone()
-        .into_iter()
-        .find(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == key))
-        .map_or_else(Span::call_site, |t| t.span())
 }
 
 fn check_no_serde_derive(attr: &Attribute, errors: &mut Errors) {
@@ -347,6 +344,15 @@ pub(crate) fn path_params(path: &str) -> Vec<String> {
     path.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(p, _)| p.to_owned())).collect()
 }
 
+/// The struct as written minus its `#[response]` marks: what is emitted beside errors, so that
+/// the marks do not add "cannot find attribute `response`".
+pub(crate) fn without_response_marks(mut item: ItemStruct) -> ItemStruct {
+    for field in item.fields.iter_mut() {
+        field.attrs.retain(|a| !a.path().is_ident("response"));
+    }
+    item
+}
+
 // ---------------------------------------------------------------- #[manager] / #[solve]
 
 pub(crate) const MANAGER_ARGS: &[&str] = &["queue", "capacity", "name", "manual", "crate"];
@@ -396,7 +402,8 @@ pub(crate) struct SolveDef {
     pub(crate) receiver: bool,
     pub(crate) event: Type,
     pub(crate) by_ref: bool,
-    pub(crate) has_ctx: bool,
+    /// The first token of the context parameter's type, to place type errors on it.
+    pub(crate) ctx_span: Option<Span>,
     /// The declared return type, or `None` for `()`.
     pub(crate) ret: Option<Type>,
 }
@@ -456,6 +463,7 @@ impl ManagerDef {
             .unwrap_or_else(|| quote::quote!(#self_ty).to_string());
 
         let mut handlers = Vec::new();
+        let mut marked = 0;
         for impl_item in &mut item.items {
             if let ImplItem::Fn(f) = impl_item {
                 let solves: Vec<Attribute> =
@@ -463,6 +471,7 @@ impl ManagerDef {
                 if solves.is_empty() {
                     continue;
                 }
+                marked += 1;
                 f.attrs.retain(|a| !is_solve(a));
                 for extra in solves.iter().skip(1) {
                     errors.spanned(extra, "duplicate `#[solve]` on one method");
@@ -477,7 +486,7 @@ impl ManagerDef {
             }
         }
         check_one_handler_per_event(&handlers, errors);
-        if handlers.is_empty() {
+        if marked == 0 {
             errors.at(
                 Span::call_site(),
                 "this manager has no handlers: mark its handler methods with `#[solve]`",
@@ -639,15 +648,22 @@ impl SolveDef {
                 }
             }
         };
-        let mut has_ctx = false;
-        if let Some(pt) = params.get(1) {
-            has_ctx = true;
-            if last_segment_is(&pt.ty, "Opening") {
-                errs.spanned(
-                    &pt.ty,
-                    "tunnel acceptors (`Opening<E>`) are not supported by this version of edri",
-                );
-            } else if mode_v == Mode::Inline && !matches!(&*pt.ty, Type::Reference(_)) {
+        if let Some(ty) = &event
+            && is_unsized(ty)
+        {
+            errs.spanned(ty, format!("`{}` is not an edri event: an event is a struct declared with `#[edri::event(..)]`", quote::quote!(#ty)));
+        }
+        let acceptor = params.iter().any(|pt| last_segment_is(&pt.ty, "Opening"));
+        let mut ctx_span = None;
+        if acceptor {
+            let opening = params.iter().find(|pt| last_segment_is(&pt.ty, "Opening"));
+            errs.spanned(
+                opening.map(|pt| &pt.ty),
+                "tunnel acceptors (`Opening<E>`) are not supported by this version of edri",
+            );
+        } else if let Some(pt) = params.get(1) {
+            ctx_span = Some(first_token_span(&pt.ty));
+            if mode_v == Mode::Inline && !matches!(&*pt.ty, Type::Reference(_)) {
                 errs.spanned(&pt.ty, "an inline handler borrows its context: `ctx: &Ctx`");
             } else if mode_v != Mode::Inline && matches!(&*pt.ty, Type::Reference(_)) {
                 errs.spanned(
@@ -656,7 +672,7 @@ impl SolveDef {
                 );
             }
         }
-        for extra in params.iter().skip(2) {
+        for extra in params.iter().skip(2).filter(|_| !acceptor) {
             errs.spanned(extra, "a handler takes the event and, optionally, the context (`ctx: &Ctx`); nothing else");
         }
         let ret = match &sig.output {
@@ -682,9 +698,24 @@ impl SolveDef {
             receiver,
             event: event?,
             by_ref,
-            has_ctx,
+            ctx_span,
             ret,
         })
+    }
+}
+
+fn first_token_span(tokens: &impl quote::ToTokens) -> Span {
+    tokens.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+}
+
+/// `str`, `[T]` and `dyn Trait` can never be events (events are sized structs); said here
+/// because the type system's own message for them is confusing.
+fn is_unsized(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.qself.is_none() && p.path.is_ident("str"),
+        Type::Slice(_) | Type::TraitObject(_) => true,
+        Type::Paren(p) => is_unsized(&p.elem),
+        _ => false,
     }
 }
 

@@ -8,6 +8,7 @@
 //! `Event::__finish::<R>`, spanned at the user's return type.
 
 pub use crate::envelope::{Envelope, EventBox, Reply};
+pub use crate::event::kind;
 pub use crate::event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoReply, Location, Notification, Request,
     Tunnel, fingerprint,

@@ -58,8 +58,8 @@ impl Ctx {
     ///
     /// # Errors
     /// `Unavailable` when the router is stopping and a subscriber is gone.
-    pub async fn notify<E: Notification>(&self, event: E) -> Result<(), Failure> {
-        self.notify_event(event, E::META.priority).await
+    pub fn notify<E: Notification>(&self, event: E) -> Notify<'_> {
+        self.notify_event(event, E::META.priority)
     }
 
     /// [`notify`](Self::notify) in priority lane `priority` (0 is most urgent) instead of the
@@ -68,54 +68,36 @@ impl Ctx {
     ///
     /// # Errors
     /// As [`notify`](Self::notify).
-    pub async fn notify_priority<E: Notification>(
-        &self,
-        event: E,
-        priority: u8,
-    ) -> Result<(), Failure> {
-        self.notify_event(event, priority).await
+    pub fn notify_priority<E: Notification>(&self, event: E, priority: u8) -> Notify<'_> {
+        self.notify_event(event, priority)
     }
 
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
-    pub(crate) async fn notify_event<E: Event>(
-        &self,
-        event: E,
-        priority: u8,
-    ) -> Result<(), Failure> {
-        let Some(route) = self.shared.route(TypeId::of::<E>()) else {
-            return self.notify_uplink(&event).await;
-        };
-        match &*route.subscribers {
-            [] => self.notify_uplink(&event).await,
-            [one] => one
-                .mailbox
-                .send(Envelope::shared(one.handler, priority, Arc::new(event)))
-                .await
-                .map_err(|_| stopped::<E>()),
-            many => {
-                let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
-                let mut result = Ok(());
-                for target in many {
-                    if target
-                        .mailbox
-                        .send(Envelope::shared(target.handler, priority, shared.clone()))
-                        .await
-                        .is_err()
-                    {
-                        result = Err(stopped::<E>());
-                    }
-                }
-                result
-            }
+    pub(crate) fn notify_event<E: Event>(&self, event: E, priority: u8) -> Notify<'_> {
+        let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
+        if targets.is_empty() {
+            return Notify::uplink(self.notify_uplink(&event));
+        }
+        Notify {
+            state: NotifyState::Sending {
+                targets,
+                next: 0,
+                payload: Some(Arc::new(event)),
+                priority,
+                name: E::META.name,
+                waiting: None,
+                failed: false,
+            },
         }
     }
 
     /// Sends a notification nobody here subscribes to up the uplink, if there is one.
-    async fn notify_uplink<E: Event>(&self, event: &E) -> Result<(), Failure> {
-        match self.uplink::<E>() {
-            Some(uplink) => uplink.clone().notify(E::META.name, encode(event)?).await,
-            None => Ok(()),
-        }
+    fn notify_uplink<E: Event>(&self, event: &E) -> Option<BoxFuture<Result<(), Failure>>> {
+        let uplink = self.uplink::<E>()?.clone();
+        Some(match encode(event) {
+            Ok(bytes) => uplink.notify(E::META.name, bytes),
+            Err(failure) => Box::pin(std::future::ready(Err(failure))),
+        })
     }
 
     /// The uplink for events of type `E`: none for `local` events or when there is none.
@@ -280,7 +262,93 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Failure>
 }
 
 fn stopped<E: Event>() -> Failure {
-    Failure::unavailable(format!("the router is stopping; `{}` was not delivered", E::META.name))
+    stopped_name(E::META.name)
+}
+
+fn stopped_name(event: &str) -> Failure {
+    Failure::unavailable(format!("the router is stopping; `{event}` was not delivered"))
+}
+
+/// A notification on its way: `.await` it. Nothing is sent before the first poll.
+///
+/// It pushes into each subscriber's mailbox in turn, waiting while one is full; the event is
+/// allocated once and shared by all subscribers.
+#[must_use = "a notification is not sent until awaited"]
+pub struct Notify<'a> {
+    state: NotifyState<'a>,
+}
+
+enum NotifyState<'a> {
+    Sending {
+        targets: &'a [Target],
+        next: usize,
+        /// Cloned for each subscriber but the last, which takes it.
+        payload: Option<Arc<dyn Any + Send + Sync>>,
+        priority: u8,
+        name: &'static str,
+        /// Only while a mailbox is full: waiting for room.
+        waiting: Option<SendFuture<'a>>,
+        failed: bool,
+    },
+    Remote(BoxFuture<Result<(), Failure>>),
+    Done,
+}
+
+impl std::fmt::Debug for Notify<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notify").finish_non_exhaustive()
+    }
+}
+
+impl Notify<'_> {
+    fn uplink(remote: Option<BoxFuture<Result<(), Failure>>>) -> Self {
+        Self { state: remote.map_or(NotifyState::Done, NotifyState::Remote) }
+    }
+}
+
+impl Future for Notify<'_> {
+    type Output = Result<(), Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let NotifyState::Sending { targets, next, payload, priority, name, waiting, failed } =
+            &mut this.state
+        else {
+            return match &mut this.state {
+                NotifyState::Remote(remote) => remote.as_mut().poll(cx),
+                _ => Poll::Ready(Ok(())),
+            };
+        };
+        loop {
+            if let Some(wait) = waiting {
+                let sent = std::task::ready!(wait.as_mut().poll(cx));
+                *failed |= !sent;
+                *waiting = None;
+                *next += 1;
+            }
+            let Some(target) = targets.get(*next) else {
+                let result = if *failed { Err(stopped_name(name)) } else { Ok(()) };
+                this.state = NotifyState::Done;
+                return Poll::Ready(result);
+            };
+            let event = if *next + 1 == targets.len() { payload.take() } else { payload.clone() };
+            let Some(event) = event else {
+                this.state = NotifyState::Done;
+                return Poll::Ready(Ok(()));
+            };
+            match target.mailbox.try_send(Envelope::shared(target.handler, *priority, event)) {
+                Ok(()) => *next += 1,
+                Err(TrySendError::Full(envelope)) => {
+                    let mailbox = target.mailbox.clone();
+                    *waiting = Some(Box::pin(async move { mailbox.send(envelope).await.is_ok() }));
+                }
+                Err(TrySendError::Closed(_)) => {
+                    *failed = true;
+                    *next += 1;
+                }
+            }
+        }
+    }
 }
 
 fn unshare<E: Event>(envelope: Envelope) -> E {
@@ -295,14 +363,14 @@ fn unshare<E: Event>(envelope: Envelope) -> E {
 
 /// A request on its way: `.await` it, or set [`timeout`](Self::timeout) first.
 #[must_use = "a request does nothing until awaited"]
-pub struct Call<'a, E: Request> {
+pub struct Call<'a, E> {
     ctx: &'a Ctx,
     event: E,
     timeout: Duration,
     priority: u8,
 }
 
-impl<E: Request> Call<'_, E> {
+impl<E: Event> Call<'_, E> {
     /// Fails with `Timeout` when no response arrived within `timeout` (including the time
     /// spent waiting for room in a full mailbox).
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -318,7 +386,7 @@ impl<E: Request> Call<'_, E> {
     }
 }
 
-impl<'a, E: Request> IntoFuture for Call<'a, E> {
+impl<'a, E: Event> IntoFuture for Call<'a, E> {
     type Output = Result<E::Output, Failure>;
     type IntoFuture = Pending<'a, E>;
 
@@ -484,13 +552,13 @@ impl<E: Event> Future for Pending<'_, E> {
 
 /// A request to every responder: `.await` it, or set [`timeout`](Self::timeout) first.
 #[must_use = "a request does nothing until awaited"]
-pub struct CallAll<'a, E: Request> {
+pub struct CallAll<'a, E> {
     ctx: &'a Ctx,
     event: E,
     timeout: Duration,
 }
 
-impl<E: Request> CallAll<'_, E> {
+impl<E: Event> CallAll<'_, E> {
     /// The deadline for each responder's answer.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -498,7 +566,7 @@ impl<E: Request> CallAll<'_, E> {
     }
 }
 
-impl<'a, E: Request> IntoFuture for CallAll<'a, E> {
+impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
     type Output = Vec<Result<E::Output, Failure>>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
 

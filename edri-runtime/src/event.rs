@@ -113,9 +113,16 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     const META: &'static EventMeta;
 
     #[doc(hidden)]
+    /// The kind as a type ([`kind`]).
+    type Kind: kind::Kind;
+
+    #[doc(hidden)]
     /// Opens an envelope addressed to a handler of this event.
     #[inline]
-    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply) {
+    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply)
+    where
+        Self::Kind: kind::Plain,
+    {
         envelope.open::<Self, Self::Output>().unwrap_or_else(|| {
             unreachable!(
                 "envelope routed to a handler of `{}` holds another event",
@@ -150,13 +157,17 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         R: IntoReply<Self::Output>,
         F: FnOnce(Self, Ctx) -> R + Send + 'static,
+        Self::Kind: kind::Plain,
     {
         crate::mode::thread::call::<Self, R, F>(ctx, handler, envelope, f)
     }
 
     #[doc(hidden)]
     /// Prepares a process-mode call of handler `handler` (parent side).
-    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
+    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
+    where
+        Self::Kind: kind::Plain,
+    {
         crate::mode::process::call::<Self>(ctx, handler, envelope)
     }
 
@@ -198,6 +209,36 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
             crate::ctx::encode(&output)
         })
     }
+}
+
+/// The kinds of event as types, so that the type system can tell them apart.
+#[doc(hidden)]
+pub mod kind {
+    /// A notification.
+    #[derive(Debug)]
+    pub enum Notification {}
+    /// A request.
+    #[derive(Debug)]
+    pub enum Request {}
+    /// A tunnel.
+    #[derive(Debug)]
+    pub enum Tunnel {}
+
+    /// One of the kinds.
+    pub trait Kind {}
+    impl Kind for Notification {}
+    impl Kind for Request {}
+    impl Kind for Tunnel {}
+
+    /// A kind a plain `#[solve]` handler can take (a tunnel's acceptor takes `Opening<E>`).
+    #[diagnostic::on_unimplemented(
+        message = "a tunnel event cannot be handled like a notification or a request",
+        label = "this event is a tunnel",
+        note = "a tunnel's acceptor takes `Opening<E>`; tunnel acceptors are not supported by this version of edri"
+    )]
+    pub trait Plain: Kind {}
+    impl Plain for Notification {}
+    impl Plain for Request {}
 }
 
 /// A request event: `ctx.request(ev)` answers with `Result<E::Output, Failure>`.
@@ -251,10 +292,29 @@ impl<O> IntoReply<O> for O {
     }
 }
 
-impl<O, X: Into<crate::Failure>> IntoReply<O> for Result<O, X> {
+/// An error a handler may return: anything that converts into [`Failure`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned as a handler's error",
+    label = "no `From<{Self}>` for `edri::Failure`",
+    note = "return `Failure` (e.g. `Failure::failed(e.to_string())`), or an error type with `impl From<YourError> for edri::Failure`"
+)]
+pub trait IntoFailure {
+    /// The failure.
+    fn into_failure(self) -> Failure;
+}
+
+#[diagnostic::do_not_recommend]
+impl<X: Into<Failure>> IntoFailure for X {
+    #[inline]
+    fn into_failure(self) -> Failure {
+        self.into()
+    }
+}
+
+impl<O, X: IntoFailure> IntoReply<O> for Result<O, X> {
     #[inline]
     fn into_reply(self) -> Result<O, crate::Failure> {
-        self.map_err(Into::into)
+        self.map_err(IntoFailure::into_failure)
     }
 }
 

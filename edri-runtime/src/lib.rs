@@ -20,10 +20,11 @@ pub mod worker;
 pub mod __private;
 
 pub use builtin::{Started, Stopping};
-pub use ctx::{Call, CallAll, Ctx, Pending};
+pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};
 pub use event::{
-    Event, EventKind, EventMeta, IntoReply, Location, Notification, Request, Response, Tunnel,
+    Event, EventKind, EventMeta, IntoFailure, IntoReply, Location, Notification, Request, Response,
+    Tunnel,
 };
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};

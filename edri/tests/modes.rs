@@ -23,7 +23,9 @@ pub struct ThreadPanic;
 /// Shared by the thread handler (which has no `self`) and the test.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
-static STARTS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static FINISHED: AtomicUsize = AtomicUsize::new(0);
+/// For each call: its number and how many calls had finished when it began.
+static STARTS: Mutex<Vec<(u32, usize)>> = Mutex::new(Vec::new());
 
 #[derive(Default)]
 pub struct Cruncher;
@@ -32,11 +34,12 @@ pub struct Cruncher;
 impl Cruncher {
     #[solve(thread, limit = 2)]
     fn crunch(ev: Crunch, ctx: Ctx) -> CrunchResponse {
-        STARTS.lock().unwrap().push(ev.n);
         let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        STARTS.lock().unwrap().push((ev.n, FINISHED.load(Ordering::SeqCst)));
         PEAK.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(40));
         RUNNING.fetch_sub(1, Ordering::SeqCst);
+        FINISHED.fetch_add(1, Ordering::SeqCst);
         assert!(!ctx.is_stopping());
         CrunchResponse { thread: std::thread::current().name().unwrap_or("?").to_owned() }
     }
@@ -49,20 +52,36 @@ impl Cruncher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_handlers_respect_their_limit_and_start_in_arrival_order() {
+    use std::future::{Future, IntoFuture};
+    use std::task::Poll;
     let running = Edri::builder().only_explicit().manager(Cruncher).start().await.unwrap();
-    let mut calls = Vec::new();
-    for n in 0..8 {
-        let ctx = running.ctx().clone();
-        calls.push(tokio::spawn(async move { ctx.request(Crunch { n }).await.unwrap() }));
-        // Arrival order is the order the mailbox receives them.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    for c in calls {
-        let r = c.await.unwrap();
-        assert_ne!(r.thread, "?");
+    // Eight requests polled in order from one task: they reach the mailbox in order 0..8.
+    let mut calls: Vec<_> =
+        (0..8).map(|n| Box::pin(running.ctx().request(Crunch { n }).into_future())).collect();
+    let mut answers: Vec<Option<Result<CrunchResponse, Failure>>> = (0..8).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (call, answer) in calls.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none()
+                && let Poll::Ready(r) = call.as_mut().poll(cx)
+            {
+                *answer = Some(r);
+            }
+        }
+        if answers.iter().all(Option::is_some) { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    for answer in answers {
+        assert_ne!(answer.unwrap().unwrap().thread, "?");
     }
     assert_eq!(PEAK.load(Ordering::SeqCst), 2, "at most (and here exactly) 2 at once");
-    assert_eq!(*STARTS.lock().unwrap(), (0..8).collect::<Vec<_>>());
+    // Arrival order: with 2 slots, call n can only begin once n - 1 calls have finished
+    // (a later call overtaking an earlier one would begin with fewer finished).
+    let starts = STARTS.lock().unwrap().clone();
+    assert_eq!(starts.len(), 8);
+    for (n, finished) in starts {
+        assert!(finished + 1 >= n as usize, "call {n} began after only {finished} finished");
+    }
+    drop(calls);
     running.shutdown().await.unwrap();
 }
 

@@ -45,8 +45,14 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     };
 
     let kind_marker = match kind {
-        Kind::Request => quote!(#[automatically_derived] impl #p::Request for #ident {}),
-        Kind::Notification => quote!(#[automatically_derived] impl #p::Notification for #ident {}),
+        Kind::Request => quote! {
+            #[automatically_derived]
+            impl #p::Request for #ident {}
+        },
+        Kind::Notification => quote! {
+            #[automatically_derived]
+            impl #p::Notification for #ident {}
+        },
         Kind::Tunnel => {
             let (send, receive) = def
                 .tunnel
@@ -111,6 +117,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
             #[automatically_derived]
             impl #p::Event for #ident {
                 type Output = #output;
+                type Kind = #p::kind::#kind_variant;
                 const META: &'static #p::EventMeta = &#p::EventMeta {
                     name: #name,
                     rust_name: ::core::concat!(::core::module_path!(), "::", #ident_str),

@@ -7,6 +7,30 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{ItemFn, LitStr, Path};
 
+/// What is emitted beside an argument error: the body type-checked inside an async block of a
+/// plain `fn main` that never runs it.
+pub(crate) fn fallback(mut item: ItemFn) -> TokenStream {
+    item.sig.asyncness = None;
+    item.sig.inputs = syn::punctuated::Punctuated::new();
+    item.sig.generics = syn::Generics::default();
+    let ret = match &item.sig.output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let body = &item.block;
+    let (attrs, vis, sig) = (&item.attrs, &item.vis, &item.sig);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let _ = async move {
+                let out: #ret = #body;
+                out
+            };
+            ::core::unreachable!()
+        }
+    }
+}
+
 pub(crate) const MAIN_ARGS: &[&str] = &["flavor", "worker_threads", "crate"];
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -> TokenStream {

@@ -139,12 +139,31 @@ fn descriptor(p: &TokenStream, index: usize, h: &SolveDef) -> TokenStream {
 
 /// The `FnOnce(E, Ctx) -> R` a thread or process handler is called through: the method itself
 /// when it takes the context, else a closure that drops it.
+///
+/// The closure is generated code (so lints about it stay quiet); the method path carries the
+/// method's span and the context argument the span of the user's context type, so that a
+/// wrong context type is one error on that type.
 fn worker_fn(self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
     let method = &h.method;
-    if h.has_ctx {
-        quote_spanned!(method.span()=> <#self_ty>::#method)
-    } else {
-        quote_spanned!(method.span()=> |event, _| <#self_ty>::#method(event))
+    let path = quote_spanned!(method.span()=> <#self_ty>::#method);
+    match h.ctx_span {
+        Some(span) => {
+            let ctx = quote_spanned!(span=> ctx);
+            quote!(|event, ctx| #path(event, #ctx))
+        }
+        None => quote!(|event, _| #path(event)),
+    }
+}
+
+/// `, ctx` for a handler that takes its context, with `ctx` spanned at the user's context
+/// type; nothing otherwise.
+fn ctx_arg(h: &SolveDef) -> TokenStream {
+    match h.ctx_span {
+        Some(span) => {
+            let ctx = quote_spanned!(span=> ctx);
+            quote!(, #ctx)
+        }
+        None => TokenStream::new(),
     }
 }
 
@@ -185,7 +204,7 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
     let event = event(p, h);
     let method = &h.method;
     let ret = ret(h);
-    let ctx_arg = if h.has_ctx { quote!(, ctx) } else { quote!() };
+    let ctx_arg = ctx_arg(h);
     let call_span = h.method.span();
     match h.mode {
         Mode::Inline => {

@@ -8,7 +8,7 @@
 
 use super::WorkerStart;
 use crate::envelope::Envelope;
-use crate::event::Event;
+use crate::event::{Event, kind};
 use crate::router::EventRegistration;
 use crate::wire::{FrameError, read_frame, write_frame};
 use crate::worker::{PROTOCOL, ToParent, ToWorker, WORKER_ENV};
@@ -210,7 +210,11 @@ impl Pool {
 }
 
 /// Prepares a process-mode call of handler `handler` of the manager owning `ctx`.
-pub(crate) fn call<E: Event>(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
+pub(crate) fn call<E: Event<Kind: kind::Plain>>(
+    ctx: &Ctx,
+    handler: u16,
+    envelope: Envelope,
+) -> WorkerStart {
     let (event, reply) = E::__open(envelope);
     let slot = &ctx.shared().managers[ctx.origin() as usize];
     let limit = slot.limits[usize::from(handler)].clone();

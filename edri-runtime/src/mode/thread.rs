@@ -2,14 +2,14 @@
 
 use super::{WorkerStart, join_message};
 use crate::envelope::Envelope;
-use crate::event::{Event, IntoReply};
+use crate::event::{Event, IntoReply, kind};
 use crate::{Ctx, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Prepares a thread-mode call of handler `handler` of the manager owning `ctx`.
 pub(crate) fn call<E, R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
 where
-    E: Event,
+    E: Event<Kind: kind::Plain>,
     R: IntoReply<E::Output>,
     F: FnOnce(E, Ctx) -> R + Send + 'static,
 {
