@@ -231,6 +231,7 @@ impl Ctx {
             state: State::Start { ctx: self, event: Some(event) },
             timeout,
             priority,
+            yielded: false,
             sleep: None,
         }
     }
@@ -426,6 +427,7 @@ pin_project_lite::pin_project! {
         state: State<'a, E>,
         timeout: Duration,
         priority: u8,
+        yielded: bool,
         #[pin]
         sleep: Option<Sleep>,
     }
@@ -532,8 +534,16 @@ impl<E: Event> Future for Pending<'_, E> {
                 State::Done => panic!("`Pending` polled after completion"),
             }
         }
-        // Not answered yet: arm the deadline on first need, then watch it.
+        // Not answered yet. A request that was queued straight away first yields once instead
+        // of arming its timer: when the responder shares this runtime thread it answers during
+        // that yield, and a timer would have cost more than the whole round trip. Otherwise the
+        // deadline is armed now (one yield after the call began).
         if this.sleep.is_none() {
+            if !*this.yielded && matches!(this.state, State::Waiting { .. }) {
+                *this.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
         }
         if let Some(sleep) = this.sleep.as_pin_mut()
