@@ -75,8 +75,20 @@ impl Ctx {
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
     pub(crate) fn notify_event<E: Event>(&self, event: E, priority: u8) -> Notify<'_> {
         let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
-        if targets.is_empty() {
-            return Notify::uplink(self.notify_uplink(&event));
+        match targets {
+            [] => return Notify::uplink(self.notify_uplink(&event)),
+            [target] => {
+                let envelope = Envelope::single(target.handler, priority, event);
+                return Notify {
+                    state: NotifyState::One {
+                        target,
+                        envelope: Some(envelope),
+                        name: E::META.name,
+                        waiting: None,
+                    },
+                };
+            }
+            _ => {}
         }
         Notify {
             state: NotifyState::Sending {
@@ -115,10 +127,10 @@ impl Ctx {
             return Ok(());
         };
         if let [one] = &*route.subscribers {
-            return match one.mailbox.try_send(Envelope::shared(
+            return match one.mailbox.try_send(Envelope::single(
                 one.handler,
                 E::META.priority,
-                Arc::new(event),
+                event,
             )) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(env)) => Err(TryNotifyError::Full(unshare::<E>(env))),
@@ -280,6 +292,13 @@ pub struct Notify<'a> {
 }
 
 enum NotifyState<'a> {
+    /// The only subscriber: the event travels in its envelope (inline when small).
+    One {
+        target: &'a Target,
+        envelope: Option<Envelope>,
+        name: &'static str,
+        waiting: Option<SendFuture<'a>>,
+    },
     Sending {
         targets: &'a [Target],
         next: usize,
@@ -316,6 +335,34 @@ impl Future for Notify<'_> {
             &mut this.state
         else {
             return match &mut this.state {
+                NotifyState::One { target, envelope, name, waiting } => {
+                    let name = *name;
+                    if let Some(envelope) = envelope.take() {
+                        match target.mailbox.try_send(envelope) {
+                            Ok(()) => {
+                                this.state = NotifyState::Done;
+                                return Poll::Ready(Ok(()));
+                            }
+                            Err(TrySendError::Full(envelope)) => {
+                                let mailbox = target.mailbox.clone();
+                                *waiting =
+                                    Some(Box::pin(
+                                        async move { mailbox.send(envelope).await.is_ok() },
+                                    ));
+                            }
+                            Err(TrySendError::Closed(_)) => {
+                                this.state = NotifyState::Done;
+                                return Poll::Ready(Err(stopped_name(name)));
+                            }
+                        }
+                    }
+                    let sent = match waiting {
+                        Some(wait) => std::task::ready!(wait.as_mut().poll(cx)),
+                        None => true,
+                    };
+                    this.state = NotifyState::Done;
+                    Poll::Ready(if sent { Ok(()) } else { Err(stopped_name(name)) })
+                }
                 NotifyState::Remote(remote) => remote.as_mut().poll(cx),
                 _ => Poll::Ready(Ok(())),
             };
@@ -352,13 +399,15 @@ impl Future for Notify<'_> {
     }
 }
 
+/// The event of an envelope that was not delivered (its only owner).
 fn unshare<E: Event>(envelope: Envelope) -> E {
     match envelope.open::<E, ()>() {
+        Some((EventBox::Owned(event), _reply)) => event,
         Some((EventBox::Shared(arc), _reply)) => match Arc::try_unwrap(arc) {
             Ok(event) => event,
             Err(_) => unreachable!("a notification that was not delivered has one owner"),
         },
-        _ => unreachable!("the envelope was built from this event"),
+        None => unreachable!("the envelope was built from this event"),
     }
 }
 

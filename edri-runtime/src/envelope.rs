@@ -4,6 +4,7 @@
 //! subscriber, a request one `Box` holding the event and the reply sender.
 
 use crate::Failure;
+use crate::inline::Inline;
 use std::any::Any;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -51,6 +52,10 @@ pub struct Envelope {
 }
 
 pub(crate) enum Payload {
+    /// A small notification for its only subscriber, stored in the envelope itself.
+    Inline(Inline),
+    /// A notification for its only subscriber, too large to store inline.
+    Owned(Box<dyn Any + Send>),
     /// A notification, shared by all subscribers.
     Shared(Arc<dyn Any + Send + Sync>),
     /// A request: `Box<RequestCell<E, O>>`.
@@ -88,6 +93,8 @@ impl<E> std::ops::Deref for EventBox<E> {
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.payload {
+            Payload::Inline(_) => "inline",
+            Payload::Owned(_) => "owned",
             Payload::Shared(_) => "shared",
             Payload::Request(_) => "request",
             Payload::Stop => "stop",
@@ -117,6 +124,15 @@ impl Envelope {
         }
     }
 
+    /// A notification for a single subscriber: inline when small, boxed otherwise.
+    pub(crate) fn single<E: Send + 'static>(handler: u16, priority: u8, event: E) -> Self {
+        let payload = match Inline::new(event) {
+            Ok(inline) => Payload::Inline(inline),
+            Err(event) => Payload::Owned(Box::new(event)),
+        };
+        Self { handler, priority, payload }
+    }
+
     pub(crate) fn stop() -> Self {
         Self { handler: u16::MAX, priority: u8::MAX, payload: Payload::Stop }
     }
@@ -135,6 +151,12 @@ impl Envelope {
         self,
     ) -> Option<(EventBox<E>, Reply)> {
         match self.payload {
+            Payload::Inline(inline) => {
+                inline.take::<E>().ok().map(|e| (EventBox::Owned(e), Reply(None)))
+            }
+            Payload::Owned(any) => {
+                any.downcast::<E>().ok().map(|e| (EventBox::Owned(*e), Reply(None)))
+            }
             Payload::Shared(any) => {
                 any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), Reply(None)))
             }

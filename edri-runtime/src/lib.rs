@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 mod failure;
 pub mod health;
+mod inline;
 pub mod manager;
 mod mode;
 mod queue;

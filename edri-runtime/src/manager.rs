@@ -171,8 +171,9 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
             seq = stats.processed(),
         );
         stats.begin();
+        let delivery = CatchUnwind { inner: manager.dispatch(envelope, &ctx) };
         let outcome =
-            CatchUnwind { inner: manager.dispatch(envelope, &ctx) }.instrument(span).await;
+            if span.is_disabled() { delivery.await } else { delivery.instrument(span).await };
         stats.end();
         if let Err(panic) = outcome {
             tracing::error!(

@@ -1,0 +1,116 @@
+//! A small event stored inside its envelope instead of on the heap.
+//!
+//! Notifications with one subscriber are the hottest path of the router; boxing them cost an
+//! allocation and a free per event, more than the rest of the hop. An event of at most
+//! [`INLINE_BYTES`] bytes whose alignment is at most a word's travels inline; larger ones are
+//! boxed as before.
+//!
+//! This module is the runtime's only `unsafe` code besides two `dup` calls in `worker.rs`:
+//! type-erased inline storage cannot be written without it. Each block says why it is sound,
+//! and the tests below check the type check, the move-out and the drop.
+#![allow(unsafe_code)]
+
+use std::any::TypeId;
+use std::mem::{ManuallyDrop, MaybeUninit};
+
+/// The largest event stored inline.
+pub(crate) const INLINE_BYTES: usize = 24;
+
+type Storage = [usize; INLINE_BYTES / size_of::<usize>()];
+
+/// A value of some `'static + Send` type `E` that fits in [`Storage`].
+pub(crate) struct Inline {
+    vtable: &'static VTable,
+    data: MaybeUninit<Storage>,
+}
+
+struct VTable {
+    type_id: TypeId,
+    drop: unsafe fn(*mut Storage),
+}
+
+struct VTableOf<E>(std::marker::PhantomData<E>);
+
+impl<E: 'static> VTableOf<E> {
+    const VTABLE: VTable = VTable { type_id: TypeId::of::<E>(), drop: drop_as::<E> };
+}
+
+/// Drops the `E` stored at `data`.
+///
+/// # Safety
+/// `data` must hold an initialized `E` that is not used afterwards.
+unsafe fn drop_as<E>(data: *mut Storage) {
+    // SAFETY: the caller guarantees `data` holds an initialized `E`, aligned (checked in
+    // `Inline::new`), which nobody reads again.
+    unsafe {
+        std::ptr::drop_in_place(data.cast::<E>());
+    }
+}
+
+impl Inline {
+    /// Stores `value` inline, or gives it back when it does not fit.
+    #[inline]
+    pub(crate) fn new<E: Send + 'static>(value: E) -> Result<Self, E> {
+        if size_of::<E>() > size_of::<Storage>() || align_of::<E>() > align_of::<Storage>() {
+            return Err(value);
+        }
+        let mut data = MaybeUninit::<Storage>::uninit();
+        // SAFETY: `E` fits in `Storage` in size and alignment (checked above), so the write
+        // stays inside `data` and is aligned. From now on `data` holds an initialized `E`,
+        // described by the vtable stored beside it.
+        unsafe {
+            data.as_mut_ptr().cast::<E>().write(value);
+        }
+        Ok(Self { vtable: &VTableOf::<E>::VTABLE, data })
+    }
+
+    /// Takes the value out as an `E`, or gives the `Inline` back when it holds another type.
+    #[inline]
+    pub(crate) fn take<E: 'static>(self) -> Result<E, Self> {
+        if self.vtable.type_id != TypeId::of::<E>() {
+            return Err(self);
+        }
+        let this = ManuallyDrop::new(self);
+        // SAFETY: the vtable says `data` holds an initialized `E` (same `TypeId`); `this` is
+        // never dropped, so the value is moved out exactly once.
+        unsafe { Ok(this.data.as_ptr().cast::<E>().read()) }
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        // SAFETY: `data` holds the initialized value the vtable describes (it was not taken:
+        // `take` does not drop `self`), and it is dropped exactly once, here.
+        unsafe {
+            (self.vtable.drop)(self.data.as_mut_ptr());
+        }
+    }
+}
+
+// SAFETY: `Inline::new` only accepts `E: Send`, so moving the stored value to another thread
+// is sound; `Inline` gives no shared access to it.
+unsafe impl Send for Inline {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn round_trip_type_check_and_drop() {
+        let small = Inline::new((1u64, 2u32)).ok().unwrap();
+        let small = small.take::<u32>().err().unwrap();
+        assert_eq!(small.take::<(u64, u32)>().ok(), Some((1, 2)));
+
+        let counted = Arc::new(());
+        let inline = Inline::new(counted.clone()).ok().unwrap();
+        assert_eq!(Arc::strong_count(&counted), 2);
+        drop(inline);
+        assert_eq!(Arc::strong_count(&counted), 1, "dropping an Inline drops its value");
+
+        assert!(Inline::new([0u8; INLINE_BYTES + 1]).is_err(), "too large");
+        assert!(Inline::new(0u128).is_err() || align_of::<u128>() <= align_of::<usize>());
+        let text = Inline::new(String::from("moved, not copied")).ok().unwrap();
+        assert_eq!(text.take::<String>().ok().as_deref(), Some("moved, not copied"));
+    }
+}
