@@ -38,16 +38,22 @@ impl Worker {
     }
 }
 
-#[tokio::test]
-async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
+/// A router with one `Worker` whose gate starts closed.
+async fn start_worker() -> (edri::Running, Arc<Semaphore>, mpsc::UnboundedReceiver<u32>) {
     let gate = Arc::new(Semaphore::new(0));
-    let (entered, mut entered_rx) = mpsc::unbounded_channel();
+    let (entered, entered_rx) = mpsc::unbounded_channel();
     let running = Edri::builder()
         .only_explicit()
         .manager(Worker { gate: gate.clone(), entered, done: 0 })
         .start()
         .await
         .unwrap();
+    (running, gate, entered_rx)
+}
+
+#[tokio::test]
+async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
+    let (running, gate, mut entered_rx) = start_worker().await;
     let ctx = running.ctx().clone();
 
     // The first job is taken by the handler, which then waits at the gate.
@@ -89,14 +95,7 @@ async fn full_mailbox_makes_try_notify_fail_and_notify_wait() {
 
 #[tokio::test]
 async fn request_waits_for_room_and_its_timeout_covers_the_wait() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (entered, mut entered_rx) = mpsc::unbounded_channel();
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Worker { gate: gate.clone(), entered, done: 0 })
-        .start()
-        .await
-        .unwrap();
+    let (running, gate, mut entered_rx) = start_worker().await;
     let ctx = running.ctx().clone();
     ctx.notify(Job(0)).await.unwrap();
     entered_rx.recv().await.unwrap();

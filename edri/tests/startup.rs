@@ -55,18 +55,22 @@ impl Listener {
     }
 }
 
+async fn start_pair(log: &Log) -> edri::Running {
+    Edri::builder()
+        .only_explicit()
+        .manager(Greeter { log: log.clone() })
+        .manager(Listener { log: log.clone() })
+        .start()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_comes_first_and_nobody_misses_early_events() {
     // Repeated: the greeter may run before the listener's task is first polled.
     for _ in 0..50 {
         let log: Log = Arc::default();
-        let running = Edri::builder()
-            .only_explicit()
-            .manager(Greeter { log: log.clone() })
-            .manager(Listener { log: log.clone() })
-            .start()
-            .await
-            .unwrap();
+        let running = start_pair(&log).await;
         running.shutdown().await.unwrap();
         let log = log.lock().unwrap().clone();
         let listener: Vec<_> = log.iter().filter(|l| l.starts_with("listener:")).cloned().collect();
@@ -89,13 +93,7 @@ async fn started_comes_first_and_nobody_misses_early_events() {
 #[tokio::test]
 async fn events_before_stopping_keep_their_order() {
     let log: Log = Arc::default();
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Greeter { log: log.clone() })
-        .manager(Listener { log: log.clone() })
-        .start()
-        .await
-        .unwrap();
+    let running = start_pair(&log).await;
     // Let the greeting land before stopping: then the order is fixed.
     for _ in 0..1_000 {
         if log.lock().unwrap().iter().any(|l| l.contains("hello")) {
