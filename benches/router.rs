@@ -81,10 +81,7 @@ fn notify_1to1(c: &mut Criterion) {
                 Edri::builder()
                     .only_explicit()
                     .mailbox_capacity(CAPACITY)
-                    .manager(Sink {
-                        sum: 0,
-                        done: done.clone(),
-                    })
+                    .manager(Sink { sum: 0, done: done.clone() })
                     .start(),
             )
             .expect("router");
@@ -197,11 +194,7 @@ fn requests(c: &mut Criterion, name: &str, concurrent: bool) {
 
         let running = rt
             .block_on(
-                Edri::builder()
-                    .only_explicit()
-                    .mailbox_capacity(CAPACITY)
-                    .manager(Echoer)
-                    .start(),
+                Edri::builder().only_explicit().mailbox_capacity(CAPACITY).manager(Echoer).start(),
             )
             .expect("router");
         let ctx = running.ctx().clone();
@@ -266,9 +259,11 @@ async fn raw_broadcast_batch((tx, done): (broadcast::Sender<Fan>, Arc<Done>)) {
     done.wait().await;
 }
 
+type Mailboxes = Arc<[mpsc::Sender<Arc<Fan>>]>;
+
 /// What the router does, written by hand: one `Arc` per notification, cloned into eight
 /// bounded mpsc channels (a diagnostic variant, not a target).
-async fn raw_mpsc8_batch((txs, done): (Arc<[mpsc::Sender<Arc<Fan>>]>, Arc<Done>)) {
+async fn raw_mpsc8_batch((txs, done): (Mailboxes, Arc<Done>)) {
     for i in 0..BATCH {
         let v = if i == BATCH - 1 { END } else { i };
         let ev = Arc::new(Fan(v));
@@ -347,5 +342,11 @@ fn fanout_1to8(c: &mut Criterion) {
     g.finish();
 }
 
-criterion::criterion_group!(benches, notify_1to1, request_seq, request_64, fanout_1to8);
-criterion::criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    notify_1to1(&mut c);
+    request_seq(&mut c);
+    request_64(&mut c);
+    fanout_1to8(&mut c);
+    c.final_summary();
+}

@@ -69,11 +69,7 @@ pub struct Done {
 impl Done {
     /// A barrier for `parties` consumers.
     pub fn new(parties: usize) -> Arc<Self> {
-        Arc::new(Self {
-            parties,
-            seen: AtomicUsize::new(0),
-            notify: Notify::new(),
-        })
+        Arc::new(Self { parties, seen: AtomicUsize::new(0), notify: Notify::new() })
     }
 
     /// One consumer has processed its whole batch.
