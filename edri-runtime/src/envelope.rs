@@ -1,7 +1,9 @@
 //! What travels through a mailbox: an [`Envelope`] holding a type-erased event.
 //!
-//! In-process delivery never serializes: a notification is one `Arc<E>` shared by every
-//! subscriber, a request one `Box` holding the event and the reply sender.
+//! In-process delivery never serializes. A notification for one subscriber travels inside the
+//! envelope when small (boxed otherwise), one for several subscribers is one `Arc<E>` they
+//! share; a request travels with its reply sender, inside the envelope when both are small,
+//! in one `Box` otherwise.
 
 use crate::Failure;
 use crate::inline::Inline;
@@ -13,7 +15,16 @@ use tokio::sync::oneshot;
 ///
 /// Type-erased (it keeps the request's own allocation, whose event was taken out) so that
 /// generated code never holds a value whose type names the event's output.
-pub struct Reply(Option<Box<dyn Any + Send>>);
+pub struct Reply(ReplyTo);
+
+enum ReplyTo {
+    /// A notification: nobody waits.
+    Nobody,
+    /// The request's box (`RequestCell<E, O>`, its event taken out).
+    Cell(Box<dyn Any + Send>),
+    /// The reply sender itself (`oneshot::Sender<Result<O, Failure>>`), for inline requests.
+    Sender(Inline),
+}
 
 impl Reply {
     /// Sends the answer of event `E` (output `O`); `None` back when nobody asked.
@@ -21,24 +32,27 @@ impl Reply {
         self,
         result: Result<O, Failure>,
     ) -> Option<Result<O, Failure>> {
-        let Some(cell) = self.0 else {
-            return Some(result);
+        // The requester may have given up (timeout): a failed send is fine then.
+        let tx = match self.0 {
+            ReplyTo::Nobody => return Some(result),
+            ReplyTo::Cell(cell) => match cell.downcast::<RequestCell<E, O>>() {
+                Ok(cell) => cell.reply,
+                Err(_) => unreachable!("a reply is sent for the event it was opened as"),
+            },
+            ReplyTo::Sender(inline) => match inline.take::<oneshot::Sender<Result<O, Failure>>>() {
+                Ok(tx) => Some(tx),
+                Err(_) => unreachable!("a reply is sent for the event it was opened as"),
+            },
         };
-        match cell.downcast::<RequestCell<E, O>>() {
-            // The requester may have given up (timeout): nothing to do then.
-            Ok(cell) => {
-                if let Some(tx) = cell.reply {
-                    let _ = tx.send(result);
-                }
-                None
-            }
-            Err(_) => unreachable!("a reply is sent for the event it was opened as"),
+        if let Some(tx) = tx {
+            let _ = tx.send(result);
         }
+        None
     }
 
     /// Whether somebody waits for the answer.
     pub fn is_request(&self) -> bool {
-        self.0.is_some()
+        !matches!(self.0, ReplyTo::Nobody)
     }
 }
 
@@ -58,6 +72,8 @@ pub(crate) enum Payload {
     Owned(Box<dyn Any + Send>),
     /// A notification, shared by all subscribers.
     Shared(Arc<dyn Any + Send + Sync>),
+    /// A small request and its reply sender, `(E, oneshot::Sender<..>)`, stored inline.
+    InlineRequest(Inline),
     /// A request: `Box<RequestCell<E, O>>`.
     Request(Box<dyn Any + Send>),
     /// Stop after everything queued before this.
@@ -96,6 +112,7 @@ impl std::fmt::Debug for Envelope {
             Payload::Inline(_) => "inline",
             Payload::Owned(_) => "owned",
             Payload::Shared(_) => "shared",
+            Payload::InlineRequest(_) => "inline request",
             Payload::Request(_) => "request",
             Payload::Stop => "stop",
         };
@@ -117,10 +134,19 @@ impl Envelope {
         Self {
             handler,
             priority,
-            payload: Payload::Request(Box::new(RequestCell {
-                event: Some(event),
-                reply: Some(reply),
-            })),
+            payload: match event {
+                EventBox::Owned(event) => match Inline::new((event, reply)) {
+                    Ok(inline) => Payload::InlineRequest(inline),
+                    Err((event, reply)) => Payload::Request(Box::new(RequestCell {
+                        event: Some(EventBox::Owned(event)),
+                        reply: Some(reply),
+                    })),
+                },
+                shared => Payload::Request(Box::new(RequestCell {
+                    event: Some(shared),
+                    reply: Some(reply),
+                })),
+            },
         }
     }
 
@@ -152,20 +178,56 @@ impl Envelope {
     ) -> Option<(EventBox<E>, Reply)> {
         match self.payload {
             Payload::Inline(inline) => {
-                inline.take::<E>().ok().map(|e| (EventBox::Owned(e), Reply(None)))
+                inline.take::<E>().ok().map(|e| (EventBox::Owned(e), Reply(ReplyTo::Nobody)))
             }
             Payload::Owned(any) => {
-                any.downcast::<E>().ok().map(|e| (EventBox::Owned(*e), Reply(None)))
+                any.downcast::<E>().ok().map(|e| (EventBox::Owned(*e), Reply(ReplyTo::Nobody)))
             }
             Payload::Shared(any) => {
-                any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), Reply(None)))
+                any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), Reply(ReplyTo::Nobody)))
             }
             Payload::Request(any) => {
                 let mut cell = any.downcast::<RequestCell<E, O>>().ok()?;
                 let event = cell.event.take()?;
-                Some((event, Reply(Some(cell))))
+                Some((event, Reply(ReplyTo::Cell(cell))))
+            }
+            Payload::InlineRequest(inline) => {
+                let (event, tx) = inline.take::<(E, oneshot::Sender<Result<O, Failure>>)>().ok()?;
+                let sender = Inline::new(tx).ok()?;
+                Some((EventBox::Owned(event), Reply(ReplyTo::Sender(sender))))
             }
             Payload::Stop => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    #[test]
+    fn small_requests_travel_inline_and_large_ones_boxed() {
+        let (tx, mut rx) = oneshot::channel::<Result<u64, Failure>>();
+        let envelope = Envelope::request(0, 0, EventBox::Owned(7u32), tx);
+        assert!(matches!(envelope.payload, Payload::InlineRequest(_)));
+        let (event, reply) = envelope.open::<u32, u64>().unwrap();
+        assert_eq!(*event, 7);
+        assert!(reply.is_request());
+        assert!(reply.send::<u32, u64>(Ok(8)).is_none());
+        assert_eq!(rx.try_recv().unwrap(), Ok(8));
+
+        // Never answered: the sender is dropped with the envelope, the requester sees it.
+        let (tx, mut rx) = oneshot::channel::<Result<u64, Failure>>();
+        drop(Envelope::request(0, 0, EventBox::Owned(7u32), tx));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+
+        let (tx, mut rx) = oneshot::channel::<Result<u64, Failure>>();
+        let envelope = Envelope::request(0, 0, EventBox::Owned([1u8; 64]), tx);
+        assert!(matches!(envelope.payload, Payload::Request(_)));
+        let (event, reply) = envelope.open::<[u8; 64], u64>().unwrap();
+        assert_eq!(event[63], 1);
+        assert!(reply.send::<[u8; 64], u64>(Err(Failure::invalid("no"))).is_none());
+        assert_eq!(rx.try_recv().unwrap().unwrap_err().status(), crate::Status::Invalid);
     }
 }
