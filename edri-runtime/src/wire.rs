@@ -27,6 +27,30 @@ pub enum FrameError {
     Malformed(#[from] postcard::Error),
 }
 
+/// The bytes of one frame: length prefix and postcard body.
+fn encode<T: Serialize + ?Sized>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let body = postcard::to_stdvec(message)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| n as usize <= MAX_FRAME)
+        .ok_or(FrameError::TooLarge(body.len()))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// The body length announced by a frame's prefix, refused above [`MAX_FRAME`].
+fn body_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME { Err(FrameError::TooLarge(len)) } else { Ok(len) }
+}
+
+/// The error of reading a frame's prefix: a clean end of stream is [`FrameError::Closed`].
+fn prefix_error(e: std::io::Error) -> FrameError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Closed } else { e.into() }
+}
+
 /// Writes one frame (and flushes).
 ///
 /// # Errors
@@ -36,15 +60,7 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize + ?Sized,
 {
-    let body = postcard::to_stdvec(message)?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|&n| n as usize <= MAX_FRAME)
-        .ok_or(FrameError::TooLarge(body.len()))?;
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&body);
-    writer.write_all(&buf).await?;
+    writer.write_all(&encode(message)?).await?;
     writer.flush().await?;
     Ok(())
 }
@@ -58,18 +74,40 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
-    let mut len = [0u8; 4];
-    match reader.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await.map_err(prefix_error)?;
+    let mut body = vec![0u8; body_len(prefix)?];
     reader.read_exact(&mut body).await?;
+    Ok(postcard::from_bytes(&body)?)
+}
+
+/// Blocking twin of [`write_frame`], for threads that own their pipe.
+///
+/// # Errors
+/// As [`write_frame`].
+pub fn write_frame_blocking<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
+where
+    W: std::io::Write,
+    T: Serialize + ?Sized,
+{
+    writer.write_all(&encode(message)?)?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// Blocking twin of [`read_frame`].
+///
+/// # Errors
+/// As [`read_frame`].
+pub fn read_frame_blocking<R, T>(reader: &mut R) -> Result<T, FrameError>
+where
+    R: std::io::Read,
+    T: DeserializeOwned,
+{
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).map_err(prefix_error)?;
+    let mut body = vec![0u8; body_len(prefix)?];
+    reader.read_exact(&mut body)?;
     Ok(postcard::from_bytes(&body)?)
 }
 
@@ -99,5 +137,19 @@ mod tests {
 
         drop(a);
         assert!(matches!(read_frame::<_, u32>(&mut b).await, Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn blocking_twins_speak_the_same_frames() {
+        let mut buf = Vec::new();
+        write_frame_blocking(&mut buf, &("hello", 42u32)).unwrap();
+        let back: (String, u32) = read_frame_blocking(&mut buf.as_slice()).unwrap();
+        assert_eq!(back, ("hello".to_owned(), 42));
+        let mut oversize = &u32::MAX.to_le_bytes()[..];
+        assert!(matches!(
+            read_frame_blocking::<_, u32>(&mut oversize),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(matches!(read_frame_blocking::<_, u32>(&mut &[][..]), Err(FrameError::Closed)));
     }
 }

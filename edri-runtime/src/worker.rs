@@ -8,7 +8,7 @@
 
 use crate::manager::ManagerRegistration;
 use crate::router::{BoxFuture, Uplink};
-use crate::wire::{FrameError, read_frame, write_frame};
+use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
 use crate::{Ctx, Failure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -68,11 +68,50 @@ pub fn serve_if_worker() {
     std::process::exit(code);
 }
 
+/// The main thread reads the parent's frames; one handler thread runs the calls (one at a
+/// time: the parent sends a worker one call at a time) and writes each answer itself. The
+/// tokio runtime serves the handlers' `Ctx` (timers, the uplink's waiting).
 fn run() -> Result<(), FrameError> {
     let protocol_out = protocol_stdout()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    runtime.block_on(serve(protocol_out))
+    let link = Arc::new(ParentLink {
+        out: Mutex::new(protocol_out),
+        pending: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+    });
+    let ctx =
+        Ctx::with_uplink(runtime.handle().clone(), link.clone(), crate::router::DEFAULT_TIMEOUT);
+    link.send(&ToParent::Ready { protocol: PROTOCOL })?;
+    let (calls, queue) = std::sync::mpsc::channel::<(String, String, Vec<u8>)>();
+    let answers = link.clone();
+    let handler_thread =
+        std::thread::Builder::new().name("edri-worker-call".into()).spawn(move || {
+            for (manager, method, payload) in queue {
+                let result = call(&manager, &method, &payload, ctx.clone());
+                if let Err(e) = answers.send(&ToParent::Done { result }) {
+                    eprintln!("edri worker {}: cannot answer the parent: {e}", std::process::id());
+                    std::process::exit(2);
+                }
+            }
+        })?;
+    let mut input = std::io::stdin().lock();
+    let outcome = loop {
+        match read_frame_blocking::<_, ToWorker>(&mut input) {
+            Ok(ToWorker::Call { manager, method, payload }) => {
+                if calls.send((manager, method, payload)).is_err() {
+                    break Ok(());
+                }
+            }
+            Ok(ToWorker::Reply { id, result }) => link.resolve(id, result),
+            Err(FrameError::Closed) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // Stdin closed: finish the call in progress (if any), then exit.
+    drop(calls);
+    handler_thread.join().ok();
+    outcome
 }
 
 /// The pipe to the parent, taken off fd 1; fd 1 then points at stderr so that a handler's
@@ -102,14 +141,18 @@ type Waiter = oneshot::Sender<Result<Vec<u8>, Failure>>;
 
 /// The worker's end of the pipe, shared by the running call and its `Ctx`.
 struct ParentLink {
-    out: tokio::sync::Mutex<tokio::fs::File>,
+    out: Mutex<std::fs::File>,
     pending: Mutex<HashMap<u64, Waiter>>,
     next: AtomicU64,
 }
 
 impl ParentLink {
-    async fn send(&self, message: &ToParent) -> Result<(), FrameError> {
-        write_frame(&mut *self.out.lock().await, message).await
+    /// Writes one frame to the parent (a pipe write: immediate while the parent reads).
+    fn send(&self, message: &ToParent) -> Result<(), FrameError> {
+        write_frame_blocking(
+            &mut *self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            message,
+        )
     }
 
     /// Sends a notify/request frame and waits for the parent's reply.
@@ -117,7 +160,7 @@ impl ParentLink {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, tx);
-        if let Err(e) = self.send(&make(id)).await {
+        if let Err(e) = self.send(&make(id)) {
             self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
             return Err(Failure::unavailable(format!("the parent router is gone: {e}")));
         }
@@ -158,43 +201,8 @@ impl Uplink for ParentLink {
     }
 }
 
-async fn serve(protocol_out: std::fs::File) -> Result<(), FrameError> {
-    let link = Arc::new(ParentLink {
-        out: tokio::sync::Mutex::new(tokio::fs::File::from_std(protocol_out)),
-        pending: Mutex::new(HashMap::new()),
-        next: AtomicU64::new(0),
-    });
-    let ctx = Ctx::with_uplink(
-        tokio::runtime::Handle::current(),
-        link.clone(),
-        crate::router::DEFAULT_TIMEOUT,
-    );
-    link.send(&ToParent::Ready { protocol: PROTOCOL }).await?;
-    let mut input = tokio::io::stdin();
-    loop {
-        match read_frame::<_, ToWorker>(&mut input).await {
-            Ok(ToWorker::Call { manager, method, payload }) => {
-                let (link, ctx) = (link.clone(), ctx.clone());
-                tokio::spawn(async move {
-                    let result = call(&manager, &method, payload, ctx).await;
-                    if let Err(e) = link.send(&ToParent::Done { result }).await {
-                        eprintln!(
-                            "edri worker {}: cannot answer the parent: {e}",
-                            std::process::id()
-                        );
-                        std::process::exit(2);
-                    }
-                });
-            }
-            Ok(ToWorker::Reply { id, result }) => link.resolve(id, result),
-            Err(FrameError::Closed) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Runs one call on the blocking pool; a panic becomes `Crashed` and the worker goes on.
-async fn call(manager: &str, method: &str, payload: Vec<u8>, ctx: Ctx) -> Result<Vec<u8>, Failure> {
+/// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.
+fn call(manager: &str, method: &str, payload: &[u8], ctx: Ctx) -> Result<Vec<u8>, Failure> {
     let handler = inventory::iter::<ManagerRegistration>()
         .filter(|r| r.0.name == manager)
         .flat_map(|r| r.0.handlers.iter())
@@ -203,11 +211,10 @@ async fn call(manager: &str, method: &str, payload: Vec<u8>, ctx: Ctx) -> Result
         .ok_or_else(|| {
             Failure::failed(format!("this binary has no process handler `{manager}::{method}`"))
         })?;
-    tokio::task::spawn_blocking(move || handler(&payload, ctx)).await.unwrap_or_else(|join| {
-        let message = join.try_into_panic().map_or_else(
-            |_| "cancelled".to_owned(),
-            |p| crate::manager::panic_message(&*p).to_owned(),
-        );
-        Err(Failure::crashed(format!("`{manager}::{method}` panicked: {message}")))
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(payload, ctx))).unwrap_or_else(
+        |panic| {
+            let message = crate::manager::panic_message(&*panic).to_owned();
+            Err(Failure::crashed(format!("`{manager}::{method}` panicked: {message}")))
+        },
+    )
 }
