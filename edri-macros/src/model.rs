@@ -477,6 +477,11 @@ impl ManagerDef {
                     errors.spanned(extra, "duplicate `#[solve]` on one method");
                 }
                 if let Some(h) = SolveDef::parse(&solves[0], f, errors) {
+                    // Thread and process handlers must own their event and context (the shape
+                    // edri requires), so pedantic's `needless_pass_by_value` is not theirs to fix.
+                    if h.mode != Mode::Inline {
+                        f.attrs.push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
+                    }
                     handlers.push(h);
                 }
                 // Keep the attribute as the user wrote its path (so their `use` of it counts and
