@@ -103,6 +103,30 @@ impl Ctx {
         }
     }
 
+    /// Delivers a notification to one manager, by name (the store's `Changed` for a watcher).
+    /// Nothing happens when that manager does not handle `E`.
+    pub(crate) async fn notify_manager<E: Event>(
+        &self,
+        manager: &str,
+        event: E,
+    ) -> Result<(), Failure> {
+        let Some(route) = self.shared.route(TypeId::of::<E>()) else { return Ok(()) };
+        let target = route.subscribers.iter().find(|t| {
+            self.shared
+                .managers
+                .get(t.manager as usize)
+                .is_some_and(|m| m.descriptor.name == manager)
+        });
+        match target {
+            Some(t) => t
+                .mailbox
+                .send(Envelope::single(t.handler, E::META.priority, event))
+                .await
+                .map_err(|_| stopped::<E>()),
+            None => Ok(()),
+        }
+    }
+
     /// Sends a notification nobody here subscribes to up the uplink, if there is one.
     fn notify_uplink<E: Event>(&self, event: &E) -> Option<BoxFuture<Result<(), Failure>>> {
         let uplink = self.uplink::<E>()?.clone();
@@ -270,7 +294,7 @@ impl Ctx {
 }
 
 /// Postcard bytes of an event, for another process.
-pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Failure> {
     postcard::to_stdvec(value).map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
 }
 

@@ -14,6 +14,7 @@ pub mod manager;
 mod mode;
 mod queue;
 mod router;
+pub mod store;
 pub mod wire;
 pub mod worker;
 
@@ -31,4 +32,5 @@ pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running};
+pub use store::{Changed, Store, StoreHandle, StoreManager};
 pub use worker::{is_worker, serve_if_worker};

@@ -165,10 +165,11 @@ pub use edri_macros::solve;
 pub use edri_macros::main;
 
 pub use edri_runtime::{
-    Call, CallAll, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure, Health,
-    HealthCheck, HealthCheckResponse, IntoReply, Location, Manager, ManagerDescriptor,
+    Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
+    Health, HealthCheck, HealthCheckResponse, IntoReply, Location, Manager, ManagerDescriptor,
     ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
-    StartError, Started, Status, Stopping, TryNotifyError, Tunnel,
+    StartError, Started, Status, Stopping, Store, StoreHandle, StoreManager, TryNotifyError,
+    Tunnel,
 };
 
 /// Everything an application usually needs: `use edri::prelude::*;`.
@@ -191,6 +192,13 @@ macro_rules! link {
 }
 
 pub use edri_runtime::{is_worker, serve_if_worker};
+
+/// The key-value store every router runs: its request events (`Get`, `Set`, `Delete`, `List`,
+/// `CompareAndSet`, `Increment`, `Watch`), the `Changed` notification, and `ctx.store()`.
+pub use edri_runtime::store;
+
+/// `HealthCheck` and the built-in manager that answers it.
+pub use edri_runtime::health;
 
 #[doc(hidden)]
 pub use edri_runtime::__private;

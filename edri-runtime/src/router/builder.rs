@@ -8,6 +8,7 @@ use crate::error::{Error, StartError};
 use crate::health::Health;
 use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
 use crate::mode::process::Pool;
+use crate::store::{Store, StoreManager};
 use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,7 @@ impl Edri {
             only_explicit: false,
             timeout: DEFAULT_TIMEOUT,
             worker_timeout: None,
+            store: None,
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
         }
@@ -56,6 +58,7 @@ pub struct EdriBuilder {
     only_explicit: bool,
     timeout: Duration,
     worker_timeout: Option<Duration>,
+    store: Option<Store>,
     capacity: usize,
     grace: Duration,
 }
@@ -111,6 +114,12 @@ impl EdriBuilder {
     /// the call fails with `Timeout` (default: the request timeout).
     pub fn worker_timeout(mut self, timeout: Duration) -> Self {
         self.worker_timeout = Some(timeout);
+        self
+    }
+
+    /// Where the built-in store keeps its data (default: [`Store::memory`]).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -233,7 +242,7 @@ impl EdriBuilder {
     }
 
     /// The instances to run, sorted by name (inventory order is unspecified).
-    fn instances(self) -> Result<Vec<Box<dyn ErasedManager>>, StartError> {
+    fn instances(mut self) -> Result<Vec<Box<dyn ErasedManager>>, StartError> {
         let mut out: Vec<Box<dyn ErasedManager>> = Vec::new();
         if !self.only_explicit {
             let mut registered: Vec<&'static ManagerDescriptor> =
@@ -261,12 +270,16 @@ impl EdriBuilder {
                 registered: inventory::iter::<ManagerRegistration>().count(),
             });
         }
-        // Every router answers `HealthCheck`, unless told otherwise.
-        let health = TypeId::of::<Health>();
-        if !self.without.contains(&health)
-            && !out.iter().any(|m| (m.descriptor().type_id)() == health)
-        {
+        // Every router answers `HealthCheck` and runs a store, unless told otherwise.
+        let present = |out: &[Box<dyn ErasedManager>], id: TypeId| {
+            self.without.contains(&id) || out.iter().any(|m| (m.descriptor().type_id)() == id)
+        };
+        if !present(&out, TypeId::of::<Health>()) {
             out.push(Box::new(Health));
+        }
+        if !present(&out, TypeId::of::<StoreManager>()) {
+            let store = self.store.take().unwrap_or_else(Store::memory);
+            out.push(Box::new(StoreManager::new(store)));
         }
         out.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
         Ok(out)

@@ -1,0 +1,119 @@
+//! Where the store keeps its entries: a `BTreeMap` in memory, or a redb file.
+
+use crate::Failure;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store");
+
+/// One stored value: its postcard bytes and, with a TTL, when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) data: Vec<u8>,
+    /// Milliseconds since the Unix epoch (wall clock, so that expiry survives restarts).
+    pub(crate) expires_at_ms: Option<u64>,
+}
+
+impl Entry {
+    pub(crate) fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|t| t > now_ms)
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) enum Backend {
+    Memory(BTreeMap<String, Entry>),
+    Durable(redb::Database),
+}
+
+fn storage(e: impl std::fmt::Display) -> Failure {
+    Failure::failed(format!("store: {e}"))
+}
+
+impl Backend {
+    /// Opens (or creates) a redb file.
+    pub(crate) fn durable(path: &Path) -> Result<Self, Failure> {
+        let db = redb::Database::create(path).map_err(storage)?;
+        let tx = db.begin_write().map_err(storage)?;
+        tx.open_table(TABLE).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(Self::Durable(db))
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Entry>, Failure> {
+        match self {
+            Self::Memory(map) => Ok(map.get(key).cloned()),
+            Self::Durable(db) => {
+                let tx = db.begin_read().map_err(storage)?;
+                let table = tx.open_table(TABLE).map_err(storage)?;
+                let Some(bytes) = table.get(key).map_err(storage)? else { return Ok(None) };
+                decode(bytes.value()).map(Some)
+            }
+        }
+    }
+
+    /// Writes (or, with `None`, removes) one key; on a durable store the write is committed
+    /// (fsynced) before this returns.
+    pub(crate) fn put(&mut self, key: &str, entry: Option<&Entry>) -> Result<(), Failure> {
+        match self {
+            Self::Memory(map) => {
+                match entry {
+                    Some(e) => map.insert(key.to_owned(), e.clone()),
+                    None => map.remove(key),
+                };
+                Ok(())
+            }
+            Self::Durable(db) => {
+                let tx = db.begin_write().map_err(storage)?;
+                {
+                    let mut table = tx.open_table(TABLE).map_err(storage)?;
+                    match entry {
+                        Some(e) => {
+                            let bytes = postcard::to_stdvec(e).map_err(storage)?;
+                            table.insert(key, bytes.as_slice()).map_err(storage)?;
+                        }
+                        None => {
+                            table.remove(key).map_err(storage)?;
+                        }
+                    }
+                }
+                tx.commit().map_err(storage)
+            }
+        }
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub(crate) fn scan(&self, prefix: &str) -> Result<Vec<(String, Entry)>, Failure> {
+        match self {
+            Self::Memory(map) => Ok(map
+                .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect()),
+            Self::Durable(db) => {
+                let tx = db.begin_read().map_err(storage)?;
+                let table = tx.open_table(TABLE).map_err(storage)?;
+                let mut out = Vec::new();
+                for item in table.range(prefix..).map_err(storage)? {
+                    let (key, value) = item.map_err(storage)?;
+                    if !key.value().starts_with(prefix) {
+                        break;
+                    }
+                    out.push((key.value().to_owned(), decode(value.value())?));
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Entry, Failure> {
+    postcard::from_bytes(bytes).map_err(|e| Failure::failed(format!("store: a corrupt entry: {e}")))
+}
