@@ -100,6 +100,12 @@ pub enum StartError {
         /// The marker variable.
         env: &'static str,
     },
+    /// A job given to `Edri::builder().job(..)` cannot run.
+    #[error("{failure}")]
+    InvalidJob {
+        /// What is wrong with it.
+        failure: crate::Failure,
+    },
     /// More of something than the router can address.
     #[error("too many {0}")]
     TooMany(&'static str),

@@ -166,10 +166,10 @@ pub use edri_macros::main;
 
 pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
-    Health, HealthCheck, HealthCheckResponse, IntoReply, Location, Manager, ManagerDescriptor,
+    Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,
     ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
-    StartError, Started, Status, Stopping, Store, StoreHandle, StoreManager, TryNotifyError,
-    Tunnel,
+    SchedulerManager, StartError, Started, Status, Stopping, Store, StoreHandle, StoreManager,
+    TryNotifyError, Tunnel,
 };
 
 /// Everything an application usually needs: `use edri::prelude::*;`.
@@ -196,6 +196,10 @@ pub use edri_runtime::{is_worker, serve_if_worker};
 /// The key-value store every router runs: its request events (`Get`, `Set`, `Delete`, `List`,
 /// `CompareAndSet`, `Increment`, `Watch`), the `Changed` notification, and `ctx.store()`.
 pub use edri_runtime::store;
+
+/// The scheduler every router runs: `Job`, its requests (`Schedule`, `Update`, `Cancel`,
+/// `ListJobs`), and `ctx.schedule(job)` / `ctx.cancel(name)`.
+pub use edri_runtime::scheduler;
 
 /// `HealthCheck` and the built-in manager that answers it.
 pub use edri_runtime::health;

@@ -194,7 +194,7 @@ async fn health_check_lists_every_manager() {
     let health = running.ctx().request(HealthCheck::default()).await.unwrap();
     assert_eq!(health.pid, std::process::id());
     let names: Vec<_> = health.managers.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["Answerer", "Cruncher", "edri.health", "edri.store"]);
+    assert_eq!(names, ["Answerer", "Cruncher", "edri.health", "edri.scheduler", "edri.store"]);
     let answerer = &health.managers[0];
     assert_eq!(
         (answerer.processed, answerer.failed, answerer.crashed, answerer.capacity),
@@ -210,7 +210,7 @@ async fn health_check_lists_every_manager() {
         .start()
         .await
         .unwrap();
-    assert_eq!(running.managers(), ["Answerer", "edri.store"]);
+    assert_eq!(running.managers(), ["Answerer", "edri.scheduler", "edri.store"]);
     let err = running.ctx().request(HealthCheck::default()).await.unwrap_err();
     assert_eq!(err.status(), Status::Unavailable);
     running.shutdown().await.unwrap();

@@ -65,7 +65,10 @@ async fn fan_out_reaches_every_subscriber_in_order() {
         .start()
         .await
         .unwrap();
-    assert_eq!(running.managers(), ["First", "Second", "Third", "edri.health", "edri.store"]);
+    assert_eq!(
+        running.managers(),
+        ["First", "Second", "Third", "edri.health", "edri.scheduler", "edri.store"]
+    );
     for n in 0..500 {
         running.ctx().notify(Note { n }).await.unwrap();
     }
@@ -126,7 +129,10 @@ async fn notification_without_subscribers_is_fine() {
 async fn default_managers_start_automatically_and_without_excludes() {
     let running = Edri::builder().without::<Third>().start().await.unwrap();
     // `Probe` is `manual`, `Third` excluded: the two listeners remain.
-    assert_eq!(running.managers(), ["First", "Second", "edri.health", "edri.store"]);
+    assert_eq!(
+        running.managers(),
+        ["First", "Second", "edri.health", "edri.scheduler", "edri.store"]
+    );
     running.shutdown().await.unwrap();
 }
 

@@ -112,7 +112,7 @@ async fn manager_replaces_the_instance_of_its_type() {
         .start()
         .await
         .unwrap();
-    assert_eq!(running.managers(), ["NeedsConfig", "edri.health", "edri.store"]);
+    assert_eq!(running.managers(), ["NeedsConfig", "edri.health", "edri.scheduler", "edri.store"]);
     assert_eq!(running.ctx().request(Answer {}).await.unwrap().value, 2);
     running.shutdown().await.unwrap();
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, StartError};
 use crate::health::Health;
 use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
 use crate::mode::process::Pool;
+use crate::scheduler::{Job, SchedulerManager};
 use crate::store::{Store, StoreManager};
 use std::any::TypeId;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ impl Edri {
             timeout: DEFAULT_TIMEOUT,
             worker_timeout: None,
             store: None,
+            jobs: Vec::new(),
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
         }
@@ -59,6 +61,7 @@ pub struct EdriBuilder {
     timeout: Duration,
     worker_timeout: Option<Duration>,
     store: Option<Store>,
+    jobs: Vec<Job>,
     capacity: usize,
     grace: Duration,
 }
@@ -123,6 +126,13 @@ impl EdriBuilder {
         self
     }
 
+    /// A job the scheduler runs from the start (it replaces a job of the same name kept in a
+    /// durable store). Checked at start: an invalid job is a start error.
+    pub fn job(mut self, job: Job) -> Self {
+        self.jobs.push(job);
+        self
+    }
+
     /// The mailbox capacity of managers that do not set `capacity = N` (default 1024).
     ///
     /// # Panics
@@ -153,6 +163,9 @@ impl EdriBuilder {
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         table::check_event_names()?;
+        for job in &self.jobs {
+            job.validate().map_err(|failure| StartError::InvalidJob { failure })?;
+        }
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
         let instances = self.instances()?;
@@ -280,6 +293,9 @@ impl EdriBuilder {
         if !present(&out, TypeId::of::<StoreManager>()) {
             let store = self.store.take().unwrap_or_else(Store::memory);
             out.push(Box::new(StoreManager::new(store)));
+        }
+        if !present(&out, TypeId::of::<SchedulerManager>()) {
+            out.push(Box::new(SchedulerManager::new(std::mem::take(&mut self.jobs))));
         }
         out.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
         Ok(out)
