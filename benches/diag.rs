@@ -17,9 +17,11 @@
 //!   before (as EDRI's requests do since commit 515f4e8), `raw_yield_timer` then also arms the
 //!   deadline when the answer is still missing; `edri` is `ctx.request`.
 
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
+use criterion::{BenchmarkId, Criterion};
 use edri::prelude::*;
-use edri_benches::{BATCH, CAPACITY, Done, END, Echo, Echoer, Flavour, IN_FLIGHT, Sink, Tick};
+use edri_benches::{
+    BATCH, CAPACITY, Done, END, Echo, Echoer, Flavour, IN_FLIGHT, Sink, Tick, group, measure,
+};
 use std::any::Any;
 use std::future::{Future, poll_fn};
 use std::hint::black_box;
@@ -28,38 +30,9 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
-
-fn measure<D, F, Fut>(rt: &Runtime, iters: u64, driver: &D, batch: F) -> Duration
-where
-    D: Clone + Send + 'static,
-    F: Fn(D) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let driver = driver.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let start = Instant::now();
-            for _ in 0..iters {
-                batch(driver.clone()).await;
-            }
-            start.elapsed()
-        })
-        .await
-        .expect("bench task panicked")
-    })
-}
-
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(BATCH))
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(10);
-    g
-}
 
 // ---------------------------------------------------------------- notify
 

@@ -9,48 +9,17 @@
 //!
 //! `cargo bench -p edri-benches --bench router` (append `-- notify_1to1` to pick a group).
 
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
+use criterion::{BenchmarkId, Criterion};
 use edri::prelude::*;
 use edri_benches::{
-    BATCH, CAPACITY, Done, END, Echo, Echoer, Fan, Flavour, IN_FLIGHT, Sink, Tick, start_fanout,
+    BATCH, CAPACITY, Done, END, Echo, Echoer, Fan, Flavour, IN_FLIGHT, Sink, Tick, group, measure,
+    start_fanout,
 };
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
-
-/// Runs `iters` batches in one task spawned on `rt` and returns the time they took.
-fn measure<D, F, Fut>(rt: &Runtime, iters: u64, driver: &D, batch: F) -> Duration
-where
-    D: Clone + Send + 'static,
-    F: Fn(D) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let driver = driver.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let start = Instant::now();
-            for _ in 0..iters {
-                batch(driver.clone()).await;
-            }
-            start.elapsed()
-        })
-        .await
-        .expect("bench task panicked")
-    })
-}
-
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(BATCH))
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(10);
-    g
-}
 
 // ---------------------------------------------------------------- notify_1to1
 

@@ -201,3 +201,38 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// Runs `iters` batches in one task spawned on `rt` and returns the time they took (the
+/// router, the runtime and the consumers are set up outside the measurement).
+pub fn measure<D, F, Fut>(rt: &Runtime, iters: u64, driver: &D, batch: F) -> std::time::Duration
+where
+    D: Clone + Send + 'static,
+    F: Fn(D) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let driver = driver.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                batch(driver.clone()).await;
+            }
+            start.elapsed()
+        })
+        .await
+        .expect("bench task panicked")
+    })
+}
+
+/// A criterion group of `BATCH`-element iterations with the short settings all benches share.
+pub fn group<'a>(
+    c: &'a mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(criterion::Throughput::Elements(BATCH))
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+        .sample_size(10);
+    g
+}
