@@ -19,6 +19,7 @@
 
 use criterion::{BenchmarkId, Criterion};
 use edri::prelude::*;
+use edri_benches::spawn_raw_sink;
 use edri_benches::{
     BATCH, CAPACITY, Done, END, Echo, Echoer, Flavour, IN_FLIGHT, Sink, Tick, group, measure,
 };
@@ -107,19 +108,7 @@ fn diag_notify(c: &mut Criterion) {
 
         // raw: Tick by value.
         let done = Done::new(1);
-        let (tx, mut rx) = mpsc::channel::<Tick>(CAPACITY);
-        let d = done.clone();
-        rt.spawn(async move {
-            let mut sum = 0u64;
-            while let Some(Tick(v)) = rx.recv().await {
-                if v == END {
-                    d.arrive();
-                } else {
-                    sum = sum.wrapping_add(v);
-                }
-            }
-            black_box(sum);
-        });
+        let tx = spawn_raw_sink(&rt, &done);
         let driver = (tx, done);
         g.bench_function(id("raw"), |b| {
             b.iter_custom(|iters| {

@@ -11,6 +11,7 @@
 
 use criterion::{BenchmarkId, Criterion};
 use edri::prelude::*;
+use edri_benches::spawn_raw_sink;
 use edri_benches::{
     BATCH, CAPACITY, Done, END, Echo, Echoer, Fan, Flavour, IN_FLIGHT, Sink, Tick, group, measure,
     start_fanout,
@@ -62,19 +63,7 @@ fn notify_1to1(c: &mut Criterion) {
         rt.block_on(running.shutdown()).expect("shutdown");
 
         let done = Done::new(1);
-        let (tx, mut rx) = mpsc::channel::<Tick>(CAPACITY);
-        let consumer_done = done.clone();
-        rt.spawn(async move {
-            let mut sum = 0u64;
-            while let Some(Tick(v)) = rx.recv().await {
-                if v == END {
-                    consumer_done.arrive();
-                } else {
-                    sum = sum.wrapping_add(v);
-                }
-            }
-            black_box(sum);
-        });
+        let tx = spawn_raw_sink(&rt, &done);
         let driver = (tx, done);
         g.bench_function(BenchmarkId::new("raw", flavour.name()), |b| {
             b.iter_custom(|iters| measure(&rt, iters, &driver, raw_notify_batch));

@@ -236,3 +236,22 @@ pub fn group<'a>(
         .sample_size(10);
     g
 }
+
+/// The raw-tokio twin of `Sink`: a task summing `Tick`s from a bounded channel (capacity
+/// `CAPACITY`) that arrives at `done` on `END`.
+pub fn spawn_raw_sink(rt: &Runtime, done: &Arc<Done>) -> tokio::sync::mpsc::Sender<Tick> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Tick>(CAPACITY);
+    let done = done.clone();
+    rt.spawn(async move {
+        let mut sum = 0u64;
+        while let Some(Tick(v)) = rx.recv().await {
+            if v == END {
+                done.arrive();
+            } else {
+                sum = sum.wrapping_add(v);
+            }
+        }
+        std::hint::black_box(sum);
+    });
+    tx
+}
