@@ -20,6 +20,11 @@ pub use crate::manager::{
 pub use crate::mode::WorkerStart;
 pub use crate::router::EventRegistration;
 pub use crate::worker::serve_if_worker;
+pub use crate::api::ApiHooks;
+pub use crate::api::schema::{
+    EventSchema, FieldSchema, SchemaGenerator, SchemaProbe, ViaJsonSchema, ViaNoSchema,
+    object as object_schema,
+};
 pub use crate::{Ctx, Failure};
 pub use core::any::TypeId;
 pub use inventory;

@@ -109,6 +109,17 @@ pub enum StartError {
     /// More of something than the router can address.
     #[error("too many {0}")]
     TooMany(&'static str),
+    /// The API broker cannot listen on its address.
+    #[error("the API broker cannot listen on `{addr}`: {error}")]
+    ApiBind {
+        /// The address given to `.api(..)`.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The API routes declared by `#[event(http = ..)]` cannot be served together.
+    #[error("{0}")]
+    ApiRoutes(String),
     /// `start` was called outside a tokio runtime.
     #[error("`Edri::builder().start()` must run inside a tokio runtime (use `#[edri::main]`)")]
     NoRuntime,

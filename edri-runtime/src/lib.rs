@@ -2,6 +2,7 @@
 //!
 //! Users depend on the `edri` facade, which re-exports this crate together with the macros.
 
+pub mod api;
 pub mod builtin;
 mod ctx;
 pub mod envelope;
@@ -11,6 +12,7 @@ mod failure;
 pub mod health;
 mod inline;
 pub mod manager;
+mod metrics;
 mod mode;
 mod queue;
 mod router;

@@ -170,10 +170,14 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
             mode = h.map_or("?", |h| h.mode.as_str()),
             seq = stats.processed(),
         );
+        let inline = h.is_some_and(|h| h.mode == Mode::Inline);
+        let since = if inline { shared.clock() } else { None };
+        let handler = envelope.handler;
         stats.begin();
         let delivery = CatchUnwind { inner: manager.dispatch(envelope, &ctx) };
         let outcome =
             if span.is_disabled() { delivery.await } else { delivery.instrument(span).await };
+        shared.record_call(ctx.origin(), handler, since);
         stats.end();
         if let Err(panic) = outcome {
             tracing::error!(

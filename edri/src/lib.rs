@@ -204,5 +204,14 @@ pub use edri_runtime::scheduler;
 /// `HealthCheck` and the built-in manager that answers it.
 pub use edri_runtime::health;
 
+/// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the
+/// WebSocket endpoint, health, metrics and the event catalog.
+pub use edri_runtime::api;
+
+/// The JSON schema crate behind the event catalog (`GET /edri/events`). Derive
+/// `edri::schemars::JsonSchema` (with `#[schemars(crate = "edri::schemars")]`) on your own
+/// field and response types to describe them fully in the catalog.
+pub use schemars;
+
 #[doc(hidden)]
 pub use edri_runtime::__private;

@@ -105,6 +105,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     };
     let canonical = canonical(def);
     let ident_str = ident.to_string();
+    let api = api_hooks(def, &p);
 
     quote! {
         #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
@@ -140,9 +141,61 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                     type_id: #p::type_id_of::<#ident>,
                     notify_bytes: <#ident as #p::Event>::__notify_bytes,
                     request_bytes: <#ident as #p::Event>::__request_bytes,
+                    api: #api,
                 }
             }
         };
+    }
+}
+
+/// `Some(ApiHooks::..)` for an event exposed with `http = ..` or `ws`: the JSON hooks and a
+/// function building its schemas, probing each field type for `JsonSchema`.
+fn api_hooks(def: &EventDef, p: &TokenStream) -> TokenStream {
+    if def.http.is_none() && !def.ws {
+        return quote!(::core::option::Option::None);
+    }
+    let ident = &def.item.ident;
+    let fields = def.item.fields.iter().map(|f| field_schema(p, f));
+    let response = match (&def.kind, &def.response) {
+        (Kind::Request, Some(ty)) => {
+            quote!(::core::option::Option::Some((&&#p::SchemaProbe::<#ty>::new()).edri_schema(generator)))
+        }
+        (Kind::Request, None) => {
+            let fields = def.response_fields.iter().map(|f| field_schema(p, f));
+            quote!(::core::option::Option::Some(#p::object_schema([#(#fields),*])))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
+    let constructor = match def.kind {
+        Kind::Notification => quote!(notification),
+        _ => quote!(request),
+    };
+    quote! {
+        ::core::option::Option::Some(#p::ApiHooks::#constructor::<#ident>({
+            fn __edri_schema(generator: &mut #p::SchemaGenerator) -> #p::EventSchema {
+                #[allow(unused_imports)]
+                use #p::{ViaJsonSchema as _, ViaNoSchema as _};
+                #p::EventSchema { fields: #p::object_schema([#(#fields),*]), response: #response }
+            }
+            __edri_schema
+        }))
+    }
+}
+
+fn field_schema(p: &TokenStream, f: &syn::Field) -> TokenStream {
+    let name = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+    let ty = &f.ty;
+    let optional = matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Option"));
+    let defaulted = f.attrs.iter().any(|a| {
+        a.path().is_ident("serde") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("default"))
+    });
+    let required = !optional && !defaulted;
+    quote! {
+        #p::FieldSchema {
+            name: #name,
+            schema: (&&#p::SchemaProbe::<#ty>::new()).edri_schema(generator),
+            required: #required,
+        }
     }
 }
 

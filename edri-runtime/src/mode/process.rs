@@ -221,6 +221,7 @@ pub(crate) fn call<E: Event<Kind: kind::Plain>>(
     let pool = slot.pools[usize::from(handler)].clone();
     let ctx = ctx.clone();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
+        let since = ctx.shared().clock();
         ctx.clone().spawn(async move {
             let _permit = permit;
             let result = match (pool, crate::ctx::encode(&*event)) {
@@ -238,6 +239,7 @@ pub(crate) fn call<E: Event<Kind: kind::Plain>>(
             if result.as_ref().is_err_and(|f| f.status() == crate::Status::Crashed) {
                 ctx.shared().stats(ctx.origin()).crashed();
             }
+            ctx.shared().record_call(ctx.origin(), handler, since);
             crate::__private::send::<E>(&ctx, reply, result);
         });
     };

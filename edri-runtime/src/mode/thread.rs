@@ -19,6 +19,7 @@ where
     let span = tracing::Span::current();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
         let worker_ctx = ctx.clone();
+        let since = ctx.shared().clock();
         ctx.clone().spawn(async move {
             let joined = tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
@@ -32,6 +33,7 @@ where
                 ctx.shared().stats(ctx.origin()).crashed();
                 Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
             });
+            ctx.shared().record_call(ctx.origin(), handler, since);
             crate::__private::send::<E>(&ctx, reply, result);
         });
     };

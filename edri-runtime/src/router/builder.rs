@@ -48,6 +48,9 @@ impl Edri {
             jobs: Vec::new(),
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
+            metrics: false,
+            #[cfg(feature = "api")]
+            api: None,
         }
     }
 }
@@ -64,6 +67,9 @@ pub struct EdriBuilder {
     jobs: Vec<Job>,
     capacity: usize,
     grace: Duration,
+    metrics: bool,
+    #[cfg(feature = "api")]
+    api: Option<crate::api::Api>,
 }
 
 impl std::fmt::Debug for EdriBuilder {
@@ -143,6 +149,30 @@ impl EdriBuilder {
         self
     }
 
+    /// Counts and times events for [`Running::metrics`] (always on with [`api`](Self::api)).
+    /// Costs a clock read per handler call and a shared counter per send.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Starts the API broker ([`crate::api`]): REST routes from `#[event(http = ..)]`, the
+    /// WebSocket endpoint `/edri/ws`, `/edri/health`, `/edri/events` and `/metrics`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> edri_runtime::Result<()> {
+    /// use edri_runtime::{Edri, api::Api};
+    /// let running = Edri::builder().api("127.0.0.1:8080").start().await?;
+    /// let running = Edri::builder().api(Api::new("127.0.0.1:0").token("s3cret")).start().await?;
+    /// println!("listening on {:?}", running.api_addr());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "api")]
+    pub fn api(mut self, api: impl Into<crate::api::Api>) -> Self {
+        self.api = Some(api.into());
+        self
+    }
+
     /// How long [`Running::shutdown`] lets mailboxes drain (default 10 s).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -157,7 +187,7 @@ impl EdriBuilder {
     /// # Errors
     /// [`StartError`] for an unusable configuration: no managers, two responders for one
     /// request, two events or managers with one name, a manager that cannot be constructed.
-    pub async fn start(self) -> Result<Running, Error> {
+    pub async fn start(#[cfg_attr(not(feature = "api"), allow(unused_mut))] mut self) -> Result<Running, Error> {
         if crate::worker::is_worker() {
             return Err(StartError::StartedAsWorker { env: crate::worker::WORKER_ENV }.into());
         }
@@ -168,7 +198,21 @@ impl EdriBuilder {
         }
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
-        let instances = self.instances()?;
+        let metrics = self.metrics;
+        #[cfg(feature = "api")]
+        let api = match self.api.take() {
+            Some(config) => Some(crate::api::Prepared::new(config).await?),
+            None => None,
+        };
+        #[cfg(feature = "api")]
+        let metrics = metrics || api.is_some();
+        #[cfg_attr(not(feature = "api"), allow(unused_mut))]
+        let mut instances = self.instances()?;
+        #[cfg(feature = "api")]
+        if let Some(bridge) = api.as_ref().and_then(crate::api::Prepared::bridge) {
+            instances.push(bridge);
+            instances.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
+        }
         check_manager_names(&instances)?;
 
         let mut mailboxes = Vec::with_capacity(instances.len());
@@ -201,6 +245,7 @@ impl EdriBuilder {
                     })
                     .collect(),
                 stats: ManagerStats::default(),
+                handler_stats: descriptor.handlers.iter().map(|_| Default::default()).collect(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -213,6 +258,7 @@ impl EdriBuilder {
             shutdown_requested: Notify::new(),
             started: std::time::Instant::now(),
             uplink: None,
+            metrics,
         });
 
         // `Started` goes first into every subscriber's mailbox, before any task runs, so it is
@@ -238,7 +284,15 @@ impl EdriBuilder {
             .collect();
         let names: Vec<&str> = shared.managers.iter().map(|m| m.descriptor.name).collect();
         tracing::info!(managers = ?names, "edri router started");
-        Ok(Running { ctx: Ctx::new(shared, u32::MAX), tasks, grace, stopped: false })
+        let ctx = Ctx::new(shared, u32::MAX);
+        Ok(Running {
+            #[cfg(feature = "api")]
+            api: api.map(|api| api.serve(ctx.clone())),
+            ctx,
+            tasks,
+            grace,
+            stopped: false,
+        })
     }
 
     /// Starts, then runs until Ctrl-C, SIGTERM or [`Ctx::shutdown`], then shuts down
@@ -323,6 +377,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     grace: Duration,
     stopped: bool,
+    #[cfg(feature = "api")]
+    api: Option<crate::api::ApiServer>,
 }
 
 impl std::fmt::Debug for Running {
@@ -358,6 +414,28 @@ impl Running {
             .collect()
     }
 
+    /// Where the API broker listens (`None` without [`EdriBuilder::api`]); with port 0 in
+    /// the configured address, the port the system picked.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        #[cfg(feature = "api")]
+        return self.api.as_ref().map(crate::api::ApiServer::addr);
+        #[cfg(not(feature = "api"))]
+        None
+    }
+
+    /// The router's metrics in the Prometheus text format: what the API broker serves at
+    /// `GET /metrics`. Counting is on with [`EdriBuilder::api`] or
+    /// [`EdriBuilder::metrics`]; otherwise the counters stay at zero.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        crate::metrics::render(self.ctx.shared(), &mut out);
+        #[cfg(feature = "api")]
+        if let Some(api) = &self.api {
+            api.render_metrics(&mut out);
+        }
+        out
+    }
+
     /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
     ///
     /// The signals are listened to from the first poll of this future on.
@@ -391,6 +469,14 @@ impl Running {
         }
         let shared = self.ctx.shared().clone();
         let deadline = tokio::time::Instant::now() + self.grace;
+        // The API goes first: no new outside requests, the ones in flight are answered.
+        #[cfg(feature = "api")]
+        if let Some(api) = &mut self.api
+            && tokio::time::timeout_at(deadline, api.shutdown()).await.is_err()
+        {
+            tracing::warn!("API requests still running at the end of the grace period");
+            api.abort();
+        }
         let drain = async {
             self.ctx.notify(Stopping).await.ok();
             shared.quiescent().await;
@@ -419,6 +505,10 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if !self.stopped {
+            #[cfg(feature = "api")]
+            if let Some(api) = &self.api {
+                api.abort();
+            }
             self.ctx.shared().stopping.store(true, Ordering::Release);
             for task in &self.tasks {
                 task.abort();

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) started: std::time::Instant,
     /// Where events without a local route go (a worker process's parent), if anywhere.
     pub(crate) uplink: Option<Arc<dyn Uplink>>,
+    /// Whether sends and handler calls are counted and timed ([`crate::metrics`]).
+    pub(crate) metrics: bool,
 }
 
 /// A future boxed for type erasure across process boundaries.
@@ -65,6 +67,8 @@ pub(crate) struct ManagerSlot {
     /// The worker pool of each process handler (by handler index).
     pub(crate) pools: crate::mode::process::Pools,
     pub(crate) stats: ManagerStats,
+    /// Metrics of each handler (by handler index).
+    pub(crate) handler_stats: Box<[crate::metrics::HandlerStats]>,
 }
 
 /// The counters of one running manager ([`Running::vitals`], `HealthCheck`).
@@ -148,6 +152,30 @@ impl Shared {
 
     pub(crate) fn stats(&self, origin: u32) -> &ManagerStats {
         self.managers.get(origin as usize).map_or(&OUTSIDE, |m| &m.stats)
+    }
+
+    /// Counts one event sent on `route`, when metrics are on.
+    #[inline]
+    pub(crate) fn count_sent(&self, route: &Route) {
+        if self.metrics {
+            route.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a call of handler `handler` of manager `origin` that began at `since`, when
+    /// metrics are on.
+    pub(crate) fn record_call(&self, origin: u32, handler: u16, since: Option<std::time::Instant>) {
+        if let (Some(since), Some(m)) = (since, self.managers.get(origin as usize))
+            && let Some(stats) = m.handler_stats.get(usize::from(handler))
+        {
+            stats.record(since.elapsed());
+        }
+    }
+
+    /// Now, when metrics are on (the start of a timed call).
+    #[inline]
+    pub(crate) fn clock(&self) -> Option<std::time::Instant> {
+        self.metrics.then(std::time::Instant::now)
     }
 
     /// A snapshot of every manager's counters.

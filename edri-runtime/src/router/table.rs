@@ -14,6 +14,10 @@ pub(crate) struct Route {
     pub(crate) subscribers: Box<[Target]>,
     /// The one handler of a request.
     pub(crate) responder: Option<Target>,
+    /// The event's metadata.
+    pub(crate) meta: Option<&'static EventMeta>,
+    /// Events sent on this route (counted while metrics are on).
+    pub(crate) sent: std::sync::atomic::AtomicU64,
 }
 
 /// One handler of one manager: the mailbox to push into and the handler index to address.
@@ -46,6 +50,8 @@ pub struct EventRegistration {
     pub notify_bytes: NotifyBytes,
     /// Decodes the event, requests it and encodes the response.
     pub request_bytes: RequestBytes,
+    /// The JSON side, for events exposed through `http = ..` or `ws`.
+    pub api: Option<crate::api::ApiHooks>,
 }
 
 inventory::collect!(EventRegistration);
@@ -78,6 +84,7 @@ pub(crate) fn build(
     struct Building {
         subscribers: Vec<Target>,
         responder: Option<(Target, &'static ManagerDescriptor, usize)>,
+        meta: &'static EventMeta,
     }
     let mut building: HashMap<TypeId, Building> = HashMap::new();
     for (index, (descriptor, mailbox)) in managers.iter().enumerate() {
@@ -89,7 +96,7 @@ pub(crate) fn build(
             };
             let entry = building
                 .entry((handler.event_type)())
-                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None });
+                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None, meta: handler.event });
             match handler.event.kind {
                 EventKind::Request => {
                     if let Some((_, first, fh)) = &entry.responder {
@@ -114,6 +121,8 @@ pub(crate) fn build(
             let route = Route {
                 subscribers: b.subscribers.into_boxed_slice(),
                 responder: b.responder.map(|(t, _, _)| t),
+                meta: Some(b.meta),
+                sent: std::sync::atomic::AtomicU64::new(0),
             };
             (id, route)
         })

@@ -1,0 +1,307 @@
+//! REST routes from `#[event(http = "METHOD /path/{param}")]`: binding path, query and body
+//! to the event's fields, and answering with the response or the failure's HTTP status.
+
+use super::catalog::{Catalog, Entry};
+use super::server::ApiState;
+use crate::error::StartError;
+use crate::{Failure, Status};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection, RawPathParamsRejection};
+use axum::extract::{Query, RawPathParams, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Paths the broker serves itself.
+const RESERVED: &[&str] = &["/edri/health", "/edri/events", "/edri/ws", "/metrics"];
+
+/// The HTTP status code of a failure status: `Invalid` 400, `Unauthorized` 401, `Forbidden`
+/// 403, `NotFound` 404, `Conflict` 409, `Failed` and `Crashed` 500, `Unavailable` 503,
+/// `Timeout` 504.
+pub fn http_status(status: Status) -> u16 {
+    match status {
+        Status::Invalid => 400,
+        Status::Unauthorized => 401,
+        Status::Forbidden => 403,
+        Status::NotFound => 404,
+        Status::Conflict => 409,
+        Status::Failed | Status::Crashed => 500,
+        Status::Unavailable => 503,
+        Status::Timeout => 504,
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed",
+            &format!("cannot encode the response: {e}"),
+            None,
+        ),
+    }
+}
+
+/// `{"error": {"status", "message", "field"?}}` with an HTTP status.
+pub(crate) fn error_response(
+    code: StatusCode,
+    status: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Response {
+    let mut error = json!({ "status": status, "message": message });
+    if let Some(field) = field {
+        error["field"] = Value::from(field);
+    }
+    json_response(code, &json!({ "error": error }))
+}
+
+/// The response of a failed request.
+pub(crate) fn failure_response(failure: &Failure) -> Response {
+    let code = StatusCode::from_u16(http_status(failure.status()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_response(code, failure.status().as_str(), failure.message(), None)
+}
+
+/// One route per `http = ..` event, grouped by path so that a wrong method gets `405`.
+pub(crate) fn routes(catalog: &Catalog) -> Result<Router<Arc<ApiState>>, StartError> {
+    // Routes by path shape (parameter names erased): axum refuses two paths that differ only
+    // in their parameter names, so those are reported here, naming both events.
+    let mut by_shape: BTreeMap<String, Vec<(&'static str, &'static str, &'static str)>> =
+        BTreeMap::new();
+    for entry in catalog.events.values() {
+        let meta = entry.registration.meta;
+        if let Some(http) = meta.http {
+            by_shape.entry(shape(http.path)).or_default().push((http.path, http.method, meta.name));
+        }
+    }
+    let mut router = Router::new();
+    for (shape, mut routes) in by_shape {
+        routes.sort_unstable();
+        if RESERVED.contains(&shape.as_str()) {
+            return Err(StartError::ApiRoutes(format!(
+                "event `{}` declares `{} {}`, a path the API broker serves itself",
+                routes[0].2, routes[0].1, routes[0].0
+            )));
+        }
+        for pair in routes.windows(2) {
+            let ((path_a, method_a, a), (path_b, method_b, b)) = (pair[0], pair[1]);
+            if path_a != path_b {
+                return Err(StartError::ApiRoutes(format!(
+                    "events `{a}` (`{method_a} {path_a}`) and `{b}` (`{method_b} {path_b}`) \
+                     share a route but name its parameters differently; use the same names"
+                )));
+            }
+            if method_a == method_b {
+                return Err(StartError::ApiRoutes(format!(
+                    "events `{a}` and `{b}` both declare `{method_a} {path_a}`"
+                )));
+            }
+        }
+        let path = routes[0].0;
+        let allow: Vec<&str> = routes.iter().map(|(_, m, _)| *m).collect();
+        let allow = HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static(""));
+        let mut methods = MethodRouter::new();
+        for (_, method, event) in routes {
+            methods = methods.on(filter(method), move |state, params, query, body| {
+                call(state, event, params, query, body)
+            });
+        }
+        let methods = methods.fallback(move |request: axum::extract::Request| {
+            let allow = allow.clone();
+            async move {
+                let message = format!(
+                    "{} is not allowed on {}; allowed: {}",
+                    request.method(),
+                    request.uri().path(),
+                    allow.to_str().unwrap_or("")
+                );
+                let mut response =
+                    error_response(StatusCode::METHOD_NOT_ALLOWED, "invalid", &message, None);
+                response.headers_mut().insert(header::ALLOW, allow);
+                response
+            }
+        });
+        router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router.route(path, methods)))
+            .map_err(|panic| {
+                StartError::ApiRoutes(format!(
+                    "the route `{path}` cannot be served: {}",
+                    crate::manager::panic_message(&*panic)
+                ))
+            })?;
+    }
+    Ok(router)
+}
+
+/// `/files/{dir}` → `/files/{}`.
+fn shape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                if depth == 0 {
+                    out.push('{');
+                }
+                depth += 1;
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push('}');
+                }
+            }
+            _ if depth > 0 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn filter(method: &str) -> MethodFilter {
+    match method {
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "PATCH" => MethodFilter::PATCH,
+        "DELETE" => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    }
+}
+
+type Params = Result<RawPathParams, RawPathParamsRejection>;
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+async fn call(
+    State(state): State<Arc<ApiState>>,
+    event: &'static str,
+    params: Params,
+    query: QueryPairs,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(entry) = state.catalog.events.get(event) else {
+        return error_response(StatusCode::NOT_FOUND, "not_found", "no such event", None);
+    };
+    let value = match bind(entry, params, query, body) {
+        Ok(value) => value,
+        Err(response) => return *response,
+    };
+    let pending = match (entry.hooks.call)(state.ctx.clone(), value, state.timeout) {
+        Ok(pending) => pending,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, "invalid", &e.to_string(), e.field.as_deref());
+        }
+    };
+    match pending.await {
+        Ok(response) => json_response(StatusCode::OK, &response),
+        Err(failure) => failure_response(&failure),
+    }
+}
+
+fn bad(message: &str, field: Option<&str>) -> Box<Response> {
+    Box::new(error_response(StatusCode::BAD_REQUEST, "invalid", message, field))
+}
+
+/// The event's JSON: the body's object, then query and path parameters (a field given twice
+/// is an error).
+fn bind(entry: &Entry, params: Params, query: QueryPairs, body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response>> {
+    let body = body.map_err(|rejection| {
+        Box::new(error_response(rejection.status(), "invalid", &rejection.body_text(), None))
+    })?;
+    let mut object = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(object)) => object,
+            Ok(other) => {
+                return Err(bad(&format!("the body must be a JSON object, not {}", kind_of(&other)), None));
+            }
+            Err(e) => return Err(bad(&format!("the body is not valid JSON: {e}"), None)),
+        }
+    };
+    let query = query.map_err(|rejection| bad(&rejection.body_text(), None))?;
+    let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in query.0 {
+        grouped.entry(key).or_default().push(value);
+    }
+    for (key, values) in grouped {
+        let Some(rule) = entry.fields.get(&key) else {
+            let mut known: Vec<&str> = entry.fields.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(bad(
+                &format!("unknown query parameter `{key}`; the fields are: {}", known.join(", ")),
+                Some(&key),
+            ));
+        };
+        let value = if rule.array {
+            Value::Array(values.iter().map(|v| rule.coerce.apply(v)).collect())
+        } else if let [one] = values.as_slice() {
+            rule.coerce.apply(one)
+        } else {
+            return Err(bad(&format!("query parameter `{key}` is given {} times", values.len()), Some(&key)));
+        };
+        insert(&mut object, key, value, "query")?;
+    }
+    let params = params.map_err(|rejection| bad(&rejection.body_text(), None))?;
+    for (key, text) in &params {
+        let value = match entry.fields.get(key) {
+            Some(rule) => rule.coerce.apply(text),
+            None => Value::String(text.to_owned()),
+        };
+        insert(&mut object, key.to_owned(), value, "path")?;
+    }
+    Ok(Value::Object(object))
+}
+
+fn insert(object: &mut Map<String, Value>, key: String, value: Value, from: &str) -> Result<(), Box<Response>> {
+    if object.contains_key(&key) {
+        return Err(bad(&format!("field `{key}` is given twice (in the {from} and before)"), Some(&key)));
+    }
+    object.insert(key, value);
+    Ok(())
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_erase_parameter_names() {
+        assert_eq!(shape("/files/{dir}/x/{name}"), "/files/{}/x/{}");
+        assert_eq!(shape("/plain"), "/plain");
+    }
+
+    #[test]
+    fn every_status_has_its_code() {
+        let pairs = [
+            (Status::Invalid, 400),
+            (Status::Unauthorized, 401),
+            (Status::Forbidden, 403),
+            (Status::NotFound, 404),
+            (Status::Conflict, 409),
+            (Status::Failed, 500),
+            (Status::Crashed, 500),
+            (Status::Unavailable, 503),
+            (Status::Timeout, 504),
+        ];
+        for (status, code) in pairs {
+            assert_eq!(http_status(status), code, "{status}");
+        }
+    }
+}

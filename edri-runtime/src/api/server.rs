@@ -1,0 +1,234 @@
+//! Starting and stopping the broker's HTTP server, its shared state, authentication and the
+//! built-in routes.
+
+use super::catalog::Catalog;
+use super::rest::{self, error_response, failure_response, json_response};
+use super::ws::{self, Hub};
+use super::Api;
+use crate::error::StartError;
+use crate::manager::ErasedManager;
+use crate::{Ctx, HealthCheck};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// What every request handler of the broker reads.
+pub(crate) struct ApiState {
+    pub(crate) ctx: Ctx,
+    pub(crate) config: Api,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) hub: Arc<Hub>,
+    /// How long one request may take.
+    pub(crate) timeout: Duration,
+    /// Responses sent, by HTTP status code.
+    responses: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// The broker, bound and checked but not serving yet: binding and route conflicts are start
+/// errors, found before any manager runs.
+pub(crate) struct Prepared {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    config: Api,
+    catalog: Arc<Catalog>,
+    router: Router<Arc<ApiState>>,
+    hub: Arc<Hub>,
+}
+
+impl Prepared {
+    /// Builds the routes and binds the listener.
+    pub(crate) async fn new(config: Api) -> Result<Self, StartError> {
+        let catalog = Arc::new(Catalog::build());
+        let router = rest::routes(&catalog)?
+            .route("/edri/health", axum::routing::get(health))
+            .route("/edri/events", axum::routing::get(events))
+            .route("/metrics", axum::routing::get(metrics))
+            .route("/edri/ws", axum::routing::get(ws::upgrade));
+        let listener = tokio::net::TcpListener::bind(&config.addr)
+            .await
+            .map_err(|error| StartError::ApiBind { addr: config.addr.clone(), error })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|error| StartError::ApiBind { addr: config.addr.clone(), error })?;
+        let hub = Arc::new(Hub::new(config.ws_queue));
+        Ok(Self { listener, addr, config, catalog, router, hub })
+    }
+
+    /// The manager that receives `ws` notifications for pushing, if any event is one.
+    pub(crate) fn bridge(&self) -> Option<Box<dyn ErasedManager>> {
+        ws::Bridge::new(self.hub.clone(), &self.catalog)
+    }
+
+    /// Starts serving on the router's runtime.
+    pub(crate) fn serve(self, ctx: Ctx) -> ApiServer {
+        let timeout = self.config.timeout.unwrap_or(ctx.shared().default_timeout);
+        let state = Arc::new(ApiState {
+            ctx: ctx.clone(),
+            timeout,
+            config: self.config,
+            catalog: self.catalog,
+            hub: self.hub,
+            responses: Mutex::new(BTreeMap::new()),
+        });
+        let mut app = self
+            .router
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(state.clone(), guard))
+            .layer(DefaultBodyLimit::max(state.config.body_limit))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+            .with_state(state.clone());
+        if !state.config.cors.is_empty() {
+            app = app.layer(cors(&state.config.cors));
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listener = self.listener;
+        let task = ctx.spawn(async move {
+            let shutdown = async {
+                stopped.await.ok();
+            };
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        });
+        tracing::info!(addr = %self.addr, "edri API listening");
+        ApiServer { addr: self.addr, stop: Some(stop), task, state }
+    }
+}
+
+/// The running broker, owned by [`Running`](crate::Running).
+pub(crate) struct ApiServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    state: Arc<ApiState>,
+}
+
+impl ApiServer {
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, closes WebSocket clients (code 1001) and waits for the
+    /// requests in flight.
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        self.state.hub.close_all(1001, "the server is stopping");
+        match (&mut self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the API server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "the API server task failed"),
+        }
+    }
+
+    /// Ends the server at once.
+    pub(crate) fn abort(&self) {
+        self.state.hub.close_all(1001, "the server is stopping");
+        self.task.abort();
+    }
+
+    /// The broker's own metrics, in the Prometheus text format.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        render_api_metrics(&self.state, out);
+    }
+}
+
+fn render_api_metrics(state: &ApiState, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP edri_api_http_responses_total HTTP responses of the API broker, by status code.");
+    let _ = writeln!(out, "# TYPE edri_api_http_responses_total counter");
+    let responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (code, n) in responses.iter() {
+        let _ = writeln!(out, "edri_api_http_responses_total{{code=\"{code}\"}} {n}");
+    }
+    drop(responses);
+    state.hub.render_metrics(out);
+}
+
+/// Authentication (when a token is configured) and response counting, around every route.
+async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let response = match &state.config.token {
+        Some(token) if !authorized(&request, token) => {
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required: `Authorization: Bearer <token>`",
+                None,
+            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        _ => next.run(request).await,
+    };
+    let mut responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *responses.entry(response.status().as_u16()).or_default() += 1;
+    response
+}
+
+fn authorized(request: &Request, token: &str) -> bool {
+    let from_header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, given)| same(given.trim().as_bytes(), token.as_bytes()));
+    let from_query = request.uri().path() == "/edri/ws"
+        && request.uri().query().is_some_and(|q| {
+            q.split('&').any(|pair| {
+                pair.strip_prefix("access_token=").is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
+            })
+        });
+    from_header || from_query
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = crate::manager::panic_message(&*panic).to_owned();
+    tracing::error!(panic = %message, "the API broker panicked while serving a request");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "crashed", "the server failed while serving this request", None)
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    error_response(StatusCode::NOT_FOUND, "not_found", &message, None)
+}
+
+async fn health(State(state): State<Arc<ApiState>>) -> Response {
+    match state.ctx.request(HealthCheck::default()).timeout(state.timeout).await {
+        Ok(health) => json_response(StatusCode::OK, &health),
+        Err(failure) => failure_response(&failure),
+    }
+}
+
+async fn events(State(state): State<Arc<ApiState>>) -> Response {
+    json_response(StatusCode::OK, &state.catalog.document)
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let mut out = String::new();
+    crate::metrics::render(state.ctx.shared(), &mut out);
+    render_api_metrics(&state, &mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
