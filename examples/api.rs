@@ -107,7 +107,10 @@ impl Notes {
 
     #[solve]
     fn get(&self, ev: &GetNote) -> Result<Note, Failure> {
-        self.notes.get(&ev.id).cloned().ok_or_else(|| Failure::not_found(format!("no note {}", ev.id)))
+        self.notes
+            .get(&ev.id)
+            .cloned()
+            .ok_or_else(|| Failure::not_found(format!("no note {}", ev.id)))
     }
 
     #[solve]

@@ -264,6 +264,19 @@ impl EventDef {
             }
         }
 
+        // The API binds JSON objects to fields by name.
+        if let Some(ws) = &a.ws
+            && kind == Kind::Tunnel
+        {
+            errors.at(ws.span, "`ws` exposes requests and notifications; tunnels cannot be used over the WebSocket API");
+        }
+        if matches!(item.fields, syn::Fields::Unnamed(_)) {
+            let exposed = a.ws.as_ref().map(|w| w.span).or(http_span);
+            if let Some(span) = exposed {
+                errors.at(span, "an event exposed through `http` or `ws` needs named fields (or none): the API fills fields from JSON by name");
+            }
+        }
+
         let name = a.name.map_or_else(|| item.ident.to_string(), |n| n.value.value());
         Some(Self {
             kind,

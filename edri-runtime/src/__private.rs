@@ -7,6 +7,11 @@
 //! non-event, and each value would repeat the error); the return check is the bound of
 //! `Event::__finish::<R>`, spanned at the user's return type.
 
+pub use crate::api::ApiHooks;
+pub use crate::api::schema::{
+    EventSchema, FieldSchema, SchemaGenerator, SchemaProbe, ViaJsonSchema, ViaNoSchema,
+    object as object_schema,
+};
 pub use crate::envelope::{Envelope, EventBox, Reply};
 pub use crate::event::kind;
 pub use crate::event::{
@@ -20,11 +25,6 @@ pub use crate::manager::{
 pub use crate::mode::WorkerStart;
 pub use crate::router::EventRegistration;
 pub use crate::worker::serve_if_worker;
-pub use crate::api::ApiHooks;
-pub use crate::api::schema::{
-    EventSchema, FieldSchema, SchemaGenerator, SchemaProbe, ViaJsonSchema, ViaNoSchema,
-    object as object_schema,
-};
 pub use crate::{Ctx, Failure};
 pub use core::any::TypeId;
 pub use inventory;

@@ -28,7 +28,8 @@ impl HandlerStats {
     /// Records one handled event that took `elapsed`.
     pub(crate) fn record(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        let bucket =
+            LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.handled.fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
@@ -51,7 +52,12 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
     header(out, "edri_uptime_seconds", "gauge", "Seconds since the router started.");
     let _ = writeln!(out, "edri_uptime_seconds {}", shared.started.elapsed().as_secs_f64());
 
-    header(out, "edri_events_sent_total", "counter", "Events sent to local handlers, by event type.");
+    header(
+        out,
+        "edri_events_sent_total",
+        "counter",
+        "Events sent to local handlers, by event type.",
+    );
     let mut sent: Vec<_> = shared
         .routes
         .values()
@@ -59,12 +65,20 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         .collect();
     sent.sort_unstable();
     for (event, kind, n) in sent {
-        let _ = writeln!(out, "edri_events_sent_total{{event=\"{}\",kind=\"{kind}\"}} {n}", label(event));
+        let _ = writeln!(
+            out,
+            "edri_events_sent_total{{event=\"{}\",kind=\"{kind}\"}} {n}",
+            label(event)
+        );
     }
 
     header(out, "edri_events_handled_total", "counter", "Events handled, by handler.");
     for_each_handler(shared, |labels, stats| {
-        let _ = writeln!(out, "edri_events_handled_total{{{labels}}} {}", stats.handled.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "edri_events_handled_total{{{labels}}} {}",
+            stats.handled.load(Ordering::Relaxed)
+        );
     });
     header(
         out,
@@ -77,7 +91,10 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         for (i, count) in stats.buckets.iter().enumerate() {
             cumulative += count.load(Ordering::Relaxed);
             let le = LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_owned(), ToString::to_string);
-            let _ = writeln!(out, "edri_handler_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "edri_handler_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            );
         }
         let sum = Duration::from_nanos(stats.sum_ns.load(Ordering::Relaxed)).as_secs_f64();
         let _ = writeln!(out, "edri_handler_duration_seconds_sum{{{labels}}} {sum}");
@@ -85,14 +102,34 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
     });
 
     let vitals = shared.vitals();
-    let gauges: [(&str, &str, &str, fn(&crate::ManagerVitals) -> u64); 7] = [
-        ("edri_mailbox_depth", "gauge", "Events waiting in the manager's mailbox.", |v| v.queued as u64),
-        ("edri_mailbox_capacity", "gauge", "The manager's mailbox capacity.", |v| v.capacity as u64),
-        ("edri_manager_busy", "gauge", "1 while the manager handles an event.", |v| u64::from(v.busy)),
-        ("edri_handler_failures_total", "counter", "Handler calls that returned an error.", |v| v.failed),
-        ("edri_handler_panics_total", "counter", "Handler calls that panicked or whose worker died.", |v| v.crashed),
-        ("edri_workers", "gauge", "Live worker processes of the manager's process handlers.", |v| v.workers as u64),
-        ("edri_workers_idle", "gauge", "Worker processes waiting for a call.", |v| v.workers_idle as u64),
+    let gauges: [Gauge; 7] = [
+        ("edri_mailbox_depth", "gauge", "Events waiting in the manager's mailbox.", |v| {
+            v.queued as u64
+        }),
+        ("edri_mailbox_capacity", "gauge", "The manager's mailbox capacity.", |v| {
+            v.capacity as u64
+        }),
+        ("edri_manager_busy", "gauge", "1 while the manager handles an event.", |v| {
+            u64::from(v.busy)
+        }),
+        ("edri_handler_failures_total", "counter", "Handler calls that returned an error.", |v| {
+            v.failed
+        }),
+        (
+            "edri_handler_panics_total",
+            "counter",
+            "Handler calls that panicked or whose worker died.",
+            |v| v.crashed,
+        ),
+        (
+            "edri_workers",
+            "gauge",
+            "Live worker processes of the manager's process handlers.",
+            |v| v.workers as u64,
+        ),
+        ("edri_workers_idle", "gauge", "Worker processes waiting for a call.", |v| {
+            v.workers_idle as u64
+        }),
     ];
     for (name, kind, help, get) in gauges {
         header(out, name, kind, help);
@@ -101,6 +138,9 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         }
     }
 }
+
+/// A per-manager series: name, type, help, and how to read it off the vitals.
+type Gauge = (&'static str, &'static str, &'static str, fn(&crate::ManagerVitals) -> u64);
 
 fn for_each_handler(shared: &Shared, mut f: impl FnMut(&str, &HandlerStats)) {
     for m in shared.managers.iter() {

@@ -105,7 +105,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     };
     let canonical = canonical(def);
     let ident_str = ident.to_string();
-    let api = api_hooks(def, &p);
+    let (api, schema_fn) = api_hooks(def, &p);
 
     quote! {
         #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
@@ -135,6 +135,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                 };
             }
             #kind_marker
+            #schema_fn
             #p::inventory::submit! {
                 #p::EventRegistration {
                     meta: <#ident as #p::Event>::META,
@@ -148,11 +149,11 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     }
 }
 
-/// `Some(ApiHooks::..)` for an event exposed with `http = ..` or `ws`: the JSON hooks and a
-/// function building its schemas, probing each field type for `JsonSchema`.
-fn api_hooks(def: &EventDef, p: &TokenStream) -> TokenStream {
+/// `Some(ApiHooks::..)` for an event exposed with `http = ..` or `ws` (its JSON hooks), and
+/// the function building its schemas, probing each field type for `JsonSchema`.
+fn api_hooks(def: &EventDef, p: &TokenStream) -> (TokenStream, TokenStream) {
     if def.http.is_none() && !def.ws {
-        return quote!(::core::option::Option::None);
+        return (quote!(::core::option::Option::None), TokenStream::new());
     }
     let ident = &def.item.ident;
     let fields = def.item.fields.iter().map(|f| field_schema(p, f));
@@ -170,16 +171,17 @@ fn api_hooks(def: &EventDef, p: &TokenStream) -> TokenStream {
         Kind::Notification => quote!(notification),
         _ => quote!(request),
     };
-    quote! {
-        ::core::option::Option::Some(#p::ApiHooks::#constructor::<#ident>({
-            fn __edri_schema(generator: &mut #p::SchemaGenerator) -> #p::EventSchema {
-                #[allow(unused_imports)]
-                use #p::{ViaJsonSchema as _, ViaNoSchema as _};
-                #p::EventSchema { fields: #p::object_schema([#(#fields),*]), response: #response }
-            }
-            __edri_schema
-        }))
-    }
+    let hooks = quote! {
+        ::core::option::Option::Some(#p::ApiHooks::#constructor::<#ident>(__edri_schema))
+    };
+    let schema_fn = quote! {
+        fn __edri_schema(generator: &mut #p::SchemaGenerator) -> #p::EventSchema {
+            #[allow(unused_imports)]
+            use #p::{ViaJsonSchema as _, ViaNoSchema as _};
+            #p::EventSchema { fields: #p::object_schema([#(#fields),*]), response: #response }
+        }
+    };
+    (hooks, schema_fn)
 }
 
 fn field_schema(p: &TokenStream, f: &syn::Field) -> TokenStream {
@@ -187,7 +189,8 @@ fn field_schema(p: &TokenStream, f: &syn::Field) -> TokenStream {
     let ty = &f.ty;
     let optional = matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Option"));
     let defaulted = f.attrs.iter().any(|a| {
-        a.path().is_ident("serde") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("default"))
+        a.path().is_ident("serde")
+            && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("default"))
     });
     let required = !optional && !defaulted;
     quote! {

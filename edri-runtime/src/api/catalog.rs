@@ -85,7 +85,9 @@ fn rule(schema: &Value, definitions: &Map<String, Value>) -> FieldRule {
         _ => false,
     };
     match schema.get("items") {
-        Some(items) if is_array => FieldRule { coerce: Coerce::of(items, definitions), array: true },
+        Some(items) if is_array => {
+            FieldRule { coerce: Coerce::of(items, definitions), array: true }
+        }
         _ => FieldRule { coerce: Coerce::of(schema, definitions), array: false },
     }
 }

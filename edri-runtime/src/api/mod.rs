@@ -34,9 +34,9 @@ mod ws;
 
 pub use hooks::{ApiHooks, FieldError};
 #[cfg(feature = "api")]
-pub(crate) use server::{ApiServer, Prepared};
-#[cfg(feature = "api")]
 pub use rest::http_status;
+#[cfg(feature = "api")]
+pub(crate) use server::{ApiServer, Prepared};
 
 use std::time::Duration;
 

@@ -36,7 +36,10 @@ pub fn http_status(status: Status) -> u16 {
 }
 
 /// A JSON response.
-pub(crate) fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
+    status: StatusCode,
+    body: &T,
+) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => error_response(
@@ -106,7 +109,8 @@ pub(crate) fn routes(catalog: &Catalog) -> Result<Router<Arc<ApiState>>, StartEr
         }
         let path = routes[0].0;
         let allow: Vec<&str> = routes.iter().map(|(_, m, _)| *m).collect();
-        let allow = HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static(""));
+        let allow =
+            HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static(""));
         let mut methods = MethodRouter::new();
         for (_, method, event) in routes {
             methods = methods.on(filter(method), move |state, params, query, body| {
@@ -128,13 +132,14 @@ pub(crate) fn routes(catalog: &Catalog) -> Result<Router<Arc<ApiState>>, StartEr
                 response
             }
         });
-        router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router.route(path, methods)))
-            .map_err(|panic| {
-                StartError::ApiRoutes(format!(
-                    "the route `{path}` cannot be served: {}",
-                    crate::manager::panic_message(&*panic)
-                ))
-            })?;
+        router =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router.route(path, methods)))
+                .map_err(|panic| {
+                    StartError::ApiRoutes(format!(
+                        "the route `{path}` cannot be served: {}",
+                        crate::manager::panic_message(&*panic)
+                    ))
+                })?;
     }
     Ok(router)
 }
@@ -194,7 +199,12 @@ async fn call(
     let pending = match (entry.hooks.call)(state.ctx.clone(), value, state.timeout) {
         Ok(pending) => pending,
         Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, "invalid", &e.to_string(), e.field.as_deref());
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &e.to_string(),
+                e.field.as_deref(),
+            );
         }
     };
     match pending.await {
@@ -209,7 +219,12 @@ fn bad(message: &str, field: Option<&str>) -> Box<Response> {
 
 /// The event's JSON: the body's object, then query and path parameters (a field given twice
 /// is an error).
-fn bind(entry: &Entry, params: Params, query: QueryPairs, body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response>> {
+fn bind(
+    entry: &Entry,
+    params: Params,
+    query: QueryPairs,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, Box<Response>> {
     let body = body.map_err(|rejection| {
         Box::new(error_response(rejection.status(), "invalid", &rejection.body_text(), None))
     })?;
@@ -219,7 +234,10 @@ fn bind(entry: &Entry, params: Params, query: QueryPairs, body: Result<Bytes, By
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(object)) => object,
             Ok(other) => {
-                return Err(bad(&format!("the body must be a JSON object, not {}", kind_of(&other)), None));
+                return Err(bad(
+                    &format!("the body must be a JSON object, not {}", kind_of(&other)),
+                    None,
+                ));
             }
             Err(e) => return Err(bad(&format!("the body is not valid JSON: {e}"), None)),
         }
@@ -243,7 +261,10 @@ fn bind(entry: &Entry, params: Params, query: QueryPairs, body: Result<Bytes, By
         } else if let [one] = values.as_slice() {
             rule.coerce.apply(one)
         } else {
-            return Err(bad(&format!("query parameter `{key}` is given {} times", values.len()), Some(&key)));
+            return Err(bad(
+                &format!("query parameter `{key}` is given {} times", values.len()),
+                Some(&key),
+            ));
         };
         insert(&mut object, key, value, "query")?;
     }
@@ -258,9 +279,17 @@ fn bind(entry: &Entry, params: Params, query: QueryPairs, body: Result<Bytes, By
     Ok(Value::Object(object))
 }
 
-fn insert(object: &mut Map<String, Value>, key: String, value: Value, from: &str) -> Result<(), Box<Response>> {
+fn insert(
+    object: &mut Map<String, Value>,
+    key: String,
+    value: Value,
+    from: &str,
+) -> Result<(), Box<Response>> {
     if object.contains_key(&key) {
-        return Err(bad(&format!("field `{key}` is given twice (in the {from} and before)"), Some(&key)));
+        return Err(bad(
+            &format!("field `{key}` is given twice (in the {from} and before)"),
+            Some(&key),
+        ));
     }
     object.insert(key, value);
     Ok(())

@@ -95,8 +95,11 @@ impl<T: ?Sized> ViaNoSchema for SchemaProbe<T> {
         let mut object = Map::new();
         object.insert(
             "description".into(),
-            format!("`{}` (no schema: it does not implement `JsonSchema`)", std::any::type_name::<T>())
-                .into(),
+            format!(
+                "`{}` (no schema: it does not implement `JsonSchema`)",
+                std::any::type_name::<T>()
+            )
+            .into(),
         );
         Schema::from(object)
     }
@@ -123,7 +126,9 @@ impl Coerce {
     /// `$ref` into `definitions`.
     pub(crate) fn of(schema: &Value, definitions: &Map<String, Value>) -> Self {
         let schema = match schema.get("$ref").and_then(Value::as_str) {
-            Some(r) => r.rsplit('/').next().and_then(|name| definitions.get(name)).unwrap_or(schema),
+            Some(r) => {
+                r.rsplit('/').next().and_then(|name| definitions.get(name)).unwrap_or(schema)
+            }
             None => schema,
         };
         let types: Vec<&str> = match schema.get("type") {
@@ -163,7 +168,9 @@ impl Coerce {
                 "false" => Value::Bool(false),
                 _ => Value::String(text.to_owned()),
             },
-            Self::Any => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+            Self::Any => {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+            }
         }
     }
 }
@@ -173,6 +180,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the probe needs both references
     fn probes_pick_the_schema_when_there_is_one() {
         use {ViaJsonSchema as _, ViaNoSchema as _};
         struct Opaque;

@@ -1,10 +1,10 @@
 //! Starting and stopping the broker's HTTP server, its shared state, authentication and the
 //! built-in routes.
 
+use super::Api;
 use super::catalog::Catalog;
 use super::rest::{self, error_response, failure_response, json_response};
 use super::ws::{self, Hub};
-use super::Api;
 use crate::error::StartError;
 use crate::manager::ErasedManager;
 use crate::{Ctx, HealthCheck};
@@ -64,7 +64,7 @@ impl Prepared {
 
     /// The manager that receives `ws` notifications for pushing, if any event is one.
     pub(crate) fn bridge(&self) -> Option<Box<dyn ErasedManager>> {
-        ws::Bridge::new(self.hub.clone(), &self.catalog)
+        ws::Bridge::boxed(self.hub.clone())
     }
 
     /// Starts serving on the router's runtime.
@@ -143,7 +143,10 @@ impl ApiServer {
 
 fn render_api_metrics(state: &ApiState, out: &mut String) {
     use std::fmt::Write as _;
-    let _ = writeln!(out, "# HELP edri_api_http_responses_total HTTP responses of the API broker, by status code.");
+    let _ = writeln!(
+        out,
+        "# HELP edri_api_http_responses_total HTTP responses of the API broker, by status code."
+    );
     let _ = writeln!(out, "# TYPE edri_api_http_responses_total counter");
     let responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     for (code, n) in responses.iter() {
@@ -163,7 +166,9 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
                 "a bearer token is required: `Authorization: Bearer <token>`",
                 None,
             );
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
         _ => next.run(request).await,
@@ -184,7 +189,8 @@ fn authorized(request: &Request, token: &str) -> bool {
     let from_query = request.uri().path() == "/edri/ws"
         && request.uri().query().is_some_and(|q| {
             q.split('&').any(|pair| {
-                pair.strip_prefix("access_token=").is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
+                pair.strip_prefix("access_token=")
+                    .is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
             })
         });
     from_header || from_query
@@ -197,7 +203,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     use axum::http::Method;
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> =
+        origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
@@ -207,7 +214,12 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = crate::manager::panic_message(&*panic).to_owned();
     tracing::error!(panic = %message, "the API broker panicked while serving a request");
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "crashed", "the server failed while serving this request", None)
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "crashed",
+        "the server failed while serving this request",
+        None,
+    )
 }
 
 async fn not_found(request: Request) -> Response {

@@ -10,15 +10,16 @@
 //! hands it to every matching client's bounded queue. A client whose queue is full is
 //! disconnected (close code 1008, with the reason) instead of growing memory.
 
-use super::catalog::Catalog;
 use super::server::ApiState;
 use crate::Ctx;
 use crate::envelope::{Envelope, Payload};
 use crate::event::{EventKind, Location};
-use crate::manager::{ErasedManager, HandlerDescriptor, ManagerDescriptor, ManagerOptions, Mode, QueueKind};
+use crate::manager::{
+    ErasedManager, HandlerDescriptor, ManagerDescriptor, ManagerOptions, Mode, QueueKind,
+};
 use crate::router::EventRegistration;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Map, Value, json};
@@ -94,7 +95,9 @@ impl Hub {
     fn send(&self, id: u64, text: Utf8Bytes) {
         let mut clients = self.clients();
         let full = match clients.get(&id) {
-            Some(client) => matches!(client.queue.try_send(text), Err(mpsc::error::TrySendError::Full(_))),
+            Some(client) => {
+                matches!(client.queue.try_send(text), Err(mpsc::error::TrySendError::Full(_)))
+            }
             None => false,
         };
         if full {
@@ -105,8 +108,15 @@ impl Hub {
     fn drop_slow(&self, clients: &mut HashMap<u64, Client>, id: u64) {
         if let Some(mut client) = clients.remove(&id) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            let reason = format!("edri: too slow, {} messages waiting; reconnect and read faster", self.queue);
-            tracing::warn!(client = id, queue = self.queue, "WebSocket client too slow; disconnected");
+            let reason = format!(
+                "edri: too slow, {} messages waiting; reconnect and read faster",
+                self.queue
+            );
+            tracing::warn!(
+                client = id,
+                queue = self.queue,
+                "WebSocket client too slow; disconnected"
+            );
             if let Some(close) = client.close.take() {
                 close.send((TOO_SLOW, reason)).ok();
             }
@@ -122,7 +132,8 @@ impl Hub {
             if !client.wants(event, &data) {
                 continue;
             }
-            let text = text.get_or_insert_with(|| json!({ "event": event, "data": &data }).to_string().into());
+            let text = text
+                .get_or_insert_with(|| json!({ "event": event, "data": &data }).to_string().into());
             match client.queue.try_send(text.clone()) {
                 Ok(()) => {
                     self.pushed.fetch_add(1, Ordering::Relaxed);
@@ -160,17 +171,26 @@ impl Hub {
         let _ = writeln!(out, "# HELP edri_api_ws_clients Connected WebSocket clients.");
         let _ = writeln!(out, "# TYPE edri_api_ws_clients gauge");
         let _ = writeln!(out, "edri_api_ws_clients {clients}");
-        let _ = writeln!(out, "# HELP edri_api_ws_pushed_total Notifications pushed to WebSocket clients.");
+        let _ = writeln!(
+            out,
+            "# HELP edri_api_ws_pushed_total Notifications pushed to WebSocket clients."
+        );
         let _ = writeln!(out, "# TYPE edri_api_ws_pushed_total counter");
         let _ = writeln!(out, "edri_api_ws_pushed_total {}", self.pushed.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP edri_api_ws_dropped_total WebSocket clients disconnected for reading too slowly.");
+        let _ = writeln!(
+            out,
+            "# HELP edri_api_ws_dropped_total WebSocket clients disconnected for reading too slowly."
+        );
         let _ = writeln!(out, "# TYPE edri_api_ws_dropped_total counter");
         let _ = writeln!(out, "edri_api_ws_dropped_total {}", self.dropped.load(Ordering::Relaxed));
     }
 }
 
 /// `GET /edri/ws`.
-pub(crate) async fn upgrade(State(state): State<Arc<ApiState>>, upgrade: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(state): State<Arc<ApiState>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let limit = state.config.body_limit;
     upgrade
         .max_message_size(limit)
@@ -230,7 +250,14 @@ async fn read(
                 handle(state, id, &text, permit);
             }
             Ok(Message::Binary(_)) => {
-                reply_error(state, id, &Value::Null, "invalid", "binary messages are not understood: send JSON text", None);
+                reply_error(
+                    state,
+                    id,
+                    &Value::Null,
+                    "invalid",
+                    "binary messages are not understood: send JSON text",
+                    None,
+                );
             }
             Ok(Message::Close(_)) | Err(_) => return,
             Ok(Message::Ping(_) | Message::Pong(_)) => {}
@@ -242,7 +269,14 @@ fn reply(state: &ApiState, id: u64, message: &Value) {
     state.hub.send(id, message.to_string().into());
 }
 
-fn reply_error(state: &ApiState, client: u64, id: &Value, status: &str, message: &str, field: Option<&str>) {
+fn reply_error(
+    state: &ApiState,
+    client: u64,
+    id: &Value,
+    status: &str,
+    message: &str,
+    field: Option<&str>,
+) {
     let mut error = json!({ "status": status, "message": message });
     if let Some(field) = field {
         error["field"] = Value::from(field);
@@ -251,70 +285,158 @@ fn reply_error(state: &ApiState, client: u64, id: &Value, status: &str, message:
 }
 
 /// One text message from client `client`.
-fn handle(state: &Arc<ApiState>, client: u64, text: &str, permit: tokio::sync::OwnedSemaphorePermit) {
+fn handle(
+    state: &Arc<ApiState>,
+    client: u64,
+    text: &str,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let message: Map<String, Value> = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => object,
         Ok(_) => {
-            return reply_error(state, client, &Value::Null, "invalid", "a message is a JSON object: {\"event\", \"id\", \"data\"}, {\"subscribe\"} or {\"unsubscribe\"}", None);
+            return reply_error(
+                state,
+                client,
+                &Value::Null,
+                "invalid",
+                "a message is a JSON object: {\"event\", \"id\", \"data\"}, {\"subscribe\"} or {\"unsubscribe\"}",
+                None,
+            );
         }
-        Err(e) => return reply_error(state, client, &Value::Null, "invalid", &format!("not JSON: {e}"), None),
+        Err(e) => {
+            return reply_error(
+                state,
+                client,
+                &Value::Null,
+                "invalid",
+                &format!("not JSON: {e}"),
+                None,
+            );
+        }
     };
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     if let Some(name) = message.get("event") {
         let Some(name) = name.as_str() else {
-            return reply_error(state, client, &id, "invalid", "`event` must be a string", Some("event"));
+            return reply_error(
+                state,
+                client,
+                &id,
+                "invalid",
+                "`event` must be a string",
+                Some("event"),
+            );
         };
         let entry = match state.catalog.events.get(name) {
             Some(entry) if entry.registration.meta.ws => entry,
             _ => {
-                return reply_error(state, client, &id, "not_found", &format!("no event `{name}` is exposed on the WebSocket"), Some("event"));
+                return reply_error(
+                    state,
+                    client,
+                    &id,
+                    "not_found",
+                    &format!("no event `{name}` is exposed on the WebSocket"),
+                    Some("event"),
+                );
             }
         };
         let data = match message.get("data") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(data @ Value::Object(_)) => data.clone(),
-            Some(_) => return reply_error(state, client, &id, "invalid", "`data` must be a JSON object", Some("data")),
+            Some(_) => {
+                return reply_error(
+                    state,
+                    client,
+                    &id,
+                    "invalid",
+                    "`data` must be a JSON object",
+                    Some("data"),
+                );
+            }
         };
         match (entry.hooks.call)(state.ctx.clone(), data, state.timeout) {
-            Err(e) => reply_error(state, client, &id, "invalid", &e.to_string(), e.field.as_deref()),
+            Err(e) => {
+                reply_error(state, client, &id, "invalid", &e.to_string(), e.field.as_deref())
+            }
             Ok(pending) => {
                 let state = state.clone();
                 state.ctx.clone().spawn(async move {
                     let _permit = permit;
                     match pending.await {
                         Ok(ok) => reply(&state, client, &json!({ "id": id, "ok": ok })),
-                        Err(f) => reply_error(&state, client, &id, f.status().as_str(), f.message(), None),
+                        Err(f) => {
+                            reply_error(&state, client, &id, f.status().as_str(), f.message(), None)
+                        }
                     }
                 });
             }
         }
     } else if let Some(name) = message.get("subscribe") {
         let Some(name) = name.as_str() else {
-            return reply_error(state, client, &id, "invalid", "`subscribe` must be a string", Some("subscribe"));
+            return reply_error(
+                state,
+                client,
+                &id,
+                "invalid",
+                "`subscribe` must be a string",
+                Some("subscribe"),
+            );
         };
         let entry = match state.catalog.events.get(name) {
-            Some(e) if e.registration.meta.ws && e.registration.meta.kind == EventKind::Notification => e,
+            Some(e)
+                if e.registration.meta.ws
+                    && e.registration.meta.kind == EventKind::Notification =>
+            {
+                e
+            }
             _ => {
-                return reply_error(state, client, &id, "not_found", &format!("no notification `{name}` is exposed on the WebSocket"), Some("subscribe"));
+                return reply_error(
+                    state,
+                    client,
+                    &id,
+                    "not_found",
+                    &format!("no notification `{name}` is exposed on the WebSocket"),
+                    Some("subscribe"),
+                );
             }
         };
         let filter = match message.get("filter") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(filter)) => filter.clone(),
             Some(_) => {
-                return reply_error(state, client, &id, "invalid", "`filter` must be an object of field values", Some("filter"));
+                return reply_error(
+                    state,
+                    client,
+                    &id,
+                    "invalid",
+                    "`filter` must be an object of field values",
+                    Some("filter"),
+                );
             }
         };
         state.hub.subscribe(client, entry.registration.meta.name, filter);
         reply(state, client, &json!({ "id": id, "subscribed": name }));
     } else if let Some(name) = message.get("unsubscribe") {
         let Some(name) = name.as_str() else {
-            return reply_error(state, client, &id, "invalid", "`unsubscribe` must be a string", Some("unsubscribe"));
+            return reply_error(
+                state,
+                client,
+                &id,
+                "invalid",
+                "`unsubscribe` must be a string",
+                Some("unsubscribe"),
+            );
         };
         let was = state.hub.unsubscribe(client, name);
         reply(state, client, &json!({ "id": id, "unsubscribed": name, "was_subscribed": was }));
     } else {
-        reply_error(state, client, &id, "invalid", "expected `event`, `subscribe` or `unsubscribe`", None);
+        reply_error(
+            state,
+            client,
+            &id,
+            "invalid",
+            "expected `event`, `subscribe` or `unsubscribe`",
+            None,
+        );
     }
 }
 
@@ -365,7 +487,7 @@ fn descriptor() -> &'static (Vec<&'static EventRegistration>, ManagerDescriptor)
 
 impl Bridge {
     /// The bridge, when this binary has `ws` notifications.
-    pub(crate) fn new(hub: Arc<Hub>, _catalog: &Catalog) -> Option<Box<dyn ErasedManager>> {
+    pub(crate) fn boxed(hub: Arc<Hub>) -> Option<Box<dyn ErasedManager>> {
         let (events, _) = descriptor();
         if events.is_empty() {
             return None;

@@ -187,7 +187,9 @@ impl EdriBuilder {
     /// # Errors
     /// [`StartError`] for an unusable configuration: no managers, two responders for one
     /// request, two events or managers with one name, a manager that cannot be constructed.
-    pub async fn start(#[cfg_attr(not(feature = "api"), allow(unused_mut))] mut self) -> Result<Running, Error> {
+    pub async fn start(
+        #[cfg_attr(not(feature = "api"), allow(unused_mut))] mut self,
+    ) -> Result<Running, Error> {
         if crate::worker::is_worker() {
             return Err(StartError::StartedAsWorker { env: crate::worker::WORKER_ENV }.into());
         }

@@ -94,9 +94,11 @@ pub(crate) fn build(
                 handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,
                 mailbox: mailbox.clone(),
             };
-            let entry = building
-                .entry((handler.event_type)())
-                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None, meta: handler.event });
+            let entry = building.entry((handler.event_type)()).or_insert_with(|| Building {
+                subscribers: Vec::new(),
+                responder: None,
+                meta: handler.event,
+            });
             match handler.event.kind {
                 EventKind::Request => {
                     if let Some((_, first, fh)) = &entry.responder {

@@ -24,7 +24,7 @@ pub struct Count {
     pub ticks: u64,
 }
 
-#[event(request, response = u64, crate = renamed_edri)]
+#[event(request, response = u64, http = "POST /twice", ws, crate = renamed_edri)]
 pub struct Twice {
     pub n: u64,
 }

@@ -40,6 +40,27 @@ pub struct Ask {
 #[derive(Debug, Clone, Copy)]
 pub struct Ack;
 
+/// A REST and WebSocket request with an optional and a defaulted field.
+#[event(request, http = "GET /strict/{id}", ws)]
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// From the path.
+    pub id: u64,
+    /// From the query, optional.
+    pub verbose: Option<bool>,
+    /// Defaulted.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The answer.
+    #[response]
+    pub found: bool,
+}
+
+/// A notification pushed to WebSocket clients.
+#[event(notification, ws)]
+#[derive(Debug, Clone, Copy)]
+pub struct Pushed;
+
 /// A tunnel.
 #[event(tunnel, send = u8, receive = u8)]
 #[derive(Debug)]

@@ -1,0 +1,6 @@
+use edri::prelude::*;
+
+#[event(request, http = "GET /users")]
+pub struct GetUser(pub u64);
+
+fn main() {}
