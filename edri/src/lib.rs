@@ -60,6 +60,31 @@
 /// `XResponse` (an acknowledgement). Each event gets a compile-time fingerprint of its name,
 /// kind, field names and field type tokens.
 ///
+/// `http` and `ws` need named fields (the API fills them from JSON by name); `ws` is for
+/// requests and notifications. Such an event also gets its JSON hooks and a schema function
+/// for the API broker ([`api`]):
+///
+/// ```text
+/// #[event(request, http = "GET /files/{dir}", ws)]
+/// pub struct ListDir { pub dir: String, pub hidden: Option<bool>, #[response] pub names: Vec<String> }
+/// ```
+/// adds, inside the same `const _`,
+/// ```text
+/// fn __edri_schema(generator: &mut ::edri::__private::SchemaGenerator) -> ::edri::__private::EventSchema {
+///     use ::edri::__private::{ViaJsonSchema as _, ViaNoSchema as _};
+///     ::edri::__private::EventSchema {
+///         fields: ::edri::__private::object_schema([
+///             FieldSchema { name: "dir", schema: (&&SchemaProbe::<String>::new()).edri_schema(generator), required: true },
+///             FieldSchema { name: "hidden", schema: (&&SchemaProbe::<Option<bool>>::new()).edri_schema(generator), required: false },
+///         ]),
+///         response: Some(object_schema([FieldSchema { name: "names", /* … */ required: true }])),
+///     }
+/// }
+/// // and in the registration: api: Some(ApiHooks::request::<ListDir>(__edri_schema))
+/// ```
+/// The probe picks `JsonSchema` where the field type implements it and an open schema
+/// otherwise, so no event needs `JsonSchema`.
+///
 /// <details><summary>Expansion of a request</summary>
 ///
 /// ```text
