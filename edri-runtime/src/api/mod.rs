@@ -118,9 +118,10 @@ impl Api {
         self
     }
 
-    /// How many messages may wait for one WebSocket client (default 1024). A client that lets
-    /// more pile up is disconnected with close code 1008 and a reason, rather than letting
-    /// memory grow.
+    /// How many messages may wait for one WebSocket client (default 1024): answers and pushes
+    /// not yet written to its socket. A client that lets more pile up (it does not read, or a
+    /// burst outruns its connection) is disconnected with close code 1008 and a reason,
+    /// rather than letting memory grow.
     ///
     /// # Panics
     /// If `messages` is 0.

@@ -2,6 +2,7 @@
 //! to the event's fields, and answering with the response or the failure's HTTP status.
 
 use super::catalog::{Catalog, Entry};
+use super::schema::Coerce;
 use super::server::ApiState;
 use crate::error::StartError;
 use crate::{Failure, Status};
@@ -242,19 +243,23 @@ fn bind(
             Err(e) => return Err(bad(&format!("the body is not valid JSON: {e}"), None)),
         }
     };
+    unknown_fields(entry, &object, "field")
+        .map_err(|(message, field)| bad(&message, Some(&field)))?;
     let query = query.map_err(|rejection| bad(&rejection.body_text(), None))?;
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (key, value) in query.0 {
-        grouped.entry(key).or_default().push(value);
+        // `?count=` for a field that is not a string means "not given".
+        let blank = value.is_empty()
+            && entry.fields.get(&key).is_some_and(|rule| rule.coerce != Coerce::String);
+        let values = grouped.entry(key).or_default();
+        if !blank {
+            values.push(value);
+        }
     }
+    grouped.retain(|_, values| !values.is_empty());
     for (key, values) in grouped {
         let Some(rule) = entry.fields.get(&key) else {
-            let mut known: Vec<&str> = entry.fields.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            return Err(bad(
-                &format!("unknown query parameter `{key}`; the fields are: {}", known.join(", ")),
-                Some(&key),
-            ));
+            return Err(bad(&unknown(entry, &key, "query parameter"), Some(&key)));
         };
         let value = if rule.array {
             Value::Array(values.iter().map(|v| rule.coerce.apply(v)).collect())
@@ -277,6 +282,27 @@ fn bind(
         insert(&mut object, key.to_owned(), value, "path")?;
     }
     Ok(Value::Object(object))
+}
+
+/// "unknown `what` `key`; the fields are: …".
+fn unknown(entry: &Entry, key: &str, what: &str) -> String {
+    let mut known: Vec<&str> = entry.fields.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    let known = if known.is_empty() { "(none)".to_owned() } else { known.join(", ") };
+    format!("unknown {what} `{key}`; the fields are: {known}")
+}
+
+/// Refuses a key of `object` that is not a field of the event: a misspelt field is an error,
+/// not a silently missing value. Returns the message and the key.
+pub(crate) fn unknown_fields(
+    entry: &Entry,
+    object: &Map<String, Value>,
+    what: &str,
+) -> Result<(), (String, String)> {
+    match object.keys().find(|key| !entry.fields.contains_key(*key)) {
+        Some(key) => Err((unknown(entry, key, what), key.clone())),
+        None => Ok(()),
+    }
 }
 
 fn insert(

@@ -186,13 +186,15 @@ fn authorized(request: &Request, token: &str) -> bool {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .is_some_and(|(_, given)| same(given.trim().as_bytes(), token.as_bytes()));
+    // The query is form-decoded, as browsers encode it (`encodeURIComponent`).
     let from_query = request.uri().path() == "/edri/ws"
-        && request.uri().query().is_some_and(|q| {
-            q.split('&').any(|pair| {
-                pair.strip_prefix("access_token=")
-                    .is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
-            })
-        });
+        && axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri()).is_ok_and(
+            |query| {
+                query.0.iter().any(|(key, given)| {
+                    key == "access_token" && same(given.as_bytes(), token.as_bytes())
+                })
+            },
+        );
     from_header || from_query
 }
 

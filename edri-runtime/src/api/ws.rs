@@ -157,6 +157,13 @@ impl Hub {
         self.clients().get_mut(&id).is_some_and(|c| c.subscriptions.remove(event).is_some())
     }
 
+    /// Closes client `id` with `code` and `reason`.
+    fn close(&self, id: u64, code: u16, reason: String) {
+        if let Some(close) = self.clients().get_mut(&id).and_then(|c| c.close.take()) {
+            close.send((code, reason)).ok();
+        }
+    }
+
     /// Closes every client with `code` and `reason`.
     pub(crate) fn close_all(&self, code: u16, reason: &str) {
         for client in self.clients().values_mut() {
@@ -202,9 +209,17 @@ async fn connection(state: Arc<ApiState>, socket: WebSocket) {
     let hub = state.hub.clone();
     let (id, outgoing, closed) = hub.register();
     let (sink, stream) = socket.split();
+    let writer = write(sink, outgoing, closed);
+    tokio::pin!(writer);
     tokio::select! {
-        () = write(sink, outgoing, closed) => {}
-        () = read(&state, id, stream) => {}
+        () = &mut writer => {}
+        ended = read(&state, id, stream) => {
+            // A message the protocol refuses (too big, malformed frame): say why, then close.
+            if let Some((code, reason)) = ended {
+                hub.close(id, code, reason);
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+            }
+        }
     }
     hub.remove(id);
 }
@@ -241,12 +256,12 @@ async fn read(
     state: &Arc<ApiState>,
     id: u64,
     mut stream: futures_util::stream::SplitStream<WebSocket>,
-) {
+) -> Option<(u16, String)> {
     let in_flight = Arc::new(Semaphore::new(state.config.ws_in_flight));
     while let Some(message) = stream.next().await {
         match message {
             Ok(Message::Text(text)) => {
-                let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { return None };
                 handle(state, id, &text, permit);
             }
             Ok(Message::Binary(_)) => {
@@ -259,10 +274,22 @@ async fn read(
                     None,
                 );
             }
-            Ok(Message::Close(_)) | Err(_) => return,
+            Ok(Message::Close(_)) => return None,
+            Err(e) => {
+                let text = e.to_string();
+                let code = if text.contains("too long") || text.contains("Space limit") {
+                    1009
+                } else {
+                    1002
+                };
+                let reason: String = text.chars().take(100).collect();
+                tracing::debug!(client = id, error = %text, "WebSocket read failed; closing");
+                return Some((code, reason));
+            }
             Ok(Message::Ping(_) | Message::Pong(_)) => {}
         }
     }
+    None
 }
 
 fn reply(state: &ApiState, id: u64, message: &Value) {
@@ -341,7 +368,12 @@ fn handle(
         };
         let data = match message.get("data") {
             None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(data @ Value::Object(_)) => data.clone(),
+            Some(Value::Object(data)) => {
+                if let Err((message, field)) = super::rest::unknown_fields(entry, data, "field") {
+                    return reply_error(state, client, &id, "invalid", &message, Some(&field));
+                }
+                Value::Object(data.clone())
+            }
             Some(_) => {
                 return reply_error(
                     state,
