@@ -130,11 +130,34 @@ pub struct Quiet;
 #[derive(Default)]
 pub struct ApiSvc;
 
+/// Serde field attributes shape the JSON form: the API follows them.
+#[event(request, http = "POST /renamed", ws)]
+#[derive(Debug, Clone)]
+pub struct Renamed {
+    #[serde(rename = "userName")]
+    pub user_name: String,
+    #[serde(skip)]
+    pub cache: u32,
+    #[serde(default = "seven")]
+    pub level: u32,
+    #[response]
+    pub greeting: String,
+}
+
+fn seven() -> u32 {
+    7
+}
+
 #[manager]
 impl ApiSvc {
     #[solve]
     fn echo(&self, ev: Echo) -> EchoResponse {
         EchoResponse { said: ev.text, times: ev.count, shouted: ev.loud, labels: ev.tags }
+    }
+
+    #[solve]
+    fn renamed(&self, ev: &Renamed) -> RenamedResponse {
+        RenamedResponse { greeting: format!("{} {} {}", ev.user_name, ev.level, ev.cache) }
     }
 
     #[solve]
@@ -1166,6 +1189,20 @@ async fn a_slow_websocket_client_is_disconnected() {
 async fn metrics_catalog_and_health() {
     let (running, addr) = start(local()).await;
     let c = client();
+    // `rename`, `skip` and `default` are followed by binding and by the catalog.
+    let r = post(&c, addr, "/renamed", r#"{"userName": "ada"}"#).await;
+    assert_eq!(r.assert_ok()["greeting"], "ada 7 0");
+    post(&c, addr, "/renamed", r#"{"user_name": "ada"}"#).await.assert_invalid_field("user_name");
+    post(&c, addr, "/renamed", r#"{"userName": "ada", "cache": 1}"#)
+        .await
+        .assert_invalid_field("cache");
+    let catalog = c.get(format!("http://{addr}/edri/events")).send().await.unwrap();
+    let catalog: Value = catalog.json().await.unwrap();
+    let renamed = catalog["events"].as_array().unwrap().iter().find(|e| e["name"] == "Renamed");
+    let fields = &renamed.expect("Renamed is listed")["fields"];
+    assert_eq!(fields["required"], json!(["userName"]), "{fields}");
+    assert!(fields["properties"].get("cache").is_none(), "{fields}");
+    assert!(fields["properties"].get("level").is_some(), "{fields}");
     for i in 0..3 {
         assert_eq!(
             get(&c, addr, &format!("/echo/m{i}")).await.assert_ok()["said"],

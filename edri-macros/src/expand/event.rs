@@ -163,7 +163,7 @@ fn api_hooks(def: &EventDef, p: &TokenStream) -> (TokenStream, TokenStream) {
         }
         (Kind::Request, None) => {
             let fields = def.response_fields.iter().map(|f| field_schema(p, f));
-            quote!(::core::option::Option::Some(#p::object_schema([#(#fields),*])))
+            quote!(::core::option::Option::Some(#p::object_schema([#(#fields)*])))
         }
         _ => quote!(::core::option::Option::None),
     };
@@ -178,27 +178,69 @@ fn api_hooks(def: &EventDef, p: &TokenStream) -> (TokenStream, TokenStream) {
         fn __edri_schema(generator: &mut #p::SchemaGenerator) -> #p::EventSchema {
             #[allow(unused_imports)]
             use #p::{ViaJsonSchema as _, ViaNoSchema as _};
-            #p::EventSchema { fields: #p::object_schema([#(#fields),*]), response: #response }
+            #p::EventSchema { fields: #p::object_schema([#(#fields)*]), response: #response }
         }
     };
     (hooks, schema_fn)
 }
 
 fn field_schema(p: &TokenStream, f: &syn::Field) -> TokenStream {
-    let name = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+    let serde = SerdeField::of(f);
+    if serde.skip {
+        return TokenStream::new();
+    }
+    let name = serde
+        .rename
+        .unwrap_or_else(|| f.ident.as_ref().map(ToString::to_string).unwrap_or_default());
     let ty = &f.ty;
     let optional = matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Option"));
-    let defaulted = f.attrs.iter().any(|a| {
-        a.path().is_ident("serde")
-            && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("default"))
-    });
-    let required = !optional && !defaulted;
+    let required = !optional && !serde.default;
     quote! {
         #p::FieldSchema {
             name: #name,
             schema: (&&#p::SchemaProbe::<#ty>::new()).edri_schema(generator),
             required: #required,
+        },
+    }
+}
+
+/// What a field's `#[serde(..)]` attributes change in its JSON form: its name (`rename`),
+/// whether it may be left out (`default`) or is not there at all (`skip`,
+/// `skip_deserializing`).
+#[derive(Default)]
+struct SerdeField {
+    rename: Option<String>,
+    default: bool,
+    skip: bool,
+}
+
+impl SerdeField {
+    fn of(f: &syn::Field) -> Self {
+        let mut out = Self::default();
+        for attr in f.attrs.iter().filter(|a| a.path().is_ident("serde")) {
+            // serde itself reports malformed attributes; what cannot be read here is ignored.
+            let _ = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("rename") && meta.input.peek(syn::Token![=]) {
+                    out.rename = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+                } else if meta.path.is_ident("default") {
+                    out.default = true;
+                } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_deserializing") {
+                    out.skip = true;
+                }
+                if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Expr = meta.value()?.parse()?;
+                } else if meta.input.peek(syn::token::Paren) {
+                    meta.parse_nested_meta(|inner| {
+                        if inner.input.peek(syn::Token![=]) {
+                            let _: syn::Expr = inner.value()?.parse()?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            });
         }
+        out
     }
 }
 
