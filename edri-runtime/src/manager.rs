@@ -157,6 +157,7 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
     let mut mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
     let shared = ctx.shared().clone();
     let stats = shared.stats(ctx.origin());
+    let timed = shared.metrics;
     while let Some(envelope) = mailbox.next().await {
         if matches!(envelope.payload, Payload::Stop) {
             break;
@@ -170,8 +171,11 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
             mode = h.map_or("?", |h| h.mode.as_str()),
             seq = stats.processed(),
         );
-        let inline = h.is_some_and(|h| h.mode == Mode::Inline);
-        let since = if inline { shared.clock() } else { None };
+        let since = if timed && h.is_some_and(|h| h.mode == Mode::Inline) {
+            Some(std::time::Instant::now())
+        } else {
+            None
+        };
         let handler = envelope.handler;
         stats.begin();
         let delivery = CatchUnwind { inner: manager.dispatch(envelope, &ctx) };

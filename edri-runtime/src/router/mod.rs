@@ -164,8 +164,16 @@ impl Shared {
 
     /// Records a call of handler `handler` of manager `origin` that began at `since`, when
     /// metrics are on.
+    #[inline]
     pub(crate) fn record_call(&self, origin: u32, handler: u16, since: Option<std::time::Instant>) {
-        if let (Some(since), Some(m)) = (since, self.managers.get(origin as usize))
+        if let Some(since) = since {
+            self.record(origin, handler, since);
+        }
+    }
+
+    #[cold]
+    fn record(&self, origin: u32, handler: u16, since: std::time::Instant) {
+        if let Some(m) = self.managers.get(origin as usize)
             && let Some(stats) = m.handler_stats.get(usize::from(handler))
         {
             stats.record(since.elapsed());
