@@ -74,13 +74,7 @@ impl Ctx {
 
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
     pub(crate) fn notify_event<E: Event>(&self, event: E, priority: u8) -> Notify<'_> {
-        let targets = match self.shared.route(TypeId::of::<E>()) {
-            Some(route) => {
-                self.shared.count_sent(route);
-                &route.subscribers[..]
-            }
-            None => &[],
-        };
+        let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
         match targets {
             [] => return Notify::uplink(self.notify_uplink(&event)),
             [target] => {
@@ -117,7 +111,6 @@ impl Ctx {
         event: E,
     ) -> Result<(), Failure> {
         let Some(route) = self.shared.route(TypeId::of::<E>()) else { return Ok(()) };
-        self.shared.count_sent(route);
         let target = route.subscribers.iter().find(|t| {
             self.shared
                 .managers
@@ -157,7 +150,6 @@ impl Ctx {
         let Some(route) = self.shared.route(TypeId::of::<E>()) else {
             return Ok(());
         };
-        self.shared.count_sent(route);
         if let [one] = &*route.subscribers {
             return match one.mailbox.try_send(Envelope::single(
                 one.handler,
@@ -248,13 +240,10 @@ impl Ctx {
     }
 
     fn responder<E: Event>(&self) -> Result<&Target, Failure> {
-        let route = self.shared.route(TypeId::of::<E>());
-        if let Some(route) = route {
-            self.shared.count_sent(route);
-        }
-        let target = route.and_then(|r| r.responder.as_ref()).ok_or_else(|| {
-            Failure::unavailable(format!("no responder for request `{}`", E::META.name))
-        })?;
+        let target =
+            self.shared.route(TypeId::of::<E>()).and_then(|r| r.responder.as_ref()).ok_or_else(
+                || Failure::unavailable(format!("no responder for request `{}`", E::META.name)),
+            )?;
         if target.manager == self.origin {
             return Err(Failure::failed(format!(
                 "`{}` would answer its own request `{}` and wait for itself forever",
@@ -670,7 +659,6 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
             let Some(route) = self.ctx.shared.route(TypeId::of::<E>()) else {
                 return Vec::new();
             };
-            self.ctx.shared.count_sent(route);
             let event = Arc::new(self.event);
             let mut replies = Vec::new();
             for target in route.responder.iter() {

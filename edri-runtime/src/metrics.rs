@@ -1,9 +1,11 @@
-//! Prometheus metrics of a router: events sent per type, events handled and handler latency
-//! per handler, mailbox depths, failures, panics and workers.
+//! Prometheus metrics of a router: events delivered per type, events handled and handler
+//! latency per handler, mailbox depths, failures, panics and workers.
 //!
 //! Counting is on when the API broker runs (it serves `GET /metrics`) or when
 //! [`EdriBuilder::metrics`](crate::EdriBuilder::metrics) turns it on; otherwise the hot path
-//! pays one predictable branch per event. [`Running::metrics`](crate::Running::metrics)
+//! pays one predictable branch per handled event. Everything is counted where events are
+//! handled (by the one task serving each manager), never by senders, so senders share no
+//! counter. [`Running::metrics`](crate::Running::metrics)
 //! renders the text format.
 
 use crate::router::Shared;
@@ -54,20 +56,21 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
 
     header(
         out,
-        "edri_events_sent_total",
+        "edri_events_delivered_total",
         "counter",
-        "Events sent to local handlers, by event type.",
+        "Events handled, by event type (a notification counts once per subscribing handler).",
     );
-    let mut sent: Vec<_> = shared
-        .routes
-        .values()
-        .filter_map(|r| r.meta.map(|m| (m.name, m.kind.as_str(), r.sent.load(Ordering::Relaxed))))
-        .collect();
-    sent.sort_unstable();
-    for (event, kind, n) in sent {
+    let mut delivered: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for m in shared.managers.iter() {
+        for (h, stats) in m.descriptor.handlers.iter().zip(m.handler_stats.iter()) {
+            *delivered.entry((h.event.name, h.event.kind.as_str())).or_default() +=
+                stats.handled.load(Ordering::Relaxed);
+        }
+    }
+    for ((event, kind), n) in delivered {
         let _ = writeln!(
             out,
-            "edri_events_sent_total{{event=\"{}\",kind=\"{kind}\"}} {n}",
+            "edri_events_delivered_total{{event=\"{}\",kind=\"{kind}\"}} {n}",
             label(event)
         );
     }

@@ -1256,8 +1256,10 @@ async fn metrics_catalog_and_health() {
     let sent = s
         .samples
         .iter()
-        .find(|x| x.metric == "edri_events_sent_total" && x.labels.get("event") == Some("Echo"))
-        .expect("edri_events_sent_total for Echo");
+        .find(|x| {
+            x.metric == "edri_events_delivered_total" && x.labels.get("event") == Some("Echo")
+        })
+        .expect("edri_events_delivered_total for Echo");
     assert_eq!(sent.labels.get("kind"), Some("request"));
     for name in [
         "edri_uptime_seconds",

@@ -78,8 +78,14 @@ async fn handlers_are_counted_and_timed() {
         sample(&text, &format!("edri_handler_duration_seconds_bucket{{{handler},le=\"+Inf\"}}")),
         12.0
     );
-    assert_eq!(sample(&text, r#"edri_events_sent_total{event="Square",kind="request"}"#), 12.0);
-    assert_eq!(sample(&text, r#"edri_events_sent_total{event="Seen",kind="notification"}"#), 5.0);
+    assert_eq!(
+        sample(&text, r#"edri_events_delivered_total{event="Square",kind="request"}"#),
+        12.0
+    );
+    assert_eq!(
+        sample(&text, r#"edri_events_delivered_total{event="Seen",kind="notification"}"#),
+        5.0
+    );
     assert_eq!(sample(&text, r#"edri_handler_failures_total{manager="Counter"}"#), 1.0);
 
     // The thread handler is timed from its start to its answer: at least the 30 ms it slept.
@@ -106,6 +112,6 @@ async fn counting_is_off_by_default() {
     let running = Edri::builder().only_explicit().manager(Counter).start().await.unwrap();
     running.ctx().request(Square { n: 3 }).await.unwrap();
     let text = running.metrics();
-    assert_eq!(sample(&text, r#"edri_events_sent_total{event="Square",kind="request"}"#), 0.0);
+    assert_eq!(sample(&text, r#"edri_events_delivered_total{event="Square",kind="request"}"#), 0.0);
     running.shutdown().await.unwrap();
 }

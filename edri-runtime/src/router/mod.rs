@@ -154,14 +154,6 @@ impl Shared {
         self.managers.get(origin as usize).map_or(&OUTSIDE, |m| &m.stats)
     }
 
-    /// Counts one event sent on `route`, when metrics are on.
-    #[inline]
-    pub(crate) fn count_sent(&self, route: &Route) {
-        if self.metrics {
-            route.sent.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// Records a call of handler `handler` of manager `origin` that began at `since`, when
     /// metrics are on.
     #[inline]

@@ -14,10 +14,6 @@ pub(crate) struct Route {
     pub(crate) subscribers: Box<[Target]>,
     /// The one handler of a request.
     pub(crate) responder: Option<Target>,
-    /// The event's metadata.
-    pub(crate) meta: Option<&'static EventMeta>,
-    /// Events sent on this route (counted while metrics are on).
-    pub(crate) sent: std::sync::atomic::AtomicU64,
 }
 
 /// One handler of one manager: the mailbox to push into and the handler index to address.
@@ -84,7 +80,6 @@ pub(crate) fn build(
     struct Building {
         subscribers: Vec<Target>,
         responder: Option<(Target, &'static ManagerDescriptor, usize)>,
-        meta: &'static EventMeta,
     }
     let mut building: HashMap<TypeId, Building> = HashMap::new();
     for (index, (descriptor, mailbox)) in managers.iter().enumerate() {
@@ -94,11 +89,9 @@ pub(crate) fn build(
                 handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,
                 mailbox: mailbox.clone(),
             };
-            let entry = building.entry((handler.event_type)()).or_insert_with(|| Building {
-                subscribers: Vec::new(),
-                responder: None,
-                meta: handler.event,
-            });
+            let entry = building
+                .entry((handler.event_type)())
+                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None });
             match handler.event.kind {
                 EventKind::Request => {
                     if let Some((_, first, fh)) = &entry.responder {
@@ -123,8 +116,6 @@ pub(crate) fn build(
             let route = Route {
                 subscribers: b.subscribers.into_boxed_slice(),
                 responder: b.responder.map(|(t, _, _)| t),
-                meta: Some(b.meta),
-                sent: std::sync::atomic::AtomicU64::new(0),
             };
             (id, route)
         })
