@@ -70,8 +70,14 @@ async fn handlers_are_counted_and_timed() {
     // mailbox is answered only once they were handled.
     ctx.request(Square { n: 1 }).await.unwrap();
 
-    let text = running.metrics();
+    // A call is recorded right after its answer is sent: wait (bounded) for the last one.
     let handler = r#"manager="Counter",event="Square",method="square",mode="inline""#;
+    let handled = format!("edri_events_handled_total{{{handler}}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while sample(&running.metrics(), &handled) < 12.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let text = running.metrics();
     assert_eq!(sample(&text, &format!("edri_events_handled_total{{{handler}}}")), 12.0);
     assert_eq!(sample(&text, &format!("edri_handler_duration_seconds_count{{{handler}}}")), 12.0);
     assert_eq!(
