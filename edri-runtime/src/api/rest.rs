@@ -59,11 +59,16 @@ pub(crate) fn error_response(
     message: &str,
     field: Option<&str>,
 ) -> Response {
+    json_response(code, &json!({ "error": error_object(status, message, field) }))
+}
+
+/// `{"status", "message", "field"?}`: the error of a REST response and of a WebSocket reply.
+pub(crate) fn error_object(status: &str, message: &str, field: Option<&str>) -> Value {
     let mut error = json!({ "status": status, "message": message });
     if let Some(field) = field {
         error["field"] = Value::from(field);
     }
-    json_response(code, &json!({ "error": error }))
+    error
 }
 
 /// The response of a failed request.

@@ -135,10 +135,18 @@ impl ApiServer {
         self.task.abort();
     }
 
-    /// The broker's own metrics, in the Prometheus text format.
-    pub(crate) fn render_metrics(&self, out: &mut String) {
-        render_api_metrics(&self.state, out);
+    /// The router's and the broker's metrics, in the Prometheus text format.
+    pub(crate) fn metrics(&self) -> String {
+        metrics_text(&self.state)
     }
+}
+
+/// What `GET /metrics` answers: the router's metrics, then the broker's own.
+fn metrics_text(state: &ApiState) -> String {
+    let mut out = String::new();
+    crate::metrics::render(state.ctx.shared(), &mut out);
+    render_api_metrics(state, &mut out);
+    out
 }
 
 fn render_api_metrics(state: &ApiState, out: &mut String) {
@@ -241,8 +249,6 @@ async fn events(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
-    let mut out = String::new();
-    crate::metrics::render(state.ctx.shared(), &mut out);
-    render_api_metrics(&state, &mut out);
+    let out = metrics_text(&state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

@@ -304,10 +304,7 @@ fn reply_error(
     message: &str,
     field: Option<&str>,
 ) {
-    let mut error = json!({ "status": status, "message": message });
-    if let Some(field) = field {
-        error["field"] = Value::from(field);
-    }
+    let error = super::rest::error_object(status, message, field);
     reply(state, client, &json!({ "id": id, "error": error }));
 }
 

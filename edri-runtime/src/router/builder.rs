@@ -150,7 +150,8 @@ impl EdriBuilder {
     }
 
     /// Counts and times events for [`Running::metrics`] (always on with [`api`](Self::api)).
-    /// Costs a clock read per handler call and a shared counter per send.
+    /// Costs two clock reads and three relaxed atomic adds per handled event, all in the
+    /// task that handles it; senders count nothing.
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self
@@ -429,12 +430,12 @@ impl Running {
     /// `GET /metrics`. Counting is on with [`EdriBuilder::api`] or
     /// [`EdriBuilder::metrics`]; otherwise the counters stay at zero.
     pub fn metrics(&self) -> String {
-        let mut out = String::new();
-        crate::metrics::render(self.ctx.shared(), &mut out);
         #[cfg(feature = "api")]
         if let Some(api) = &self.api {
-            api.render_metrics(&mut out);
+            return api.metrics();
         }
+        let mut out = String::new();
+        crate::metrics::render(self.ctx.shared(), &mut out);
         out
     }
 

@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     pub(crate) started: std::time::Instant,
     /// Where events without a local route go (a worker process's parent), if anywhere.
     pub(crate) uplink: Option<Arc<dyn Uplink>>,
-    /// Whether sends and handler calls are counted and timed ([`crate::metrics`]).
+    /// Whether handler calls are counted and timed ([`crate::metrics`]).
     pub(crate) metrics: bool,
 }
 
