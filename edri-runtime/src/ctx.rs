@@ -75,8 +75,44 @@ impl Ctx {
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
     pub(crate) fn notify_event<E: Event>(&self, event: E, priority: u8) -> Notify<'_> {
         let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
+        if let Some(uplink) = self.uplink::<E>()
+            && uplink.wants(E::META.name, !targets.is_empty())
+        {
+            return self.notify_up(event, priority, targets, uplink);
+        }
+        self.notify_local(event, priority, targets)
+    }
+
+    /// A notification to this router's subscribers `targets` and up the uplink.
+    #[cold]
+    #[inline(never)]
+    fn notify_up<'a, E: Event>(
+        &'a self,
+        event: E,
+        priority: u8,
+        targets: &'a [Target],
+        uplink: &Arc<dyn Uplink>,
+    ) -> Notify<'a> {
+        let remote = match encode(&event) {
+            Ok(bytes) => uplink.clone().notify(E::META.name, bytes),
+            Err(failure) => Box::pin(std::future::ready(Err(failure))),
+        };
+        if targets.is_empty() {
+            return Notify { state: NotifyState::Remote(remote) };
+        }
+        let local = Box::new(self.notify_local(event, priority, targets));
+        Notify { state: NotifyState::Both { local, remote, local_result: None } }
+    }
+
+    /// A notification to this router's subscribers `targets`.
+    fn notify_local<'a, E: Event>(
+        &'a self,
+        event: E,
+        priority: u8,
+        targets: &'a [Target],
+    ) -> Notify<'a> {
         match targets {
-            [] => return Notify::uplink(self.notify_uplink(&event)),
+            [] => return Notify { state: NotifyState::Done },
             [target] => {
                 let envelope = Envelope::single(target.handler, priority, event);
                 return Notify {
@@ -127,27 +163,31 @@ impl Ctx {
         }
     }
 
-    /// Sends a notification nobody here subscribes to up the uplink, if there is one.
-    fn notify_uplink<E: Event>(&self, event: &E) -> Option<BoxFuture<Result<(), Failure>>> {
-        let uplink = self.uplink::<E>()?.clone();
-        Some(match encode(event) {
-            Ok(bytes) => uplink.notify(E::META.name, bytes),
-            Err(failure) => Box::pin(std::future::ready(Err(failure))),
-        })
-    }
-
-    /// The uplink for events of type `E`: none for `local` events or when there is none.
+    /// The uplink for events of type `E`: none for `local` events, when there is none, or
+    /// for a context that delivers events from other routers (they must not go back).
+    #[inline]
     fn uplink<E: Event>(&self) -> Option<&Arc<dyn Uplink>> {
-        self.shared.uplink.as_ref().filter(|_| !E::META.local)
+        self.shared
+            .uplink
+            .as_ref()
+            .filter(|_| !E::META.local && self.origin != crate::switch::REMOTE)
     }
 
     /// Delivers a notification to every subscriber now, or to none of them.
     ///
     /// # Errors
-    /// [`TryNotifyError::Full`] when a subscriber's mailbox is full,
-    /// [`TryNotifyError::Closed`] when the router is stopping; the event comes back in both.
+    /// [`TryNotifyError::Full`] when a subscriber's mailbox is full (or, with a switch, the
+    /// buffer for other routers), [`TryNotifyError::Closed`] when the router is stopping; the
+    /// event comes back in both.
     pub fn try_notify<E: Notification>(&self, event: E) -> Result<(), TryNotifyError<E>> {
-        let Some(route) = self.shared.route(TypeId::of::<E>()) else {
+        let route = self.shared.route(TypeId::of::<E>());
+        let targets = route.map_or(&[][..], |r| &r.subscribers);
+        if let Some(uplink) = self.uplink::<E>()
+            && uplink.wants(E::META.name, !targets.is_empty())
+        {
+            return try_notify_up(event, targets, uplink);
+        }
+        let Some(route) = route else {
             return Ok(());
         };
         if let [one] = &*route.subscribers {
@@ -294,6 +334,33 @@ impl Ctx {
     }
 }
 
+/// [`Ctx::try_notify`] with other routers: every local mailbox is reserved first, then the
+/// uplink takes the event, then the reservations are used; any refusal sends nothing.
+#[cold]
+fn try_notify_up<E: Event>(
+    event: E,
+    targets: &[Target],
+    uplink: &Arc<dyn Uplink>,
+) -> Result<(), TryNotifyError<E>> {
+    let mut permits = Vec::with_capacity(targets.len());
+    for target in targets {
+        match target.mailbox.try_reserve() {
+            Ok(permit) => permits.push((permit, target.handler)),
+            Err(TrySendError::Full(())) => return Err(TryNotifyError::Full(event)),
+            Err(TrySendError::Closed(())) => return Err(TryNotifyError::Closed(event)),
+        }
+    }
+    let Ok(bytes) = encode(&event) else { return Err(TryNotifyError::Full(event)) };
+    if uplink.try_notify(E::META.name, &bytes).is_err() {
+        return Err(TryNotifyError::Full(event));
+    }
+    let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
+    for (permit, handler) in permits {
+        permit.send(Envelope::shared(handler, E::META.priority, shared.clone()));
+    }
+    Ok(())
+}
+
 /// Postcard bytes of an event, for another process.
 pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Failure> {
     postcard::to_stdvec(value).map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
@@ -336,18 +403,18 @@ enum NotifyState<'a> {
         failed: bool,
     },
     Remote(BoxFuture<Result<(), Failure>>),
+    /// This router's subscribers, then other routers'.
+    Both {
+        local: Box<Notify<'a>>,
+        remote: BoxFuture<Result<(), Failure>>,
+        local_result: Option<Result<(), Failure>>,
+    },
     Done,
 }
 
 impl std::fmt::Debug for Notify<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notify").finish_non_exhaustive()
-    }
-}
-
-impl Notify<'_> {
-    fn uplink(remote: Option<BoxFuture<Result<(), Failure>>>) -> Self {
-        Self { state: remote.map_or(NotifyState::Done, NotifyState::Remote) }
     }
 }
 
@@ -389,6 +456,15 @@ impl Future for Notify<'_> {
                     Poll::Ready(if sent { Ok(()) } else { Err(stopped_name(name)) })
                 }
                 NotifyState::Remote(remote) => remote.as_mut().poll(cx),
+                NotifyState::Both { local, remote, local_result } => {
+                    if local_result.is_none() {
+                        *local_result = Some(std::task::ready!(Pin::new(&mut **local).poll(cx)));
+                    }
+                    let remote = std::task::ready!(remote.as_mut().poll(cx));
+                    let local = local_result.take().unwrap_or(Ok(()));
+                    this.state = NotifyState::Done;
+                    Poll::Ready(local.and(remote))
+                }
                 _ => Poll::Ready(Ok(())),
             };
         };
@@ -656,12 +732,16 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let Some(route) = self.ctx.shared.route(TypeId::of::<E>()) else {
-                return Vec::new();
-            };
+            // Other routers' responders work meanwhile.
+            let remote = self.ctx.uplink::<E>().map(|uplink| {
+                let call = encode(&self.event)
+                    .map(|bytes| uplink.clone().request_all(E::META.name, bytes, self.timeout));
+                call.map(|call| self.ctx.spawn(call))
+            });
             let event = Arc::new(self.event);
             let mut replies = Vec::new();
-            for target in route.responder.iter() {
+            let route = self.ctx.shared.route(TypeId::of::<E>());
+            for target in route.iter().flat_map(|r| r.responder.iter()) {
                 if target.manager == self.ctx.origin {
                     replies
                         .push(Err(Failure::failed("a manager cannot answer its own request_all")));
@@ -698,6 +778,23 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
                     },
                     Err(f) => Err(f),
                 });
+            }
+            match remote {
+                None => {}
+                Some(Err(failure)) => out.push(Err(failure)),
+                Some(Ok(call)) => {
+                    let answers = call.await.unwrap_or_default();
+                    out.extend(answers.into_iter().map(|answer| {
+                        answer.and_then(|bytes| {
+                            postcard::from_bytes(&bytes).map_err(|e| {
+                                Failure::invalid(format!(
+                                    "malformed response to `{}`: {e}",
+                                    E::META.name
+                                ))
+                            })
+                        })
+                    }));
+                }
             }
             out
         })

@@ -120,6 +120,24 @@ pub enum StartError {
     /// The API routes declared by `#[event(http = ..)]` cannot be served together.
     #[error("{0}")]
     ApiRoutes(String),
+    /// `.switch(..)` without a secret.
+    #[error(
+        "joining a switch needs its shared secret: give it with `Switch::new(addr).secret(..)` \
+         or in the `{env}` environment variable"
+    )]
+    SwitchSecret {
+        /// The variable read.
+        env: &'static str,
+    },
+    /// The switch refused this router: wrong secret, another protocol version, or an event
+    /// defined differently on another router.
+    #[error("the switch at `{addr}` refused this router: {reason}")]
+    SwitchRefused {
+        /// The switch's address.
+        addr: String,
+        /// Why (the switch's words, naming the event for a catalog mismatch).
+        reason: String,
+    },
     /// `start` was called outside a tokio runtime.
     #[error("`Edri::builder().start()` must run inside a tokio runtime (use `#[edri::main]`)")]
     NoRuntime,
@@ -129,7 +147,8 @@ pub enum StartError {
 ///
 /// `Debug` does not require the event to be `Debug`: it prints the variant and the type.
 pub enum TryNotifyError<E> {
-    /// A subscriber's mailbox is full; nobody received the event.
+    /// A subscriber's mailbox (or, with a switch, the buffer for other routers) is full;
+    /// nobody received the event.
     Full(E),
     /// The router is stopping; nobody received the event.
     Closed(E),

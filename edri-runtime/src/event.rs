@@ -187,25 +187,23 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     #[doc(hidden)]
     /// Decodes a serialized event from another process and delivers it as a notification.
-    fn __notify_bytes(ctx: Ctx, bytes: Vec<u8>) -> BoxFuture<Result<(), Failure>> {
-        Box::pin(async move {
-            let event: Self = postcard::from_bytes(&bytes)
-                .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
-            ctx.notify_event(event, Self::META.priority).await
-        })
+    fn __notify_bytes(ctx: Ctx, bytes: &[u8]) -> BoxFuture<Result<(), Failure>> {
+        let event: Result<Self, Failure> = postcard::from_bytes(bytes)
+            .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
+        Box::pin(async move { ctx.notify_event(event?, Self::META.priority).await })
     }
 
     #[doc(hidden)]
     /// Decodes a serialized request from another process, requests it and encodes the answer.
     fn __request_bytes(
         ctx: Ctx,
-        bytes: Vec<u8>,
+        bytes: &[u8],
         timeout: std::time::Duration,
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        let event: Result<Self, Failure> = postcard::from_bytes(bytes)
+            .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
         Box::pin(async move {
-            let event: Self = postcard::from_bytes(&bytes)
-                .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)))?;
-            let output = ctx.request_event(event, timeout, Self::META.priority).await?;
+            let output = ctx.request_event(event?, timeout, Self::META.priority).await?;
             crate::ctx::encode(&output)
         })
     }

@@ -18,6 +18,7 @@ mod queue;
 mod router;
 pub mod scheduler;
 pub mod store;
+pub mod switch;
 pub mod wire;
 pub mod worker;
 

@@ -44,7 +44,7 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -139,6 +139,9 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         for v in &vitals {
             let _ = writeln!(out, "{name}{{manager=\"{}\"}} {}", label(&v.name), get(v));
         }
+    }
+    if let Some(uplink) = &shared.uplink {
+        uplink.render_metrics(out);
     }
 }
 

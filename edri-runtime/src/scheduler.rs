@@ -349,7 +349,7 @@ async fn wait_wall(unix_ms: u64) {
 
 async fn fire(ctx: &Ctx, job: &Job, registration: &'static EventRegistration, progress: &Progress) {
     progress.fired.fetch_add(1, Ordering::Relaxed);
-    let payload = job.payload.clone();
+    let payload = &job.payload;
     let result = match registration.meta.kind {
         crate::EventKind::Request => {
             (registration.request_bytes)(ctx.clone(), payload, crate::router::DEFAULT_TIMEOUT)

@@ -229,6 +229,11 @@ pub use edri_runtime::scheduler;
 /// `HealthCheck` and the built-in manager that answers it.
 pub use edri_runtime::health;
 
+/// Several routers as one application: `Edri::builder().switch(addr)` joins the routers of an
+/// `edri-switch` (or an in-process [`switch::Server`]); nothing is lost or duplicated through
+/// outages of the outage window.
+pub use edri_runtime::switch;
+
 /// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the
 /// WebSocket endpoint, health, metrics and the event catalog.
 pub use edri_runtime::api;

@@ -259,7 +259,7 @@ fn registration(name: &str) -> Result<&'static EventRegistration, Failure> {
 }
 
 async fn relay_notify(ctx: &Ctx, event: &str, payload: Vec<u8>) -> Result<(), Failure> {
-    (registration(event)?.notify_bytes)(ctx.clone(), payload).await
+    (registration(event)?.notify_bytes)(ctx.clone(), &payload).await
 }
 
 async fn relay_request(
@@ -268,7 +268,7 @@ async fn relay_request(
     payload: Vec<u8>,
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
-    (registration(event)?.request_bytes)(ctx.clone(), payload, timeout).await
+    (registration(event)?.request_bytes)(ctx.clone(), &payload, timeout).await
 }
 
 /// Pools of every manager's process handlers, by handler index.

@@ -49,6 +49,7 @@ impl Edri {
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
             metrics: false,
+            switch: None,
             #[cfg(feature = "api")]
             api: None,
         }
@@ -68,6 +69,7 @@ pub struct EdriBuilder {
     capacity: usize,
     grace: Duration,
     metrics: bool,
+    switch: Option<crate::switch::Switch>,
     #[cfg(feature = "api")]
     api: Option<crate::api::Api>,
 }
@@ -174,6 +176,26 @@ impl EdriBuilder {
         self
     }
 
+    /// Joins the other routers of a switch ([`crate::switch`]): notifications reach their
+    /// subscribers too, requests without a responder here go to one of theirs, `request_all`
+    /// asks every router; nothing is lost or duplicated through outages of the outage window.
+    ///
+    /// ```no_run
+    /// # async fn f() -> edri_runtime::Result<()> {
+    /// use edri_runtime::{Edri, switch::Switch};
+    /// // The secret from EDRI_SWITCH_SECRET:
+    /// let running = Edri::builder().switch("127.0.0.1:7800").start().await?;
+    /// let running = Edri::builder()
+    ///     .switch(Switch::new("127.0.0.1:7800").secret("s3cret").id("billing"))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn switch(mut self, switch: impl Into<crate::switch::Switch>) -> Self {
+        self.switch = Some(switch.into());
+        self
+    }
+
     /// How long [`Running::shutdown`] lets mailboxes drain (default 10 s).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -187,10 +209,11 @@ impl EdriBuilder {
     ///
     /// # Errors
     /// [`StartError`] for an unusable configuration: no managers, two responders for one
-    /// request, two events or managers with one name, a manager that cannot be constructed.
-    pub async fn start(
-        #[cfg_attr(not(feature = "api"), allow(unused_mut))] mut self,
-    ) -> Result<Running, Error> {
+    /// request, two events or managers with one name, a manager that cannot be constructed;
+    /// with a switch, a missing secret or the switch's refusal (wrong secret, an event defined
+    /// differently elsewhere). An unreachable switch is not an error: the router starts and
+    /// keeps trying to join.
+    pub async fn start(mut self) -> Result<Running, Error> {
         if crate::worker::is_worker() {
             return Err(StartError::StartedAsWorker { env: crate::worker::WORKER_ENV }.into());
         }
@@ -202,6 +225,7 @@ impl EdriBuilder {
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
         let metrics = self.metrics;
+        let switch_config = self.switch.take();
         #[cfg(feature = "api")]
         let api = match self.api.take() {
             Some(config) => Some(crate::api::Prepared::new(config).await?),
@@ -217,6 +241,11 @@ impl EdriBuilder {
             instances.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
         }
         check_manager_names(&instances)?;
+        let descriptors: Vec<_> = instances.iter().map(|m| m.descriptor()).collect();
+        let switch = match switch_config {
+            Some(config) => Some(Arc::new(crate::switch::Connector::new(config, &descriptors)?)),
+            None => None,
+        };
 
         let mut mailboxes = Vec::with_capacity(instances.len());
         let mut receivers = Vec::with_capacity(instances.len());
@@ -260,7 +289,7 @@ impl EdriBuilder {
             stopping: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
             started: std::time::Instant::now(),
-            uplink: None,
+            uplink: switch.clone().map(|c| c as Arc<dyn super::Uplink>),
             metrics,
         });
 
@@ -276,7 +305,7 @@ impl EdriBuilder {
             }
         }
 
-        let tasks = instances
+        let tasks: Vec<JoinHandle<()>> = instances
             .into_iter()
             .zip(receivers)
             .enumerate()
@@ -287,8 +316,18 @@ impl EdriBuilder {
             .collect();
         let names: Vec<&str> = shared.managers.iter().map(|m| m.descriptor.name).collect();
         tracing::info!(managers = ?names, "edri router started");
+        if let Some(switch) = &switch
+            && let Err(e) = switch.start(&shared).await
+        {
+            shared.stopping.store(true, Ordering::Release);
+            for task in &tasks {
+                task.abort();
+            }
+            return Err(e.into());
+        }
         let ctx = Ctx::new(shared, u32::MAX);
         Ok(Running {
+            switch,
             #[cfg(feature = "api")]
             api: api.map(|api| api.serve(ctx.clone())),
             ctx,
@@ -380,6 +419,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     grace: Duration,
     stopped: bool,
+    switch: Option<Arc<crate::switch::Connector>>,
     #[cfg(feature = "api")]
     api: Option<crate::api::ApiServer>,
 }
@@ -439,6 +479,12 @@ impl Running {
         out
     }
 
+    /// What the connector knows about the switch and the other routers (`None` without
+    /// [`EdriBuilder::switch`]).
+    pub fn switch(&self) -> Option<crate::switch::SwitchStatus> {
+        self.switch.as_ref().map(|s| s.status())
+    }
+
     /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
     ///
     /// The signals are listened to from the first poll of this future on.
@@ -480,9 +526,16 @@ impl Running {
             tracing::warn!("API requests still running at the end of the grace period");
             api.abort();
         }
+        let switch = self.switch.clone();
         let drain = async {
             self.ctx.notify(Stopping).await.ok();
             shared.quiescent().await;
+            // Other routers acknowledge what was sent to them; then this router leaves, and
+            // whatever they delivered meanwhile is handled too.
+            if let Some(switch) = &switch {
+                switch.close(deadline).await;
+                shared.quiescent().await;
+            }
             shared.stopping.store(true, Ordering::Release);
             for m in shared.managers.iter() {
                 m.mailbox.send(Envelope::stop()).await.ok();
@@ -496,6 +549,9 @@ impl Running {
         };
         if tokio::time::timeout_at(deadline, drain).await.is_err() {
             shared.stopping.store(true, Ordering::Release);
+            if let Some(switch) = &self.switch {
+                switch.abort();
+            }
             tracing::warn!(grace = ?self.grace, "the router did not drain within the grace period; stopping managers now");
             for task in &self.tasks {
                 task.abort();
@@ -513,6 +569,9 @@ impl Drop for Running {
                 api.abort();
             }
             self.ctx.shared().stopping.store(true, Ordering::Release);
+            if let Some(switch) = &self.switch {
+                switch.abort();
+            }
             for task in &self.tasks {
                 task.abort();
             }

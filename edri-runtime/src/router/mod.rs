@@ -41,8 +41,20 @@ pub(crate) struct Shared {
 pub(crate) type BoxFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
-/// Carries events that have no local route to another router, serialized.
+/// Carries events to other routers, serialized: from a worker process to its parent router,
+/// or from a router through the switch.
 pub(crate) trait Uplink: Send + Sync + 'static {
+    /// Whether notification `event` goes up too; `local` tells whether this router has
+    /// subscribers for it.
+    fn wants(&self, event: &'static str, local: bool) -> bool {
+        let _ = event;
+        !local
+    }
+    /// Takes a notification now, or refuses it (full).
+    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure> {
+        let _ = (event, payload);
+        Ok(())
+    }
     /// Delivers a notification elsewhere.
     fn notify(
         self: Arc<Self>,
@@ -56,6 +68,20 @@ pub(crate) trait Uplink: Send + Sync + 'static {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, crate::Failure>>;
+    /// Sends a request to every responder elsewhere and gathers their serialized responses.
+    fn request_all(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>> {
+        let _ = (event, payload, timeout);
+        Box::pin(std::future::ready(Vec::new()))
+    }
+    /// Adds its lines to the metrics text.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// One running manager, as seen by the router.

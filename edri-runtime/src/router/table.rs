@@ -25,14 +25,11 @@ pub(crate) struct Target {
 }
 
 /// Decodes a serialized event from another process and delivers it as a notification.
-pub type NotifyBytes = fn(crate::Ctx, Vec<u8>) -> super::BoxFuture<Result<(), crate::Failure>>;
+pub type NotifyBytes = fn(crate::Ctx, &[u8]) -> super::BoxFuture<Result<(), crate::Failure>>;
 
 /// Decodes a serialized request from another process, requests it, encodes the response.
-pub type RequestBytes = fn(
-    crate::Ctx,
-    Vec<u8>,
-    std::time::Duration,
-) -> super::BoxFuture<Result<Vec<u8>, crate::Failure>>;
+pub type RequestBytes =
+    fn(crate::Ctx, &[u8], std::time::Duration) -> super::BoxFuture<Result<Vec<u8>, crate::Failure>>;
 
 /// What every `#[event]` submits to `inventory`: duplicate names are found even for events
 /// nobody handles, and events arriving serialized from another process are found by name.

@@ -1,0 +1,1305 @@
+//! A router's end of the switch: one connection, kept up; numbered streams to every other
+//! router, kept until acknowledged; deduplicated, ordered delivery of theirs.
+
+use super::frame::{
+    CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, Item, PROTOCOL, PeerInfo, Proof,
+    ToSwitch, Transcript, Verdict, decode, encode_item, frame, nonce, push_frame, read_body,
+    split_items,
+};
+use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
+use crate::error::StartError;
+use crate::event::EventKind;
+use crate::manager::ManagerDescriptor;
+use crate::router::{BoxFuture, EventRegistration, Shared, Uplink};
+use crate::wire::{FrameError, MAX_FRAME};
+use crate::{Ctx, Failure};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// The origin of a [`Ctx`] that delivers events from other routers: what it sends is never
+/// sent back to the switch.
+pub(crate) const REMOTE: u32 = u32::MAX - 1;
+/// Items in one `Data` frame at most.
+const BATCH_ITEMS: usize = 1024;
+/// Bytes a kept event costs beyond its own (bookkeeping).
+const ENTRY_OVERHEAD: usize = 48;
+/// In-flight events without any acknowledgement for this long are sent again.
+const RETRANSMIT_MS: u64 = 3_000;
+/// How long connecting and authenticating may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delays between reconnection attempts: quick first tries, then at most 2 s.
+const BACKOFF_MS: [u64; 9] = [0, 10, 20, 50, 100, 200, 500, 1_000, 2_000];
+
+type Waiter = oneshot::Sender<Result<Vec<u8>, Failure>>;
+
+/// Counters of the connector ([`SwitchStatus`], metrics).
+#[derive(Debug, Default)]
+struct Stats {
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    resent: AtomicU64,
+    duplicates: AtomicU64,
+    lost: AtomicU64,
+    rejected: AtomicU64,
+    reconnects: AtomicU64,
+    restarts: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The other routers, as the switch described them.
+#[derive(Default)]
+struct Peers {
+    known: HashMap<Arc<str>, Known>,
+    /// Notification name → routers with subscribers.
+    subscribers: HashMap<String, Vec<Arc<str>>>,
+    /// Request name → routers that answer it.
+    responders: HashMap<String, Vec<Arc<str>>>,
+}
+
+struct Known {
+    info: PeerInfo,
+    up: bool,
+    /// When it went down (ms on the connector's clock).
+    down_since: u64,
+}
+
+impl Peers {
+    fn rebuild(&mut self) {
+        self.subscribers.clear();
+        self.responders.clear();
+        let mut ids: Vec<&Arc<str>> = self.known.keys().collect();
+        ids.sort();
+        for id in ids {
+            let info = &self.known[id].info;
+            for name in &info.subscribes {
+                self.subscribers.entry(name.clone()).or_default().push(id.clone());
+            }
+            for name in &info.responds {
+                self.responders.entry(name.clone()).or_default().push(id.clone());
+            }
+        }
+    }
+
+    fn is_up(&self, id: &str) -> bool {
+        self.known.get(id).is_some_and(|k| k.up)
+    }
+}
+
+/// Events kept for other routers, by destination.
+#[derive(Default)]
+struct Outbox {
+    streams: HashMap<Arc<str>, Stream>,
+    /// Bytes kept, over all streams.
+    bytes: usize,
+    /// Acknowledgements to send: origin → (its epoch, next).
+    acks: HashMap<Arc<str>, (u64, u64)>,
+    /// Resend requests to send: (origin, its epoch, from).
+    resends: Vec<(Arc<str>, u64, u64)>,
+}
+
+/// This router's stream to one other router. Entry `i` has sequence `acked + i`.
+struct Stream {
+    /// Everything below was acknowledged (or given up).
+    acked: u64,
+    /// The next sequence to transmit.
+    sent: u64,
+    entries: VecDeque<Entry>,
+    /// Whether the destination is connected to the switch.
+    up: bool,
+    /// When the stream last made progress (ms), for retransmission.
+    progress: u64,
+}
+
+struct Entry {
+    item: Arc<[u8]>,
+    /// When it was queued (ms on the connector's clock).
+    at: u64,
+}
+
+impl Stream {
+    fn new(up: bool, now: u64) -> Self {
+        Self { acked: 0, sent: 0, entries: VecDeque::new(), up, progress: now }
+    }
+
+    fn next(&self) -> u64 {
+        self.acked + self.entries.len() as u64
+    }
+
+    /// Sends everything unacknowledged again; returns how many events that is.
+    fn rewind(&mut self, now: u64) -> u64 {
+        let again = self.sent - self.acked;
+        self.sent = self.acked;
+        self.progress = now;
+        again
+    }
+}
+
+/// What this router knows about one other router's stream to it.
+struct Inbound {
+    epoch: u64,
+    /// The next sequence to accept (`None` until the first frame: then its `base`).
+    expected: Option<u64>,
+    /// The gap already reported, so that one gap asks for one resend.
+    nacked: Option<u64>,
+    queue: mpsc::UnboundedSender<Batch>,
+    /// Items queued for delivery, not delivered yet.
+    queued: Arc<AtomicUsize>,
+    /// The next sequence to acknowledge (everything below was delivered).
+    delivered: Arc<AtomicU64>,
+}
+
+/// Items of one frame, handed to the delivery task of their origin.
+struct Batch {
+    epoch: u64,
+    first: u64,
+    items: Bytes,
+    ranges: Vec<Range<usize>>,
+}
+
+/// The connector of one router.
+pub(crate) struct Connector {
+    addr: String,
+    secret: Vec<u8>,
+    id: String,
+    epoch: u64,
+    outage_ms: u64,
+    buffer: usize,
+    window: u64,
+    /// The router, once it exists (weak: the router owns the connector).
+    shared: std::sync::OnceLock<Weak<Shared>>,
+    registry: HashMap<&'static str, &'static EventRegistration>,
+    catalog: Vec<CatalogEntry>,
+    subscribes: Vec<String>,
+    responds: Vec<String>,
+    peers: RwLock<Peers>,
+    out: Mutex<Outbox>,
+    /// Wakes the writer.
+    wake: Notify,
+    /// Signals room in the outbox.
+    space: Notify,
+    calls: Mutex<HashMap<u64, Waiter>>,
+    next_call: AtomicU64,
+    round_robin: AtomicUsize,
+    stats: Stats,
+    connected: AtomicBool,
+    stopping: AtomicBool,
+    leaving: AtomicBool,
+    clock: Instant,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Why a connection attempt failed.
+enum ConnectError {
+    /// The switch (or this router) refused: a configuration problem.
+    Refused(String),
+    /// Not reachable, or the connection broke.
+    Io(String),
+}
+
+impl From<FrameError> for ConnectError {
+    fn from(e: FrameError) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for ConnectError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+impl Connector {
+    /// A connector for a router running `managers`.
+    pub(crate) fn new(
+        config: Switch,
+        managers: &[&'static ManagerDescriptor],
+    ) -> Result<Self, StartError> {
+        let secret = match config.secret {
+            Some(secret) => secret,
+            None => std::env::var(SECRET_ENV)
+                .map(String::into_bytes)
+                .map_err(|_| StartError::SwitchSecret { env: SECRET_ENV })?,
+        };
+        let id = config.id.unwrap_or_else(default_id);
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let registry: HashMap<&'static str, &'static EventRegistration> =
+            inventory::iter::<EventRegistration>().map(|r| (r.meta.name, r)).collect();
+        let mut catalog: Vec<CatalogEntry> = registry
+            .values()
+            .filter(|r| !r.meta.local)
+            .map(|r| CatalogEntry {
+                name: r.meta.name.to_owned(),
+                kind: r.meta.kind.as_str().to_owned(),
+                fingerprint: r.meta.fingerprint,
+            })
+            .collect();
+        catalog.sort_by(|a, b| a.name.cmp(&b.name));
+        let (mut subscribes, mut responds) = (Vec::new(), Vec::new());
+        for handler in managers.iter().flat_map(|m| m.handlers.iter()) {
+            if handler.event.local {
+                continue;
+            }
+            match handler.event.kind {
+                EventKind::Notification => subscribes.push(handler.event.name.to_owned()),
+                EventKind::Request => responds.push(handler.event.name.to_owned()),
+                EventKind::Tunnel => {}
+            }
+        }
+        for list in [&mut subscribes, &mut responds] {
+            list.sort();
+            list.dedup();
+        }
+        Ok(Self {
+            addr: config.addr,
+            secret,
+            id,
+            epoch,
+            outage_ms: u64::try_from(config.outage_window.as_millis()).unwrap_or(u64::MAX),
+            buffer: config.buffer,
+            window: u64::from(config.window),
+            shared: std::sync::OnceLock::new(),
+            registry,
+            catalog,
+            subscribes,
+            responds,
+            peers: RwLock::new(Peers::default()),
+            out: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            space: Notify::new(),
+            calls: Mutex::new(HashMap::new()),
+            next_call: AtomicU64::new(0),
+            round_robin: AtomicUsize::new(0),
+            stats: Stats::default(),
+            connected: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            clock: Instant::now(),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Connects for the first time and keeps the connection up from then on. Returns once the
+    /// first attempt is decided: joined, or unreachable (it keeps trying in the background).
+    ///
+    /// # Errors
+    /// When the switch refuses this router (secret, protocol, catalog): a configuration error.
+    pub(crate) async fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), StartError> {
+        let _ = self.shared.set(Arc::downgrade(shared));
+        let (first_tx, first_rx) = oneshot::channel();
+        let runtime = &shared.runtime;
+        let run = runtime.spawn(self.clone().run(first_tx));
+        let ticker = runtime.spawn(self.clone().tick());
+        self.tasks().extend([run, ticker]);
+        match first_rx.await {
+            Ok(Err(reason)) => {
+                self.abort();
+                Err(StartError::SwitchRefused { addr: self.addr.clone(), reason })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn peers(&self) -> std::sync::RwLockReadGuard<'_, Peers> {
+        self.peers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn peers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Peers> {
+        self.peers.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn ctx(&self) -> Option<Ctx> {
+        let shared = self.shared.get()?.upgrade()?;
+        Some(Ctx::new(shared, REMOTE))
+    }
+
+    /// Stops: waits (until `deadline`) for every event sent to a connected router to be
+    /// acknowledged, tells the switch that this router leaves, and closes.
+    pub(crate) async fn close(&self, deadline: tokio::time::Instant) {
+        let flushed = async {
+            while unacknowledged(&self.outbox()) > 0 && self.connected.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, flushed).await;
+        let pending = unacknowledged(&self.outbox());
+        if pending > 0 {
+            tracing::warn!(pending, "stopping with events other routers have not acknowledged");
+        }
+        if self.connected.load(Ordering::Acquire) {
+            self.leaving.store(true, Ordering::Release);
+            self.wake.notify_one();
+            let left = async {
+                while self.leaving.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), left).await;
+        }
+        self.abort();
+    }
+
+    /// Ends every task of the connector; waiting senders and callers fail.
+    pub(crate) fn abort(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.connected.store(false, Ordering::Release);
+        for task in self.tasks().drain(..) {
+            task.abort();
+        }
+        self.space.notify_waiters();
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// A snapshot for [`Running::switch`](crate::Running::switch).
+    pub(crate) fn status(&self) -> SwitchStatus {
+        let mut peers: Vec<Peer> = self
+            .peers()
+            .known
+            .values()
+            .map(|k| Peer {
+                id: k.info.id.clone(),
+                connected: k.up,
+                subscribes: k.info.subscribes.clone(),
+                responds: k.info.responds.clone(),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.id.cmp(&b.id));
+        let buffered = self.outbox().streams.values().map(|s| s.entries.len() as u64).sum();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SwitchStatus {
+            id: self.id.clone(),
+            epoch: self.epoch,
+            connected: self.connected.load(Ordering::Acquire),
+            peers,
+            sent: get(&self.stats.sent),
+            delivered: get(&self.stats.delivered),
+            resent: get(&self.stats.resent),
+            duplicates: get(&self.stats.duplicates),
+            lost: get(&self.stats.lost),
+            buffered,
+            reconnects: get(&self.stats.reconnects),
+        }
+    }
+
+    // ----- connection ---------------------------------------------------------------------
+
+    /// Connects, serves the connection until it breaks, reconnects; forever.
+    async fn run(self: Arc<Self>, first: oneshot::Sender<Result<(), String>>) {
+        let mut first = Some(first);
+        let mut inbound: HashMap<Arc<str>, Inbound> = HashMap::new();
+        let mut attempt = 0usize;
+        while !self.stopping.load(Ordering::Acquire) {
+            match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
+                Ok(Ok((read, write, peers))) => {
+                    attempt = 0;
+                    self.joined(peers);
+                    self.connected.store(true, Ordering::Release);
+                    tracing::info!(switch = %self.addr, router = %self.id, "joined the switch");
+                    if let Some(first) = first.take() {
+                        let _ = first.send(Ok(()));
+                    }
+                    let mut writer = tokio::spawn(self.clone().write_loop(write));
+                    let outcome = tokio::select! {
+                        outcome = self.read_loop(read, &mut inbound) => outcome,
+                        outcome = &mut writer => match outcome {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(e),
+                            Err(e) => Err(format!("writer ended: {e}")),
+                        },
+                    };
+                    writer.abort();
+                    self.connected.store(false, Ordering::Release);
+                    self.leaving.store(false, Ordering::Release);
+                    self.disconnected();
+                    if self.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    add(&self.stats.reconnects, 1);
+                    match outcome {
+                        Ok(()) => {
+                            tracing::warn!(switch = %self.addr, "the switch closed the connection; reconnecting")
+                        }
+                        Err(e) => {
+                            tracing::warn!(switch = %self.addr, error = %e, "lost the connection to the switch; reconnecting")
+                        }
+                    }
+                }
+                Ok(Err(ConnectError::Refused(reason))) => {
+                    if let Some(first) = first.take() {
+                        let _ = first.send(Err(reason));
+                        return;
+                    }
+                    tracing::error!(switch = %self.addr, %reason, "the switch refused this router; retrying");
+                    attempt = attempt.max(BACKOFF_MS.len() - 1);
+                }
+                Ok(Err(ConnectError::Io(e))) => {
+                    if let Some(first) = first.take() {
+                        tracing::warn!(switch = %self.addr, error = %e, "the switch is not reachable; starting anyway and retrying in the background");
+                        let _ = first.send(Ok(()));
+                    } else {
+                        tracing::debug!(switch = %self.addr, error = %e, "reconnecting failed");
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(switch = %self.addr, "connecting to the switch timed out");
+                    if let Some(first) = first.take() {
+                        let _ = first.send(Ok(()));
+                    }
+                }
+            }
+            let delay = BACKOFF_MS[attempt.min(BACKOFF_MS.len() - 1)];
+            // Jitter, so that routers cut off together do not all come back at once.
+            let jitter = u64::from(nonce()[0]) * delay / 1024;
+            tokio::time::sleep(Duration::from_millis(delay + jitter)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Connects, authenticates (both ways) and joins.
+    async fn connect(
+        &self,
+    ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf, Vec<PeerInfo>), ConnectError> {
+        let stream = TcpStream::connect(&self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::with_capacity(WRITE_BATCH, read);
+        let ours = nonce();
+        let hello =
+            Hello { protocol: PROTOCOL, router: self.id.clone(), epoch: self.epoch, nonce: ours };
+        write.write_all(&frame(&hello)?).await?;
+        let (theirs, proof) = match decode(&read_body(&mut read, HANDSHAKE_LIMIT).await?)? {
+            Challenge::Ok { nonce, proof, .. } => (nonce, proof),
+            Challenge::Refused { reason } => return Err(ConnectError::Refused(reason)),
+        };
+        let (id, epoch) = (self.id.as_str(), self.epoch);
+        if !Transcript::of("switch", &ours, &theirs, id, epoch).verify(&self.secret, &proof) {
+            return Err(ConnectError::Refused(format!(
+                "authentication failed: the switch at {} does not prove the same secret (set the \
+                 same {SECRET_ENV} for the switch and every router)",
+                self.addr
+            )));
+        }
+        let proof = Proof {
+            proof: Transcript::of("router", &theirs, &ours, id, epoch).proof(&self.secret),
+        };
+        write.write_all(&frame(&proof)?).await?;
+        if let Verdict::Refused { reason } = decode(&read_body(&mut read, HANDSHAKE_LIMIT).await?)?
+        {
+            return Err(ConnectError::Refused(reason));
+        }
+        let join = ToSwitch::Join {
+            catalog: self.catalog.clone(),
+            subscribes: self.subscribes.clone(),
+            responds: self.responds.clone(),
+        };
+        write.write_all(&frame(&join)?).await?;
+        match decode(&read_body(&mut read, MAX_FRAME).await?)? {
+            FromSwitch::Joined { peers } => Ok((read, write, peers)),
+            FromSwitch::Refused { reason } => Err(ConnectError::Refused(reason)),
+            _ => Err(ConnectError::Io("the switch did not answer the join".into())),
+        }
+    }
+
+    /// The switch's list of routers replaces ours: the ones listed are up, the others down.
+    /// Everything unacknowledged is sent again (the switch dropped whatever was in flight).
+    fn joined(&self, list: Vec<PeerInfo>) {
+        let now = self.now();
+        {
+            let mut peers = self.peers_mut();
+            for known in peers.known.values_mut() {
+                if known.up {
+                    known.up = false;
+                    known.down_since = now;
+                }
+            }
+            for info in list {
+                peers
+                    .known
+                    .insert(info.id.as_str().into(), Known { info, up: true, down_since: 0 });
+            }
+            peers.rebuild();
+        }
+        let peers = self.peers();
+        let mut out = self.outbox();
+        for id in peers.known.keys() {
+            out.streams.entry(id.clone()).or_insert_with(|| Stream::new(false, now));
+        }
+        let mut again = 0;
+        for (id, stream) in &mut out.streams {
+            stream.up = peers.is_up(id);
+            again += stream.rewind(now);
+        }
+        add(&self.stats.resent, again);
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    /// The connection is gone: nothing can be sent until the next join.
+    fn disconnected(&self) {
+        let mut out = self.outbox();
+        for stream in out.streams.values_mut() {
+            stream.up = false;
+        }
+    }
+
+    fn peer_up(&self, info: PeerInfo) {
+        let id: Arc<str> = info.id.as_str().into();
+        {
+            let mut peers = self.peers_mut();
+            peers.known.insert(id.clone(), Known { info, up: true, down_since: 0 });
+            peers.rebuild();
+        }
+        let now = self.now();
+        let mut out = self.outbox();
+        let stream = out.streams.entry(id).or_insert_with(|| Stream::new(true, now));
+        stream.up = true;
+        let again = stream.rewind(now);
+        add(&self.stats.resent, again);
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    fn peer_down(&self, id: &str) {
+        let now = self.now();
+        if let Some(known) = self.peers_mut().known.get_mut(id) {
+            known.up = false;
+            known.down_since = now;
+        }
+        if let Some(stream) = self.outbox().streams.get_mut(id) {
+            stream.up = false;
+        }
+    }
+
+    /// A router left for good (or was down beyond the outage window): forget it; what it had
+    /// not acknowledged is lost, and said so.
+    fn forget(&self, id: &str, why: &str) {
+        {
+            let mut peers = self.peers_mut();
+            peers.known.remove(id);
+            peers.rebuild();
+        }
+        let mut out = self.outbox();
+        if let Some(stream) = out.streams.remove(id) {
+            let bytes: usize = stream.entries.iter().map(|e| e.item.len() + ENTRY_OVERHEAD).sum();
+            out.bytes -= bytes;
+            let lost = stream.entries.len() as u64;
+            drop(out);
+            self.space.notify_waiters();
+            if lost > 0 {
+                add(&self.stats.lost, lost);
+                tracing::warn!(router = id, lost, "{why}; its unacknowledged events are lost");
+            }
+        }
+    }
+
+    // ----- reading ------------------------------------------------------------------------
+
+    async fn read_loop(
+        self: &Arc<Self>,
+        mut read: BufReader<OwnedReadHalf>,
+        inbound: &mut HashMap<Arc<str>, Inbound>,
+    ) -> Result<(), String> {
+        loop {
+            let body = match tokio::time::timeout(DEAD_AFTER, read_body(&mut read, MAX_FRAME)).await
+            {
+                Ok(Ok(body)) => body,
+                Ok(Err(FrameError::Closed)) => return Ok(()),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("nothing received for {DEAD_AFTER:?}")),
+            };
+            match decode::<FromSwitch<'_>>(&body).map_err(|e| e.to_string())? {
+                FromSwitch::Data { from, epoch, base, first, count, items } => {
+                    let items = body.slice_ref(items);
+                    self.receive(inbound, from, epoch, base, first, count, items)?;
+                }
+                FromSwitch::Ack { from, epoch, next } if epoch == self.epoch => {
+                    self.acked(from, next);
+                }
+                FromSwitch::Resend { from, epoch, from_seq } if epoch == self.epoch => {
+                    self.resend(from, from_seq);
+                }
+                FromSwitch::Ack { .. } | FromSwitch::Resend { .. } | FromSwitch::Ping => {}
+                FromSwitch::PeerUp(info) => {
+                    tracing::info!(router = %info.id, "router joined the switch");
+                    self.peer_up(info);
+                }
+                FromSwitch::PeerDown { id } => {
+                    tracing::info!(router = %id, "router disconnected from the switch");
+                    self.peer_down(&id);
+                }
+                FromSwitch::PeerGone { id } => {
+                    tracing::info!(router = %id, "router left");
+                    self.forget(&id, "the router left");
+                }
+                FromSwitch::Joined { .. } | FromSwitch::Refused { .. } => {
+                    return Err("the switch sent a join answer twice".into());
+                }
+            }
+        }
+    }
+
+    /// Accepts the items of a `Data` frame that are next in their stream, drops duplicates,
+    /// asks for a resend at a gap, and hands the rest to the origin's delivery task.
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        self: &Arc<Self>,
+        inbound: &mut HashMap<Arc<str>, Inbound>,
+        from: &str,
+        epoch: u64,
+        base: u64,
+        first: u64,
+        count: u32,
+        items: Bytes,
+    ) -> Result<(), String> {
+        let ranges = split_items(&items, count)
+            .map_err(|e| format!("malformed frame from router `{from}`: {e}"))?;
+        let state = match inbound.get_mut(from) {
+            Some(state) => state,
+            None => {
+                let state = self.inbound(from.into());
+                inbound.entry(from.into()).or_insert(state)
+            }
+        };
+        if epoch < state.epoch {
+            return Ok(());
+        }
+        if epoch > state.epoch {
+            if state.epoch != 0 {
+                add(&self.stats.restarts, 1);
+                tracing::warn!(
+                    router = from,
+                    "router restarted; events it had not sent before are lost with its previous run"
+                );
+            }
+            state.epoch = epoch;
+            state.expected = None;
+            state.nacked = None;
+            state.delivered.store(base, Ordering::Release);
+        }
+        let expected = state.expected.get_or_insert(base);
+        // Below `base` the sender gave up or was told it was delivered: never wait for it.
+        *expected = (*expected).max(base);
+        if first > *expected {
+            if state.nacked != Some(*expected) {
+                state.nacked = Some(*expected);
+                self.outbox().resends.push((from.into(), epoch, *expected));
+                self.wake.notify_one();
+            }
+            return Ok(());
+        }
+        let skip = usize::try_from(*expected - first).unwrap_or(usize::MAX).min(ranges.len());
+        add(&self.stats.duplicates, skip as u64);
+        if skip == ranges.len() {
+            // All seen: the acknowledgement may have been lost; say it again.
+            let delivered = state.delivered.load(Ordering::Acquire);
+            self.outbox().acks.insert(from.into(), (epoch, delivered));
+            self.wake.notify_one();
+            return Ok(());
+        }
+        if state.queued.load(Ordering::Acquire) as u64 > 2 * self.window {
+            // A sender beyond its window: drop, it sends again after the next acknowledgement.
+            return Ok(());
+        }
+        let ranges = ranges[skip..].to_vec();
+        for range in &ranges {
+            self.resolve_response(&items[range.clone()]);
+        }
+        let fresh = ranges.len();
+        *expected = first + skip as u64 + fresh as u64;
+        state.nacked = None;
+        state.queued.fetch_add(fresh, Ordering::AcqRel);
+        let batch = Batch { epoch, first: first + skip as u64, items, ranges };
+        if state.queue.send(batch).is_err() {
+            return Err("the delivery task ended".into());
+        }
+        Ok(())
+    }
+
+    /// Starts the delivery task of a new origin.
+    fn inbound(self: &Arc<Self>, from: Arc<str>) -> Inbound {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let delivered = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(self.clone().deliver(from, rx, queued.clone(), delivered.clone()));
+        self.tasks().push(task);
+        Inbound { epoch: 0, expected: None, nacked: None, queue, queued, delivered }
+    }
+
+    /// A response is handed to its caller as soon as it arrives, not behind notifications
+    /// waiting for a full mailbox.
+    fn resolve_response(&self, item: &[u8]) {
+        if item.first() != Some(&2) {
+            return;
+        }
+        if let Ok(Item::Response { call, epoch, result }) = decode::<Item<'_>>(item)
+            && epoch == self.epoch
+        {
+            let waiter = self.calls.lock().unwrap_or_else(PoisonError::into_inner).remove(&call);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(result.map(<[u8]>::to_vec));
+            }
+        }
+    }
+
+    /// Delivers one origin's items in order, acknowledging after each run of them.
+    async fn deliver(
+        self: Arc<Self>,
+        from: Arc<str>,
+        mut rx: mpsc::UnboundedReceiver<Batch>,
+        queued: Arc<AtomicUsize>,
+        delivered: Arc<AtomicU64>,
+    ) {
+        let Some(ctx) = self.ctx() else { return };
+        while let Some(batch) = rx.recv().await {
+            let mut batch = Some(batch);
+            let mut epoch = 0;
+            // Take what is there (bounded), then acknowledge once.
+            for _ in 0..64 {
+                let Some(b) = batch.take().or_else(|| rx.try_recv().ok()) else { break };
+                epoch = b.epoch;
+                for range in &b.ranges {
+                    self.deliver_item(&ctx, &from, &b.items[range.clone()]).await;
+                }
+                let n = b.ranges.len();
+                queued.fetch_sub(n, Ordering::AcqRel);
+                add(&self.stats.delivered, n as u64);
+                delivered.store(b.first + n as u64, Ordering::Release);
+            }
+            let next = delivered.load(Ordering::Acquire);
+            self.outbox().acks.insert(from.clone(), (epoch, next));
+            self.wake.notify_one();
+        }
+    }
+
+    async fn deliver_item(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8]) {
+        match decode::<Item<'_>>(item) {
+            Ok(Item::Notify { event, payload }) => {
+                let result = match self.registry.get(event) {
+                    Some(r) if r.meta.kind == EventKind::Notification => {
+                        (r.notify_bytes)(ctx.clone(), payload).await
+                    }
+                    _ => Err(Failure::invalid(format!("unknown notification `{event}`"))),
+                };
+                if let Err(failure) = result {
+                    add(&self.stats.rejected, 1);
+                    tracing::warn!(router = %from, event, %failure, "cannot deliver a notification from another router");
+                }
+            }
+            Ok(Item::Request { call, epoch, event, timeout_ms, payload }) => {
+                let timeout = Duration::from_millis(timeout_ms);
+                let answer = match self.registry.get(event) {
+                    Some(r) if r.meta.kind == EventKind::Request => {
+                        (r.request_bytes)(ctx.clone(), payload, timeout)
+                    }
+                    _ => Box::pin(std::future::ready(Err(Failure::unavailable(format!(
+                        "router `{}` has no responder for `{event}`",
+                        self.id
+                    ))))),
+                };
+                let (this, to) = (self.clone(), from.clone());
+                tokio::spawn(async move {
+                    let result = answer.await;
+                    let response = Item::Response {
+                        call,
+                        epoch,
+                        result: result.as_deref().map_err(Clone::clone),
+                    };
+                    match encode_item(&response) {
+                        Ok(item) => {
+                            let _ =
+                                this.enqueue(std::slice::from_ref(&to), item.into(), true).await;
+                        }
+                        Err(failure) => {
+                            tracing::warn!(%failure, "cannot encode a response for another router");
+                        }
+                    }
+                });
+            }
+            Ok(Item::Response { .. }) => {}
+            Err(e) => {
+                add(&self.stats.rejected, 1);
+                tracing::warn!(router = %from, error = %e, "malformed event from another router");
+            }
+        }
+    }
+
+    /// Router `from` delivered everything below `next` of this router's stream to it.
+    fn acked(&self, from: &str, next: u64) {
+        let now = self.now();
+        let mut out = self.outbox();
+        let Some(stream) = out.streams.get_mut(from) else { return };
+        let next = next.min(stream.next());
+        if next <= stream.acked {
+            return;
+        }
+        let mut freed = 0;
+        while stream.acked < next {
+            if let Some(e) = stream.entries.pop_front() {
+                freed += e.item.len() + ENTRY_OVERHEAD;
+            }
+            stream.acked += 1;
+        }
+        stream.sent = stream.sent.max(stream.acked);
+        stream.progress = now;
+        out.bytes -= freed;
+        drop(out);
+        self.space.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    fn resend(&self, to: &str, from: u64) {
+        let now = self.now();
+        let mut out = self.outbox();
+        if let Some(stream) = out.streams.get_mut(to) {
+            let from = from.clamp(stream.acked, stream.next());
+            if from < stream.sent {
+                add(&self.stats.resent, stream.sent - from);
+                stream.sent = from;
+                stream.progress = now;
+            }
+        }
+        drop(out);
+        self.wake.notify_one();
+    }
+
+    // ----- writing ------------------------------------------------------------------------
+
+    async fn write_loop(self: Arc<Self>, mut write: OwnedWriteHalf) -> Result<(), String> {
+        let ping = frame(&ToSwitch::Ping).map_err(|e| e.to_string())?;
+        let mut buf = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            self.fill(&mut buf).map_err(|e| e.to_string())?;
+            if buf.is_empty() {
+                if self.leaving.load(Ordering::Acquire) {
+                    let leave = frame(&ToSwitch::Leave).map_err(|e| e.to_string())?;
+                    write.write_all(&leave).await.map_err(|e| e.to_string())?;
+                    write.flush().await.map_err(|e| e.to_string())?;
+                    self.leaving.store(false, Ordering::Release);
+                    std::future::pending::<()>().await;
+                }
+                if tokio::time::timeout(IDLE_PING, woken).await.is_err() {
+                    buf.extend_from_slice(&ping);
+                } else {
+                    continue;
+                }
+            }
+            write.write_all(&buf).await.map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+    }
+
+    /// Frames everything that can go now: acknowledgements, resend requests, then data of
+    /// each stream whose destination is up, within its in-flight window.
+    fn fill(&self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+        let mut out = self.outbox();
+        let acks: Vec<(Arc<str>, (u64, u64))> = out.acks.drain().collect();
+        for (to, (epoch, next)) in acks {
+            push_frame(buf, &ToSwitch::Ack { to: &to, epoch, next })?;
+        }
+        for (to, epoch, from) in std::mem::take(&mut out.resends) {
+            push_frame(buf, &ToSwitch::Resend { to: &to, epoch, from })?;
+        }
+        let mut items = Vec::new();
+        for (to, stream) in &mut out.streams {
+            while stream.up
+                && buf.len() < WRITE_BATCH
+                && stream.sent < stream.next()
+                && stream.sent - stream.acked < self.window
+            {
+                let start = usize::try_from(stream.sent - stream.acked).unwrap_or(usize::MAX);
+                let room =
+                    usize::try_from(stream.acked + self.window - stream.sent).unwrap_or(usize::MAX);
+                let n = (stream.entries.len() - start).min(room).min(BATCH_ITEMS);
+                items.clear();
+                for entry in stream.entries.range(start..start + n) {
+                    items.extend_from_slice(&entry.item);
+                }
+                let data = ToSwitch::Data {
+                    to,
+                    epoch: self.epoch,
+                    base: stream.acked,
+                    first: stream.sent,
+                    count: n as u32,
+                    items: &items,
+                };
+                push_frame(buf, &data)?;
+                stream.sent += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- sending ------------------------------------------------------------------------
+
+    /// Keeps `item` for each router in `to` and wakes the writer; waits while the buffer is
+    /// full (unless `force`: responses must not wait behind the events they answer).
+    async fn enqueue(&self, to: &[Arc<str>], item: Arc<[u8]>, force: bool) -> Result<(), Failure> {
+        let cost = (item.len() + ENTRY_OVERHEAD) * to.len();
+        loop {
+            let room = self.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(Failure::unavailable(
+                    "the router is stopping; not sent to other routers",
+                ));
+            }
+            if self.try_enqueue(to, &item, cost, force) {
+                return Ok(());
+            }
+            room.await;
+        }
+    }
+
+    fn try_enqueue(&self, to: &[Arc<str>], item: &Arc<[u8]>, cost: usize, force: bool) -> bool {
+        let now = self.now();
+        let mut out = self.outbox();
+        if !force && out.bytes > 0 && out.bytes + cost > self.buffer {
+            return false;
+        }
+        for id in to {
+            let stream = match out.streams.get_mut(id) {
+                Some(s) => s,
+                None => out.streams.entry(id.clone()).or_insert_with(|| Stream::new(false, now)),
+            };
+            stream.entries.push_back(Entry { item: item.clone(), at: now });
+        }
+        out.bytes += cost;
+        drop(out);
+        add(&self.stats.sent, to.len() as u64);
+        self.wake.notify_one();
+        true
+    }
+
+    /// The routers with subscribers for notification `event`.
+    fn subscribers(&self, event: &str) -> Vec<Arc<str>> {
+        self.peers().subscribers.get(event).cloned().unwrap_or_default()
+    }
+
+    /// One router that answers `event`: connected ones first, round-robin.
+    fn responder(&self, event: &str) -> Option<Arc<str>> {
+        let peers = self.peers();
+        let all = peers.responders.get(event)?;
+        let up: Vec<&Arc<str>> = all.iter().filter(|id| peers.is_up(id)).collect();
+        let pick = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        if up.is_empty() {
+            all.get(pick % all.len()).cloned()
+        } else {
+            Some(up[pick % up.len()].clone())
+        }
+    }
+
+    /// Sends request `event` to router `to` and waits for its response.
+    async fn call(
+        &self,
+        to: Arc<str>,
+        event: &'static str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Failure> {
+        let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let item =
+            encode_item(&Item::Request { call, epoch: self.epoch, event, timeout_ms, payload })?;
+        let (tx, rx) = oneshot::channel();
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).insert(call, tx);
+        // Forget the call however this future ends (answered, timed out, dropped).
+        let _forget = Forget { calls: &self.calls, call };
+        let answer = async {
+            self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;
+            rx.await.unwrap_or_else(|_| Err(Failure::unavailable("the router is stopping")))
+        };
+        tokio::time::timeout(timeout, answer).await.unwrap_or_else(|_| {
+            Err(Failure::timeout(format!(
+                "no response to `{event}` from router `{to}` within {timeout:?}"
+            )))
+        })
+    }
+
+    // ----- housekeeping -------------------------------------------------------------------
+
+    /// Every 100 ms: sends again what a connected router did not acknowledge for a while, and
+    /// gives up events (and routers) beyond the outage window.
+    async fn tick(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(Duration::from_millis(100));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let now = self.now();
+            let mut expired: Vec<(Arc<str>, u64)> = Vec::new();
+            let mut again = 0;
+            {
+                let mut out = self.outbox();
+                let mut freed = 0;
+                for (id, stream) in &mut out.streams {
+                    let mut lost = 0;
+                    while stream
+                        .entries
+                        .front()
+                        .is_some_and(|e| now.saturating_sub(e.at) > self.outage_ms)
+                    {
+                        if let Some(e) = stream.entries.pop_front() {
+                            freed += e.item.len() + ENTRY_OVERHEAD;
+                        }
+                        stream.acked += 1;
+                        lost += 1;
+                    }
+                    stream.sent = stream.sent.max(stream.acked);
+                    if lost > 0 {
+                        expired.push((id.clone(), lost));
+                    }
+                    if stream.up
+                        && stream.sent > stream.acked
+                        && now.saturating_sub(stream.progress) > RETRANSMIT_MS
+                    {
+                        again += stream.rewind(now);
+                    }
+                }
+                out.bytes -= freed;
+            }
+            if again > 0 {
+                add(&self.stats.resent, again);
+                self.wake.notify_one();
+            }
+            if !expired.is_empty() {
+                self.space.notify_waiters();
+            }
+            for (id, lost) in expired {
+                add(&self.stats.lost, lost);
+                tracing::warn!(
+                    router = %id,
+                    lost,
+                    window = ?Duration::from_millis(self.outage_ms),
+                    "events unacknowledged beyond the outage window were given up"
+                );
+            }
+            let gone: Vec<Arc<str>> = self
+                .peers()
+                .known
+                .iter()
+                .filter(|(_, k)| !k.up && now.saturating_sub(k.down_since) > self.outage_ms)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                self.forget(&id, "the router stayed away beyond the outage window");
+            }
+        }
+    }
+
+    /// The connector's lines of `GET /metrics`.
+    fn render(&self, out: &mut String) {
+        let status = self.status();
+        let rejected = self.stats.rejected.load(Ordering::Relaxed);
+        let restarts = self.stats.restarts.load(Ordering::Relaxed);
+        let lines: [(&str, &str, &str, u64); 10] = [
+            (
+                "edri_switch_connected",
+                "gauge",
+                "1 while joined to the switch.",
+                u64::from(status.connected),
+            ),
+            (
+                "edri_switch_peers",
+                "gauge",
+                "Other routers connected to the switch.",
+                status.peers.iter().filter(|p| p.connected).count() as u64,
+            ),
+            (
+                "edri_switch_sent_total",
+                "counter",
+                "Events sent to other routers (one per destination).",
+                status.sent,
+            ),
+            (
+                "edri_switch_delivered_total",
+                "counter",
+                "Events from other routers delivered here.",
+                status.delivered,
+            ),
+            (
+                "edri_switch_resent_total",
+                "counter",
+                "Events sent again after a reconnection or a gap.",
+                status.resent,
+            ),
+            (
+                "edri_switch_duplicates_total",
+                "counter",
+                "Events received twice and dropped.",
+                status.duplicates,
+            ),
+            (
+                "edri_switch_lost_total",
+                "counter",
+                "Events given up: beyond the outage window, or for a router that left.",
+                status.lost,
+            ),
+            (
+                "edri_switch_rejected_total",
+                "counter",
+                "Events from other routers that could not be delivered (unknown or malformed).",
+                rejected,
+            ),
+            (
+                "edri_switch_buffered",
+                "gauge",
+                "Events waiting for an acknowledgement.",
+                status.buffered,
+            ),
+            (
+                "edri_switch_reconnects_total",
+                "counter",
+                "Connections to the switch lost.",
+                status.reconnects,
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            crate::metrics::header(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        crate::metrics::header(
+            out,
+            "edri_switch_peer_restarts_total",
+            "counter",
+            "Other routers seen restarting (a new epoch).",
+        );
+        let _ = writeln!(out, "edri_switch_peer_restarts_total {restarts}");
+    }
+}
+
+/// Events kept for connected routers.
+fn unacknowledged(out: &Outbox) -> usize {
+    out.streams.values().filter(|s| s.up).map(|s| s.entries.len()).sum()
+}
+
+/// Removes a call from the table when its future ends.
+struct Forget<'a> {
+    calls: &'a Mutex<HashMap<u64, Waiter>>,
+    call: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.call);
+    }
+}
+
+/// `<executable>-<pid>`.
+fn default_id() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "edri".to_owned());
+    format!("{exe}-{}", std::process::id())
+}
+
+impl Uplink for Connector {
+    fn wants(&self, event: &'static str, _local: bool) -> bool {
+        self.peers().subscribers.contains_key(event)
+    }
+
+    fn notify(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Result<(), Failure>> {
+        Box::pin(async move {
+            let to = self.subscribers(event);
+            if to.is_empty() {
+                return Ok(());
+            }
+            let item = encode_item(&Item::Notify { event, payload: &payload })?;
+            self.enqueue(&to, item.into(), false).await
+        })
+    }
+
+    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
+        let to = self.subscribers(event);
+        if to.is_empty() {
+            return Ok(());
+        }
+        let item: Arc<[u8]> = encode_item(&Item::Notify { event, payload })?.into();
+        let cost = (item.len() + ENTRY_OVERHEAD) * to.len();
+        if self.try_enqueue(&to, &item, cost, false) {
+            Ok(())
+        } else {
+            Err(Failure::unavailable("the buffer for other routers is full"))
+        }
+    }
+
+    fn request(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        Box::pin(async move {
+            let Some(to) = self.responder(event) else {
+                return Err(Failure::unavailable(format!(
+                    "no responder for request `{event}` on this router or any router of the switch"
+                )));
+            };
+            self.call(to, event, &payload, timeout).await
+        })
+    }
+
+    fn request_all(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Vec<Result<Vec<u8>, Failure>>> {
+        Box::pin(async move {
+            let to = self.peers().responders.get(event).cloned().unwrap_or_default();
+            let payload: Arc<[u8]> = payload.into();
+            // All calls are on their way before the first answer is awaited.
+            let calls: Vec<_> = to
+                .into_iter()
+                .map(|to| {
+                    let (this, payload) = (self.clone(), payload.clone());
+                    tokio::spawn(async move { this.call(to, event, &payload, timeout).await })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                out.push(
+                    call.await
+                        .unwrap_or_else(|_| Err(Failure::unavailable("the router is stopping"))),
+                );
+            }
+            out
+        })
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.render(out);
+    }
+}

@@ -1,0 +1,395 @@
+//! The switch: a TCP hub that authenticates routers, checks their catalogs against each
+//! other, tells each router who else is there, and forwards stream frames to their addressee.
+//!
+//! It keeps no events: a frame for a router that is not connected is dropped, because its
+//! sender keeps every event until the addressee acknowledges it and sends it again when the
+//! addressee is back. Killing the switch therefore loses nothing either.
+
+use super::frame::{
+    CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, PROTOCOL, PeerInfo, Proof,
+    ToSwitch, Transcript, Verdict, decode, frame, nonce, read_body,
+};
+use super::{DEAD_AFTER, IDLE_PING, WRITE_BATCH};
+use crate::wire::{FrameError, MAX_FRAME};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{Notify, mpsc};
+
+/// How long a client has to authenticate and join.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued towards one router before its senders wait.
+const QUEUE: usize = 1024;
+/// The longest router id accepted.
+const MAX_ID: usize = 128;
+
+/// The switch server. `edri-switch` is a thin command line around it; tests and applications
+/// can run one in-process too.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// let server = edri_runtime::switch::Server::bind("127.0.0.1:7800", "s3cret").await?;
+/// println!("listening on {}", server.local_addr()?);
+/// server.run().await
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.listener.local_addr().ok()).finish()
+    }
+}
+
+/// Who is connected.
+struct Hub {
+    secret: Box<[u8]>,
+    routers: Mutex<HashMap<String, Conn>>,
+    next_conn: AtomicU64,
+}
+
+/// One connected router.
+#[derive(Clone)]
+struct Conn {
+    conn: u64,
+    info: PeerInfo,
+    /// Its events by name: (kind, fingerprint).
+    catalog: Arc<HashMap<String, (String, u64)>>,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Closes this connection (a newer one of the same router replaced it).
+    kill: Arc<Notify>,
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("nothing received for {0:?}")]
+    Silent(Duration),
+    #[error("replaced by a newer connection of the same router")]
+    Replaced,
+}
+
+impl Server {
+    /// Listens on `addr`. Routers must know `secret` to join.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(addr: impl ToSocketAddrs, secret: impl AsRef<[u8]>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let hub = Arc::new(Hub {
+            secret: secret.as_ref().into(),
+            routers: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+        });
+        Ok(Self { listener, hub })
+    }
+
+    /// The address it listens on (the port the system picked for port 0).
+    ///
+    /// # Errors
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the task is dropped or accepting fails for good.
+    ///
+    /// # Errors
+    /// When the listener fails in a way that retrying cannot fix.
+    pub async fn run(self) -> std::io::Result<()> {
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "edri switch listening");
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    tokio::spawn(serve(self.hub.clone(), stream, addr));
+                }
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// One connection, from the first byte to the last.
+async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%addr, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::with_capacity(WRITE_BATCH, read);
+    let joined = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&hub, &mut read, &mut write));
+    let (info, catalog) = match joined.await {
+        Ok(Ok(joined)) => joined,
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "refused a client");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%addr, "a client did not authenticate within {HANDSHAKE_TIMEOUT:?}");
+            return;
+        }
+    };
+    let id = info.id.clone();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let kill = Arc::new(Notify::new());
+    let conn = match hub.register(info, catalog, tx, kill.clone()).await {
+        Ok(conn) => conn,
+        Err(reason) => {
+            tracing::warn!(%addr, router = %id, %reason, "refused a router");
+            if let Ok(f) = frame(&FromSwitch::Refused { reason }) {
+                let _ = write.write_all(&f).await;
+            }
+            return;
+        }
+    };
+    tracing::info!(%addr, router = %id, "router joined");
+    let writer = tokio::spawn(write_loop(write, rx));
+    let mut left = false;
+    let outcome = tokio::select! {
+        outcome = read_loop(&hub, &mut read, &id, &mut left) => outcome,
+        () = kill.notified() => Err(ConnError::Replaced),
+    };
+    writer.abort();
+    hub.unregister(&id, conn, left).await;
+    match outcome {
+        Ok(()) if left => tracing::info!(router = %id, "router left"),
+        Ok(()) => tracing::info!(router = %id, "router disconnected"),
+        Err(e) => tracing::warn!(router = %id, error = %e, "router connection ended"),
+    }
+}
+
+/// Authentication, then the join. Only the small handshake types are decoded before the
+/// client proved that it knows the secret.
+async fn handshake(
+    hub: &Hub,
+    read: &mut BufReader<OwnedReadHalf>,
+    write: &mut OwnedWriteHalf,
+) -> Result<(PeerInfo, Vec<CatalogEntry>), ConnError> {
+    let hello: Hello = decode(&read_body(read, HANDSHAKE_LIMIT).await?)?;
+    let refuse = |reason: String| Challenge::Refused { reason };
+    if hello.protocol != PROTOCOL {
+        let reason = format!(
+            "the router speaks switch protocol {}, this switch speaks {PROTOCOL}",
+            hello.protocol
+        );
+        write.write_all(&frame(&refuse(reason.clone()))?).await.map_err(FrameError::from)?;
+        return Err(ConnError::Refused(reason));
+    }
+    if hello.router.is_empty() || hello.router.len() > MAX_ID {
+        let reason = format!("a router id must have 1 to {MAX_ID} bytes");
+        write.write_all(&frame(&refuse(reason.clone()))?).await.map_err(FrameError::from)?;
+        return Err(ConnError::Refused(reason));
+    }
+    let ours = nonce();
+    let (router, epoch) = (hello.router.as_str(), hello.epoch);
+    let proof = Transcript::of("switch", &hello.nonce, &ours, router, epoch).proof(&hub.secret);
+    let challenge = Challenge::Ok { protocol: PROTOCOL, nonce: ours, proof };
+    write.write_all(&frame(&challenge)?).await.map_err(FrameError::from)?;
+    let answer: Proof = decode(&read_body(read, HANDSHAKE_LIMIT).await?)?;
+    if !Transcript::of("router", &ours, &hello.nonce, router, epoch)
+        .verify(&hub.secret, &answer.proof)
+    {
+        let reason = "authentication failed: the router does not know the switch's secret";
+        let verdict = Verdict::Refused { reason: reason.to_owned() };
+        write.write_all(&frame(&verdict)?).await.map_err(FrameError::from)?;
+        return Err(ConnError::Refused(format!("router `{}`: {reason}", hello.router)));
+    }
+    write.write_all(&frame(&Verdict::Accepted)?).await.map_err(FrameError::from)?;
+    match decode::<ToSwitch<'_>>(&read_body(read, MAX_FRAME).await?)? {
+        ToSwitch::Join { catalog, subscribes, responds } => {
+            Ok((PeerInfo { id: hello.router, epoch: hello.epoch, subscribes, responds }, catalog))
+        }
+        _ => Err(ConnError::Refused("the first frame after authentication must be a join".into())),
+    }
+}
+
+impl Hub {
+    /// Adds a router (replacing an older connection of the same id), tells it who is there
+    /// and tells the others about it. Refuses it when an event is defined differently.
+    async fn register(
+        &self,
+        info: PeerInfo,
+        catalog: Vec<CatalogEntry>,
+        tx: mpsc::Sender<Vec<u8>>,
+        kill: Arc<Notify>,
+    ) -> Result<u64, String> {
+        let catalog: HashMap<String, (String, u64)> =
+            catalog.into_iter().map(|e| (e.name, (e.kind, e.fingerprint))).collect();
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let id = info.id.clone();
+        let (others, replaced) = {
+            let mut routers = self.routers.lock().unwrap_or_else(PoisonError::into_inner);
+            for other in routers.values().filter(|o| o.info.id != id) {
+                if let Some(reason) = conflict(&catalog, other) {
+                    return Err(reason);
+                }
+            }
+            let peers: Vec<PeerInfo> =
+                routers.values().filter(|o| o.info.id != id).map(|o| o.info.clone()).collect();
+            // A fresh queue has room: `Joined` is the first thing this router hears.
+            let joined = frame(&FromSwitch::Joined { peers }).map_err(|e| e.to_string())?;
+            tx.try_send(joined).map_err(|_| "the router's queue is closed".to_owned())?;
+            let conn = Conn { conn, info: info.clone(), catalog: Arc::new(catalog), tx, kill };
+            let replaced = routers.insert(id.clone(), conn);
+            let others: Vec<mpsc::Sender<Vec<u8>>> =
+                routers.values().filter(|o| o.info.id != id).map(|o| o.tx.clone()).collect();
+            (others, replaced)
+        };
+        if let Some(old) = replaced {
+            tracing::info!(router = %id, "a newer connection replaces the router's old one");
+            old.kill.notify_one();
+        }
+        if let Ok(up) = frame(&FromSwitch::PeerUp(info)) {
+            for tx in others {
+                let _ = tx.send(up.clone()).await;
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Removes connection `conn` of router `id` (unless a newer one replaced it) and tells the
+    /// others.
+    async fn unregister(&self, id: &str, conn: u64, left: bool) {
+        let others: Vec<mpsc::Sender<Vec<u8>>> = {
+            let mut routers = self.routers.lock().unwrap_or_else(PoisonError::into_inner);
+            if routers.get(id).is_none_or(|c| c.conn != conn) {
+                return;
+            }
+            routers.remove(id);
+            routers.values().map(|o| o.tx.clone()).collect()
+        };
+        let id = id.to_owned();
+        let message = if left { FromSwitch::PeerGone { id } } else { FromSwitch::PeerDown { id } };
+        if let Ok(f) = frame(&message) {
+            for tx in others {
+                let _ = tx.send(f.clone()).await;
+            }
+        }
+    }
+
+    /// The queue towards router `id`, if it is connected.
+    fn sender(&self, id: &str) -> Option<mpsc::Sender<Vec<u8>>> {
+        self.routers.lock().unwrap_or_else(PoisonError::into_inner).get(id).map(|c| c.tx.clone())
+    }
+}
+
+/// The first event that `catalog` defines differently from router `other`, as a message.
+fn conflict(catalog: &HashMap<String, (String, u64)>, other: &Conn) -> Option<String> {
+    let mut names: Vec<&String> = catalog.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|name| {
+        let (kind, fingerprint) = &catalog[name];
+        let (other_kind, other_fingerprint) = other.catalog.get(name)?;
+        (kind != other_kind || fingerprint != other_fingerprint).then(|| {
+            format!(
+                "event `{name}` is defined differently on this router ({kind}, fingerprint \
+                 {fingerprint:016x}) and on router `{}` ({other_kind}, fingerprint \
+                 {other_fingerprint:016x}); build both from the same definition",
+                other.info.id
+            )
+        })
+    })
+}
+
+/// Reads a joined router's frames and forwards them, until it disconnects.
+async fn read_loop(
+    hub: &Hub,
+    read: &mut BufReader<OwnedReadHalf>,
+    id: &str,
+    left: &mut bool,
+) -> Result<(), ConnError> {
+    let mut routes: HashMap<String, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    loop {
+        let body = match tokio::time::timeout(DEAD_AFTER, read_body(read, MAX_FRAME)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(FrameError::Closed)) => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(ConnError::Silent(DEAD_AFTER)),
+        };
+        let (to, message) = match decode::<ToSwitch<'_>>(&body)? {
+            ToSwitch::Data { to, epoch, base, first, count, items } => {
+                (to, FromSwitch::Data { from: id, epoch, base, first, count, items })
+            }
+            ToSwitch::Ack { to, epoch, next } => (to, FromSwitch::Ack { from: id, epoch, next }),
+            ToSwitch::Resend { to, epoch, from } => {
+                (to, FromSwitch::Resend { from: id, epoch, from_seq: from })
+            }
+            ToSwitch::Ping => continue,
+            ToSwitch::Leave => {
+                *left = true;
+                continue;
+            }
+            ToSwitch::Join { .. } => {
+                return Err(ConnError::Refused("a router joined twice on one connection".into()));
+            }
+        };
+        let bytes = frame(&message)?;
+        forward(hub, &mut routes, to, bytes).await;
+    }
+}
+
+/// Queues `bytes` towards router `to`; drops them when it is not connected (its sender will
+/// send them again once it is back).
+async fn forward(
+    hub: &Hub,
+    routes: &mut HashMap<String, mpsc::Sender<Vec<u8>>>,
+    to: &str,
+    bytes: Vec<u8>,
+) {
+    let mut bytes = bytes;
+    for _ in 0..2 {
+        let tx = match routes.get(to) {
+            Some(tx) => tx.clone(),
+            None => match hub.sender(to) {
+                Some(tx) => routes.entry(to.to_owned()).or_insert(tx).clone(),
+                None => return,
+            },
+        };
+        match tx.send(bytes).await {
+            Ok(()) => return,
+            // That connection is gone; a newer one may be there.
+            Err(mpsc::error::SendError(back)) => {
+                routes.remove(to);
+                bytes = back;
+            }
+        }
+    }
+}
+
+/// Writes queued frames, many per write; a ping when idle.
+async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let ping = frame(&FromSwitch::Ping).unwrap_or_default();
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        match tokio::time::timeout(IDLE_PING, rx.recv()).await {
+            Ok(Some(f)) => buf.extend_from_slice(&f),
+            Ok(None) => return,
+            Err(_) => buf.extend_from_slice(&ping),
+        }
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if write.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+    }
+}

@@ -1,0 +1,584 @@
+//! Several routers through a real `edri-switch`, each router a real process on 127.0.0.1.
+//!
+//! `harness = false`: this binary is the test runner, and also every router: started with
+//! `EDRI_SWITCH_TEST_ROLE` set, it runs one router with the managers that role names.
+
+#![allow(missing_docs)]
+
+use edri::Running;
+use edri::prelude::*;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SECRET: &str = "test-secret";
+const ROLE_ENV: &str = "EDRI_SWITCH_TEST_ROLE";
+
+// ----- events and managers the routers run --------------------------------------------------
+
+/// One event of a numbered stream.
+#[event(notification)]
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub n: u64,
+    pub pad: Vec<u8>,
+}
+
+/// What the counter saw.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Report {
+    #[response]
+    pub received: u64,
+    #[response]
+    pub duplicates: u64,
+    #[response]
+    pub out_of_order: u64,
+    #[response]
+    pub last: u64,
+}
+
+/// Answered by every router that runs `Echo`.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Shout {
+    pub text: String,
+    #[response]
+    pub echo: String,
+    #[response]
+    pub router: String,
+}
+
+/// Answered after `ms` milliseconds.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Slow {
+    pub ms: u64,
+}
+
+/// Every router answers with its id (for `request_all`).
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Who {
+    #[response]
+    pub router: String,
+}
+
+/// Nobody answers this.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Nobody {}
+
+/// Starts sending `count` ticks at `per_sec` from the streamer's router.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct StartStream {
+    pub first: u64,
+    pub count: u64,
+    pub per_sec: u64,
+}
+
+/// How many ticks the streamer has sent.
+#[event(request)]
+#[derive(Debug, Clone)]
+pub struct Progress {
+    #[response]
+    pub sent: u64,
+}
+
+/// Counts ticks: duplicates and order.
+#[derive(Default)]
+pub struct Counter {
+    received: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    last: Option<u64>,
+    seen: HashSet<u64>,
+}
+
+#[manager]
+impl Counter {
+    #[solve]
+    fn tick(&mut self, ev: &Tick) {
+        if !self.seen.insert(ev.n) {
+            self.duplicates += 1;
+            return;
+        }
+        self.received += 1;
+        if self.last.is_some_and(|last| ev.n != last + 1) {
+            self.out_of_order += 1;
+        }
+        self.last = Some(ev.n);
+    }
+
+    #[solve]
+    fn report(&mut self, _: &Report) -> ReportResponse {
+        ReportResponse {
+            received: self.received,
+            duplicates: self.duplicates,
+            out_of_order: self.out_of_order,
+            last: self.last.unwrap_or(0),
+        }
+    }
+}
+
+fn router_id() -> String {
+    std::env::var("EDRI_TEST_ROUTER").unwrap_or_else(|_| "ctl".into())
+}
+
+/// Answers `Shout`, `Slow` and `Who`.
+#[derive(Default)]
+pub struct Echo;
+
+#[manager]
+impl Echo {
+    #[solve]
+    fn shout(&mut self, ev: &Shout) -> Result<ShoutResponse, Failure> {
+        if ev.text == "fail" {
+            return Err(Failure::conflict("asked to fail"));
+        }
+        Ok(ShoutResponse { echo: ev.text.to_uppercase(), router: router_id() })
+    }
+
+    #[solve]
+    async fn slow(&mut self, ev: &Slow) -> SlowResponse {
+        tokio::time::sleep(Duration::from_millis(ev.ms)).await;
+        SlowResponse {}
+    }
+
+    #[solve]
+    fn who(&mut self, _: &Who) -> WhoResponse {
+        WhoResponse { router: router_id() }
+    }
+}
+
+/// Sends ticks on request, paced.
+#[derive(Default)]
+pub struct Streamer {
+    sent: Arc<AtomicU64>,
+}
+
+#[manager]
+impl Streamer {
+    #[solve]
+    fn start_stream(&mut self, ev: &StartStream, ctx: &Ctx) -> StartStreamResponse {
+        let (ctx, sent, count, per_sec) = (ctx.clone(), self.sent.clone(), ev.count, ev.per_sec);
+        let first = ev.first;
+        ctx.clone().spawn(async move {
+            let begin = tokio::time::Instant::now();
+            for i in 0..count {
+                let n = first + i;
+                let due = begin + Duration::from_micros(i * 1_000_000 / per_sec.max(1));
+                tokio::time::sleep_until(due).await;
+                if ctx.notify(Tick { n, pad: vec![7; 48] }).await.is_err() {
+                    return;
+                }
+                sent.store(i + 1, Ordering::Release);
+            }
+        });
+        StartStreamResponse {}
+    }
+
+    #[solve]
+    fn progress(&mut self, _: &Progress) -> ProgressResponse {
+        ProgressResponse { sent: self.sent.load(Ordering::Acquire) }
+    }
+}
+
+/// The test runner's own router needs one manager.
+#[derive(Default)]
+pub struct Ctl;
+
+#[manager]
+impl Ctl {
+    #[solve]
+    fn who(&mut self, _: &Who) -> WhoResponse {
+        WhoResponse { router: "ctl".into() }
+    }
+}
+
+// ----- a router process ---------------------------------------------------------------------
+
+/// Runs one router: `EDRI_SWITCH_TEST_ROLE` lists its managers (`counter,echo,streamer`).
+fn serve_role(role: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let switch = std::env::var("EDRI_TEST_SWITCH").expect("EDRI_TEST_SWITCH");
+        let mut builder = Edri::builder().only_explicit();
+        for part in role.split(',') {
+            builder = match part {
+                "counter" => builder.manager(Counter::default()),
+                "echo" => builder.manager(Echo),
+                "streamer" => builder.manager(Streamer::default()),
+                other => panic!("unknown manager {other}"),
+            };
+        }
+        let config = edri::switch::Switch::new(switch).secret(SECRET).id(router_id());
+        match builder.switch(config).start().await {
+            Ok(running) => {
+                println!("ready");
+                running.wait_for_stop_signal().await;
+                running.shutdown().await.unwrap();
+            }
+            Err(e) => {
+                println!("error: {e}");
+                std::process::exit(3);
+            }
+        }
+    });
+}
+
+// ----- processes ----------------------------------------------------------------------------
+
+/// A child process that is killed (by its pid, SIGKILL) when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `edri-switch` on `addr` and waits for its first line.
+fn switch(addr: &str) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edri-switch"))
+        .args(["--listen", addr])
+        .env("EDRI_SWITCH_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start edri-switch");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("edri-switch listening on ").expect(&line).to_owned();
+    (Proc { child }, addr)
+}
+
+/// Starts a router process running `managers`, joined to `switch` as `id`; waits until it
+/// started. Returns its first line too (`ready`, or `error: ...`).
+fn router(id: &str, managers: &str, switch: &str) -> (Proc, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE_ENV, managers)
+        .env("EDRI_TEST_ROUTER", id)
+        .env("EDRI_TEST_SWITCH", switch)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start a router");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Proc { child }, line.trim().to_owned())
+}
+
+/// This process's own router, joined to `switch` as `ctl`.
+async fn ctl(switch: &str) -> Running {
+    Edri::builder()
+        .only_explicit()
+        .manager(Ctl)
+        .switch(edri::switch::Switch::new(switch).secret(SECRET).id("ctl"))
+        .start()
+        .await
+        .expect("start the ctl router")
+}
+
+/// Waits (at most 20 s) until `running` sees every router of `ids` connected.
+async fn wait_for_peers(running: &Running, ids: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = running.switch().unwrap();
+        let up: HashSet<&str> =
+            status.peers.iter().filter(|p| p.connected).map(|p| p.id.as_str()).collect();
+        if ids.iter().all(|id| up.contains(id)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "routers {ids:?} did not all join: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ----- a fault-injecting proxy --------------------------------------------------------------
+
+/// A TCP proxy in front of the switch that can cut every connection through it, and refuse
+/// new ones, until restored.
+struct Proxy {
+    addr: String,
+    cut: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                if c.load(Ordering::Acquire) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(upstream) = TcpStream::connect(&target).await else { continue };
+                let (c, g) = (c.clone(), g.clone());
+                tokio::spawn(pipe(client, upstream, c, g));
+            }
+        });
+        Self { addr, cut, generation }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::Release);
+    }
+}
+
+/// Copies both ways until either side closes or the proxy cuts.
+async fn pipe(a: TcpStream, b: TcpStream, cut: Arc<AtomicBool>, generation: Arc<AtomicU64>) {
+    let born = generation.load(Ordering::Acquire);
+    let alive = move || !cut.load(Ordering::Acquire) && generation.load(Ordering::Acquire) == born;
+    let (mut ar, mut aw) = a.into_split();
+    let (mut br, mut bw) = b.into_split();
+    let alive2 = alive.clone();
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match tokio::time::timeout(Duration::from_millis(50), ar.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => n,
+                Err(_) => 0,
+            };
+            if !alive() || bw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match tokio::time::timeout(Duration::from_millis(50), br.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => n,
+                Err(_) => 0,
+            };
+            if !alive2() || aw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Either direction ending drops both halves of both sockets: the connection is cut.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
+// ----- tests --------------------------------------------------------------------------------
+
+/// Notifications, requests, request_all, round-robin, Unavailable, timeouts and failures
+/// between four routers (three processes and this one).
+async fn cross_router() {
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let (_a, ready_a) = router("a", "streamer", &addr);
+    let (_b, ready_b) = router("b", "counter,echo", &addr);
+    let (_c, ready_c) = router("c", "echo", &addr);
+    assert_eq!((ready_a.as_str(), ready_b.as_str(), ready_c.as_str()), ("ready", "ready", "ready"));
+    let running = ctl(&addr).await;
+    wait_for_peers(&running, &["a", "b", "c"]).await;
+    let ctx = running.ctx();
+
+    // A notification from this router reaches the counter on b.
+    for n in 0..10 {
+        ctx.notify(Tick { n, pad: vec![] }).await.unwrap();
+    }
+    // A request goes to one router; answers come back here only.
+    let mut routers = HashSet::new();
+    for i in 0..6 {
+        let r = ctx.request(Shout { text: format!("hi {i}") }).await.unwrap();
+        assert_eq!(r.echo, format!("HI {i}"));
+        routers.insert(r.router);
+    }
+    assert_eq!(
+        routers,
+        HashSet::from(["b".to_owned(), "c".to_owned()]),
+        "round-robin over b and c"
+    );
+    let report = ctx.request(Report {}).await.unwrap();
+    assert_eq!((report.received, report.duplicates, report.out_of_order), (10, 0, 0));
+
+    // A failure keeps its status across routers.
+    let failure = ctx.request(Shout { text: "fail".into() }).await.unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Conflict, "{failure}");
+
+    // request_all: this router's responder and every other router's.
+    let all = ctx.request_all(Who {}).await;
+    let mut ids: Vec<String> = all.into_iter().map(|r| r.unwrap().router).collect();
+    ids.sort();
+    assert_eq!(ids, ["b", "c", "ctl"]);
+
+    // Nobody answers: at once.
+    let begin = Instant::now();
+    let failure = ctx.request(Nobody {}).await.unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Unavailable, "{failure}");
+    assert!(begin.elapsed() < Duration::from_secs(1));
+
+    // The requester's timeout holds across routers.
+    let begin = Instant::now();
+    let failure =
+        ctx.request(Slow { ms: 3_000 }).timeout(Duration::from_millis(200)).await.unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Timeout, "{failure}");
+    let took = begin.elapsed();
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1_500), "{took:?}");
+    ctx.request(Slow { ms: 10 }).await.unwrap();
+
+    // A manager on router a streams to the counter on b.
+    ctx.request(StartStream { first: 10, count: 500, per_sec: 100_000 }).await.unwrap();
+    let report = wait_for_count(ctx, 510, Duration::from_secs(20)).await;
+    assert_eq!((report.duplicates, report.out_of_order), (0, 0));
+
+    let status = running.switch().unwrap();
+    assert!(status.connected && status.lost == 0, "{status:?}");
+    running.shutdown().await.unwrap();
+}
+
+/// Polls the counter until it received `count` ticks (bounded).
+async fn wait_for_count(ctx: &Ctx, count: u64, limit: Duration) -> ReportResponse {
+    let deadline = Instant::now() + limit;
+    loop {
+        let report = ctx.request(Report {}).timeout(Duration::from_secs(2)).await;
+        match report {
+            Ok(report) if report.received >= count || Instant::now() > deadline => return report,
+            Err(failure) if Instant::now() > deadline => panic!("no report: {failure}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// How the outage tests break the link.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// A proxy between the sending router and the switch cuts every connection for 10 s.
+    Proxy,
+    /// The switch is killed with SIGKILL and restarted on the same port 5 s later.
+    KillSwitch,
+}
+
+/// 1 000 events/s for 20 s from router a to router b, with an outage after 5 s: the counter
+/// on b receives every one of them once, in order.
+async fn outage(kind: Outage) {
+    let (mut switch_proc, addr) = switch("127.0.0.1:0");
+    let proxy = Proxy::start(addr.clone()).await;
+    let sender_switch = match kind {
+        Outage::Proxy => proxy.addr.clone(),
+        Outage::KillSwitch => addr.clone(),
+    };
+    let (_a, ready_a) = router("a", "streamer", &sender_switch);
+    let (_b, ready_b) = router("b", "counter", &addr);
+    assert_eq!((ready_a.as_str(), ready_b.as_str()), ("ready", "ready"));
+    let running = ctl(&addr).await;
+    wait_for_peers(&running, &["a", "b"]).await;
+    let ctx = running.ctx();
+    const COUNT: u64 = 20_000;
+    ctx.request(StartStream { first: 0, count: COUNT, per_sec: 1_000 }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (stalled_from, stalled_to) = match kind {
+        Outage::Proxy => {
+            proxy.cut();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let during = ctx.request(Report {}).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            let later = ctx.request(Report {}).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            proxy.restore();
+            (during.received, later.received)
+        }
+        Outage::KillSwitch => {
+            switch_proc.kill();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let (restarted, again) = switch(&addr);
+            assert_eq!(again, addr);
+            switch_proc = restarted;
+            wait_for_peers(&running, &["a", "b"]).await;
+            (0, 0)
+        }
+    };
+    // Nothing arrived while the sender was cut off: the outage was real.
+    assert_eq!(stalled_from, stalled_to, "ticks arrived through a cut link");
+    let report = wait_for_count(ctx, COUNT, Duration::from_secs(60)).await;
+    println!("  {kind:?}: {report:?}");
+    assert_eq!(
+        (report.received, report.duplicates, report.out_of_order, report.last),
+        (COUNT, 0, 0, COUNT - 1),
+        "lost, duplicated or reordered ticks"
+    );
+    running.shutdown().await.unwrap();
+    drop(switch_proc);
+}
+
+// ----- runner -------------------------------------------------------------------------------
+
+type Test = (&'static str, fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
+
+fn main() {
+    edri::serve_if_worker();
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        serve_role(&role);
+        return;
+    }
+    let tests: Vec<Test> = vec![
+        ("cross_router", || Box::pin(cross_router())),
+        ("outage_proxy_cut", || Box::pin(outage(Outage::Proxy))),
+        ("outage_switch_killed", || Box::pin(outage(Outage::KillSwitch))),
+    ];
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let mut failed = 0;
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let begin = Instant::now();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(120), test()).await })
+        }));
+        drop(runtime);
+        match result {
+            Ok(Ok(())) => println!("test {name} ... ok ({:.1?})", begin.elapsed()),
+            Ok(Err(_)) => {
+                failed += 1;
+                println!("test {name} ... FAILED: timed out after 120 s");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED");
+            }
+        }
+    }
+    if failed > 0 {
+        println!("{failed} failed");
+        std::process::exit(1);
+    }
+}
