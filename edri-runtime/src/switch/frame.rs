@@ -504,7 +504,9 @@ mod tests {
         let mut rng = XorShift(seed);
         let samples = samples();
         let mut cases = 0u64;
-        while cases < 2_000_000 && (!cases.is_multiple_of(1024) || std::time::Instant::now() < deadline) {
+        while cases < 2_000_000
+            && (!cases.is_multiple_of(1024) || std::time::Instant::now() < deadline)
+        {
             cases += 1;
             let body = match rng.next() % 4 {
                 0 => rng.bytes(64),
