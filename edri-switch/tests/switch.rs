@@ -218,7 +218,8 @@ fn serve_role(role: &str) {
                 other => panic!("unknown manager {other}"),
             };
         }
-        let config = edri::switch::Switch::new(switch).secret(SECRET).id(router_id());
+        let secret = std::env::var("EDRI_TEST_SECRET").unwrap_or_else(|_| SECRET.into());
+        let config = edri::switch::Switch::new(switch).secret(secret).id(router_id());
         match builder.switch(config).start().await {
             Ok(running) => {
                 println!("ready");
@@ -271,7 +272,12 @@ fn switch(addr: &str) -> (Proc, String) {
 /// Starts a router process running `managers`, joined to `switch` as `id`; waits until it
 /// started. Returns its first line too (`ready`, or `error: ...`).
 fn router(id: &str, managers: &str, switch: &str) -> (Proc, String) {
+    router_with_secret(id, managers, switch, SECRET)
+}
+
+fn router_with_secret(id: &str, managers: &str, switch: &str, secret: &str) -> (Proc, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("EDRI_TEST_SECRET", secret)
         .env(ROLE_ENV, managers)
         .env("EDRI_TEST_ROUTER", id)
         .env("EDRI_TEST_SWITCH", switch)
@@ -410,6 +416,7 @@ async fn cross_router() {
     for n in 0..10 {
         ctx.notify(Tick { n, pad: vec![] }).await.unwrap();
     }
+    ctx.try_notify(Tick { n: 10, pad: vec![] }).unwrap();
     // A request goes to one router; answers come back here only.
     let mut routers = HashSet::new();
     for i in 0..6 {
@@ -423,7 +430,7 @@ async fn cross_router() {
         "round-robin over b and c"
     );
     let report = ctx.request(Report {}).await.unwrap();
-    assert_eq!((report.received, report.duplicates, report.out_of_order), (10, 0, 0));
+    assert_eq!((report.received, report.duplicates, report.out_of_order), (11, 0, 0));
 
     // A failure keeps its status across routers.
     let failure = ctx.request(Shout { text: "fail".into() }).await.unwrap_err();
@@ -451,12 +458,88 @@ async fn cross_router() {
     ctx.request(Slow { ms: 10 }).await.unwrap();
 
     // A manager on router a streams to the counter on b.
-    ctx.request(StartStream { first: 10, count: 500, per_sec: 100_000 }).await.unwrap();
-    let report = wait_for_count(ctx, 510, Duration::from_secs(20)).await;
+    ctx.request(StartStream { first: 11, count: 500, per_sec: 100_000 }).await.unwrap();
+    let report = wait_for_count(ctx, 511, Duration::from_secs(20)).await;
+    assert_eq!(report.received, 511);
     assert_eq!((report.duplicates, report.out_of_order), (0, 0));
 
     let status = running.switch().unwrap();
     assert!(status.connected && status.lost == 0, "{status:?}");
+    running.shutdown().await.unwrap();
+}
+
+/// A router with another secret is refused, and says so; the others go on.
+async fn wrong_secret() {
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let (mut intruder, line) = router_with_secret("x", "counter", &addr, "not the secret");
+    assert!(line.starts_with("error: ") && line.contains("authentication failed"), "{line}");
+    assert_eq!(intruder.child.wait().unwrap().code(), Some(3));
+    let (_b, ready) = router("b", "counter", &addr);
+    assert_eq!(ready, "ready");
+    let running = ctl(&addr).await;
+    wait_for_peers(&running, &["b"]).await;
+    assert!(running.switch().unwrap().peers.iter().all(|p| p.id != "x"));
+    running.shutdown().await.unwrap();
+}
+
+/// The buffer for an absent router is bounded (senders wait), and what stays unacknowledged
+/// beyond the outage window is given up and counted, not kept forever.
+async fn bounded_buffer_and_outage_window() {
+    const BUFFER: usize = 256 << 10;
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let (mut b, ready) = router("b", "counter", &addr);
+    assert_eq!(ready, "ready");
+    let config = edri::switch::Switch::new(addr.as_str())
+        .secret(SECRET)
+        .id("ctl")
+        .buffer(BUFFER)
+        .outage_window(Duration::from_secs(2));
+    let running =
+        Edri::builder().only_explicit().manager(Ctl).switch(config).start().await.unwrap();
+    wait_for_peers(&running, &["b"]).await;
+    b.kill();
+    // The switch tells this router that b is gone (down: it may come back).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.switch().unwrap().peers.iter().any(|p| p.id == "b" && p.connected) {
+        assert!(Instant::now() < deadline, "b still shown connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Events for b are kept until the buffer is full; then the sender waits.
+    let ctx = running.ctx();
+    let mut accepted = 0u64;
+    let blocked = loop {
+        let tick = Tick { n: accepted, pad: vec![1; 1024] };
+        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += 1;
+            }
+            Err(_) => break true,
+        }
+        if accepted > 10_000 {
+            break false;
+        }
+    };
+    assert!(blocked, "the sender never waited");
+    let status = running.switch().unwrap();
+    assert_eq!(status.buffered, accepted);
+    let kept = accepted as usize * (1024 + 64);
+    assert!(kept <= BUFFER + 2048, "kept ~{kept} bytes for a {BUFFER}-byte buffer");
+    assert!(kept >= BUFFER / 2, "kept only ~{kept} bytes");
+    // After the window, they are given up, counted, and the sender can go on.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let status = running.switch().unwrap();
+    assert_eq!((status.lost, status.buffered), (accepted, 0), "{status:?}");
+    let metrics = running.metrics();
+    assert!(metrics.contains(&format!("edri_switch_lost_total {accepted}")), "{metrics}");
+    // b stayed away beyond the window too: forgotten, nothing more is kept for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running.switch().unwrap().peers.iter().any(|p| p.id == "b") {
+        assert!(Instant::now() < deadline, "b never forgotten");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ctx.notify(Tick { n: 0, pad: vec![] }).await.unwrap();
+    assert_eq!(running.switch().unwrap().buffered, 0);
     running.shutdown().await.unwrap();
 }
 
@@ -546,6 +629,8 @@ fn main() {
     }
     let tests: Vec<Test> = vec![
         ("cross_router", || Box::pin(cross_router())),
+        ("wrong_secret", || Box::pin(wrong_secret())),
+        ("bounded_buffer_and_outage_window", || Box::pin(bounded_buffer_and_outage_window())),
         ("outage_proxy_cut", || Box::pin(outage(Outage::Proxy))),
         ("outage_switch_killed", || Box::pin(outage(Outage::KillSwitch))),
     ];

@@ -135,6 +135,10 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
     let joined = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&hub, &mut read, &mut write));
     let (info, catalog) = match joined.await {
         Ok(Ok(joined)) => joined,
+        Ok(Err(ConnError::Frame(FrameError::Closed))) => {
+            tracing::info!(%addr, "a client closed the connection during the handshake");
+            return;
+        }
         Ok(Err(e)) => {
             tracing::warn!(%addr, error = %e, "refused a client");
             return;
