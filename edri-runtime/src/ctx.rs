@@ -366,6 +366,12 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>,
     postcard::to_stdvec(value).map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
 }
 
+/// An answer from another process, decoded.
+fn decode_output<E: Event>(bytes: &[u8]) -> Result<E::Output, Failure> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| Failure::invalid(format!("malformed response to `{}`: {e}", E::META.name)))
+}
+
 fn stopped<E: Event>() -> Failure {
     stopped_name(E::META.name)
 }
@@ -670,14 +676,7 @@ impl<E: Event> Future for Pending<'_, E> {
                 State::Remote { call } => match call.as_mut().poll(cx) {
                     Poll::Ready(result) => {
                         *this.state = State::Done;
-                        return Poll::Ready(result.and_then(|bytes| {
-                            postcard::from_bytes(&bytes).map_err(|e| {
-                                Failure::invalid(format!(
-                                    "malformed response to `{}`: {e}",
-                                    E::META.name
-                                ))
-                            })
-                        }));
+                        return Poll::Ready(result.and_then(|bytes| decode_output::<E>(&bytes)));
                     }
                     Poll::Pending => break,
                 },
@@ -784,16 +783,11 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
                 Some(Err(failure)) => out.push(Err(failure)),
                 Some(Ok(call)) => {
                     let answers = call.await.unwrap_or_default();
-                    out.extend(answers.into_iter().map(|answer| {
-                        answer.and_then(|bytes| {
-                            postcard::from_bytes(&bytes).map_err(|e| {
-                                Failure::invalid(format!(
-                                    "malformed response to `{}`: {e}",
-                                    E::META.name
-                                ))
-                            })
-                        })
-                    }));
+                    out.extend(
+                        answers
+                            .into_iter()
+                            .map(|answer| answer.and_then(|bytes| decode_output::<E>(&bytes))),
+                    );
                 }
             }
             out

@@ -362,39 +362,31 @@ impl Proxy {
 async fn pipe(a: TcpStream, b: TcpStream, cut: Arc<AtomicBool>, generation: Arc<AtomicU64>) {
     let born = generation.load(Ordering::Acquire);
     let alive = move || !cut.load(Ordering::Acquire) && generation.load(Ordering::Acquire) == born;
-    let (mut ar, mut aw) = a.into_split();
-    let (mut br, mut bw) = b.into_split();
-    let alive2 = alive.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match tokio::time::timeout(Duration::from_millis(50), ar.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => n,
-                Err(_) => 0,
-            };
-            if !alive() || bw.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match tokio::time::timeout(Duration::from_millis(50), br.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => n,
-                Err(_) => 0,
-            };
-            if !alive2() || aw.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
+    let (ar, aw) = a.into_split();
+    let (br, bw) = b.into_split();
     // Either direction ending drops both halves of both sockets: the connection is cut.
     tokio::select! {
-        () = up => {}
-        () = down => {}
+        () = copy(ar, bw, alive.clone()) => {}
+        () = copy(br, aw, alive) => {}
+    }
+}
+
+/// Copies one direction while `alive` (checked at least every 50 ms).
+async fn copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    alive: impl Fn() -> bool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tokio::time::timeout(Duration::from_millis(50), from.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+            Err(_) => 0,
+        };
+        if !alive() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
