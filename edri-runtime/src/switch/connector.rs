@@ -123,7 +123,7 @@ struct Stream {
 }
 
 struct Entry {
-    item: Arc<[u8]>,
+    item: Bytes,
     /// When it was queued (ms on the connector's clock).
     at: u64,
 }
@@ -961,12 +961,9 @@ impl Connector {
 
     /// Keeps `item` for each router in `to` and wakes the writer; waits while the buffer is
     /// full (unless `force`: responses must not wait behind the events they answer).
-    async fn enqueue(&self, to: &[Arc<str>], item: Arc<[u8]>, force: bool) -> Result<(), Failure> {
+    async fn enqueue(&self, to: &[Arc<str>], item: Bytes, force: bool) -> Result<(), Failure> {
         let cost = (item.len() + ENTRY_OVERHEAD) * to.len();
         loop {
-            let room = self.space.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
             if self.stopping.load(Ordering::Acquire) {
                 return Err(Failure::unavailable(
                     "the router is stopping; not sent to other routers",
@@ -975,11 +972,18 @@ impl Connector {
             if self.try_enqueue(to, &item, cost, force) {
                 return Ok(());
             }
+            // Full: wait for room, registered before looking again so no wake-up is missed.
+            let room = self.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.try_enqueue(to, &item, cost, force) {
+                return Ok(());
+            }
             room.await;
         }
     }
 
-    fn try_enqueue(&self, to: &[Arc<str>], item: &Arc<[u8]>, cost: usize, force: bool) -> bool {
+    fn try_enqueue(&self, to: &[Arc<str>], item: &Bytes, cost: usize, force: bool) -> bool {
         let now = self.now();
         let mut out = self.outbox();
         if !force && out.bytes > 0 && out.bytes + cost > self.buffer {
@@ -1246,7 +1250,7 @@ impl Uplink for Connector {
         if to.is_empty() {
             return Ok(());
         }
-        let item: Arc<[u8]> = encode_item(&Item::Notify { event, payload })?.into();
+        let item = Bytes::from(encode_item(&Item::Notify { event, payload })?);
         let cost = (item.len() + ENTRY_OVERHEAD) * to.len();
         if self.try_enqueue(&to, &item, cost, false) {
             Ok(())
