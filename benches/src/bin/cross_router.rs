@@ -551,10 +551,11 @@ fn report_requests(name: &str, mut samples: Vec<Duration>, elapsed: Duration, er
     samples.sort_unstable();
     let us = |q: f64| quantile(&samples, q).as_secs_f64() * 1e6;
     println!(
-        "{name:<14} rate={:>12}  p50={:>8.1} µs  p99={:>8.1} µs  n={} failures={}",
+        "{name:<14} rate={:>12}  p50={:>8.1} µs  p99={:>8.1} µs  max={:>9.1} µs  n={} failures={}",
         rate(samples.len() as u64, elapsed),
         us(0.50),
         us(0.99),
+        us(1.0),
         samples.len(),
         errors.len(),
     );
