@@ -28,6 +28,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 /// The origin of a [`Ctx`] that delivers events from other routers: what it sends is never
 /// sent back to the switch.
 pub(crate) const REMOTE: u32 = u32::MAX - 1;
+/// An acknowledgement waits at most this long (ms) for data to ride along with.
+const ACK_DELAY_MS: u64 = 1;
+/// The first byte of an encoded [`Item::Request`] and [`Item::Response`] (variant indices).
+const ITEM_REQUEST: u8 = 1;
+const ITEM_RESPONSE: u8 = 2;
 /// Items in one `Data` frame at most.
 const BATCH_ITEMS: usize = 1024;
 /// Bytes a kept event costs beyond its own (bookkeeping).
@@ -105,6 +110,8 @@ struct Outbox {
     bytes: usize,
     /// Acknowledgements to send: origin → (its epoch, next).
     acks: HashMap<Arc<str>, (u64, u64)>,
+    /// When the pending acknowledgements must go even without data (ms).
+    acks_due: Option<u64>,
     /// Resend requests to send: (origin, its epoch, from).
     resends: Vec<(Arc<str>, u64, u64)>,
 }
@@ -624,6 +631,7 @@ impl Connector {
         mut read: BufReader<OwnedReadHalf>,
         inbound: &mut HashMap<Arc<str>, Inbound>,
     ) -> Result<(), String> {
+        let ctx = self.ctx().ok_or("the router is gone")?;
         loop {
             let body = match tokio::time::timeout(DEAD_AFTER, read_body(&mut read, MAX_FRAME)).await
             {
@@ -635,7 +643,7 @@ impl Connector {
             match decode::<FromSwitch<'_>>(&body).map_err(|e| e.to_string())? {
                 FromSwitch::Data { from, epoch, base, first, count, items } => {
                     let items = body.slice_ref(items);
-                    self.receive(inbound, from, epoch, base, first, count, items)?;
+                    self.receive(&ctx, inbound, from, epoch, base, first, count, items)?;
                 }
                 FromSwitch::Ack { from, epoch, next } if epoch == self.epoch => {
                     self.acked(from, next);
@@ -668,6 +676,7 @@ impl Connector {
     #[allow(clippy::too_many_arguments)]
     fn receive(
         self: &Arc<Self>,
+        ctx: &Ctx,
         inbound: &mut HashMap<Arc<str>, Inbound>,
         from: &str,
         epoch: u64,
@@ -716,24 +725,52 @@ impl Connector {
         add(&self.stats.duplicates, skip as u64);
         if skip == ranges.len() {
             // All seen: the acknowledgement may have been lost; say it again.
-            let delivered = state.delivered.load(Ordering::Acquire);
-            self.outbox().acks.insert(from.into(), (epoch, delivered));
-            self.wake.notify_one();
+            self.ack(&from.into(), epoch, state.delivered.load(Ordering::Acquire));
             return Ok(());
         }
         if state.queued.load(Ordering::Acquire) as u64 > 2 * self.window {
             // A sender beyond its window: drop, it sends again after the next acknowledgement.
             return Ok(());
         }
-        let ranges = ranges[skip..].to_vec();
-        for range in &ranges {
-            self.resolve_response(&items[range.clone()]);
-        }
-        let fresh = ranges.len();
-        *expected = first + skip as u64 + fresh as u64;
+        *expected = first + ranges.len() as u64;
         state.nacked = None;
-        state.queued.fetch_add(fresh, Ordering::AcqRel);
-        let batch = Batch { epoch, first: first + skip as u64, items, ranges };
+        let mut seq = first + skip as u64;
+        let mut rest = &ranges[skip..];
+        // With nothing of this origin waiting for delivery, leading requests and responses
+        // are handled here at once: a response goes to its caller, a request into its
+        // responder's mailbox (no hop through the delivery task, order kept).
+        if state.queued.load(Ordering::Acquire) == 0 {
+            let from: Arc<str> = from.into();
+            let handled = rest
+                .iter()
+                .take_while(|range| match items[range.start..range.end].first() {
+                    Some(&ITEM_REQUEST) => {
+                        self.request(ctx, &from, &items[range.start..range.end]);
+                        true
+                    }
+                    Some(&ITEM_RESPONSE) => true,
+                    _ => false,
+                })
+                .count();
+            for range in &rest[..handled] {
+                self.resolve_response(&items[range.start..range.end]);
+            }
+            if handled > 0 {
+                seq += handled as u64;
+                rest = &rest[handled..];
+                add(&self.stats.delivered, handled as u64);
+                state.delivered.fetch_max(seq, Ordering::AcqRel);
+                self.ack(&from, epoch, seq);
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        for range in rest {
+            self.resolve_response(&items[range.start..range.end]);
+        }
+        state.queued.fetch_add(rest.len(), Ordering::AcqRel);
+        let batch = Batch { epoch, first: seq, items, ranges: rest.to_vec() };
         if state.queue.send(batch).is_err() {
             return Err("the delivery task ended".into());
         }
@@ -753,7 +790,7 @@ impl Connector {
     /// A response is handed to its caller as soon as it arrives, not behind notifications
     /// waiting for a full mailbox.
     fn resolve_response(&self, item: &[u8]) {
-        if item.first() != Some(&2) {
+        if item.first() != Some(&ITEM_RESPONSE) {
             return;
         }
         if let Ok(Item::Response { call, epoch, result }) = decode::<Item<'_>>(item)
@@ -786,13 +823,11 @@ impl Connector {
                     self.deliver_item(&ctx, &from, &b.items[range.clone()]).await;
                 }
                 let n = b.ranges.len();
-                queued.fetch_sub(n, Ordering::AcqRel);
                 add(&self.stats.delivered, n as u64);
-                delivered.store(b.first + n as u64, Ordering::Release);
+                delivered.fetch_max(b.first + n as u64, Ordering::AcqRel);
+                queued.fetch_sub(n, Ordering::AcqRel);
             }
-            let next = delivered.load(Ordering::Acquire);
-            self.outbox().acks.insert(from.clone(), (epoch, next));
-            self.wake.notify_one();
+            self.ack(&from, epoch, delivered.load(Ordering::Acquire));
         }
     }
 
@@ -810,42 +845,67 @@ impl Connector {
                     tracing::warn!(router = %from, event, %failure, "cannot deliver a notification from another router");
                 }
             }
-            Ok(Item::Request { call, epoch, event, timeout_ms, payload }) => {
-                let timeout = Duration::from_millis(timeout_ms);
-                let answer = match self.registry.get(event) {
-                    Some(r) if r.meta.kind == EventKind::Request => {
-                        (r.request_bytes)(ctx.clone(), payload, timeout)
-                    }
-                    _ => Box::pin(std::future::ready(Err(Failure::unavailable(format!(
-                        "router `{}` has no responder for `{event}`",
-                        self.id
-                    ))))),
-                };
-                let (this, to) = (self.clone(), from.clone());
-                tokio::spawn(async move {
-                    let result = answer.await;
-                    let response = Item::Response {
-                        call,
-                        epoch,
-                        result: result.as_deref().map_err(Clone::clone),
-                    };
-                    match encode_item(&response) {
-                        Ok(item) => {
-                            let _ =
-                                this.enqueue(std::slice::from_ref(&to), item.into(), true).await;
-                        }
-                        Err(failure) => {
-                            tracing::warn!(%failure, "cannot encode a response for another router");
-                        }
-                    }
-                });
-            }
+            Ok(Item::Request { .. }) => self.request(ctx, from, item),
             Ok(Item::Response { .. }) => {}
             Err(e) => {
                 add(&self.stats.rejected, 1);
                 tracing::warn!(router = %from, error = %e, "malformed event from another router");
             }
         }
+    }
+
+    /// Starts answering request `item` from router `from`: the request is put into its
+    /// responder's mailbox right now (one poll), and a task sends the response back.
+    fn request(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8]) {
+        let Ok(Item::Request { call, epoch, event, timeout_ms, payload }) = decode(item) else {
+            return;
+        };
+        let timeout = Duration::from_millis(timeout_ms);
+        let mut answer = match self.registry.get(event) {
+            Some(r) if r.meta.kind == EventKind::Request => {
+                (r.request_bytes)(ctx.clone(), payload, timeout)
+            }
+            _ => Box::pin(std::future::ready(Err(Failure::unavailable(format!(
+                "router `{}` has no responder for `{event}`",
+                self.id
+            ))))),
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(result) = answer.as_mut().poll(&mut cx) {
+            self.respond(from, call, epoch, result);
+            return;
+        }
+        let (this, to) = (self.clone(), from.clone());
+        tokio::spawn(async move {
+            let result = answer.await;
+            this.respond(&to, call, epoch, result);
+        });
+    }
+
+    /// Sends the response to call `call` of router `to` (never waits: responses may exceed
+    /// the buffer rather than wait behind the events they answer).
+    fn respond(&self, to: &Arc<str>, call: u64, epoch: u64, result: Result<Vec<u8>, Failure>) {
+        let response =
+            Item::Response { call, epoch, result: result.as_deref().map_err(Clone::clone) };
+        match encode_item(&response) {
+            Ok(item) => {
+                let item = Bytes::from(item);
+                let cost = item.len() + ENTRY_OVERHEAD;
+                self.try_enqueue(std::slice::from_ref(to), &item, cost, true);
+            }
+            Err(failure) => tracing::warn!(%failure, "cannot encode a response for another router"),
+        }
+    }
+
+    /// Acknowledges everything below `next` of router `from`'s stream: soon, together with
+    /// the next data for the switch, or on its own after [`ACK_DELAY_MS`].
+    fn ack(&self, from: &Arc<str>, epoch: u64, next: u64) {
+        let due = self.now() + ACK_DELAY_MS;
+        let mut out = self.outbox();
+        out.acks.insert(from.clone(), (epoch, next));
+        out.acks_due.get_or_insert(due);
+        drop(out);
+        self.wake.notify_one();
     }
 
     /// Router `from` delivered everything below `next` of this router's stream to it.
@@ -896,7 +956,7 @@ impl Connector {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            self.fill(&mut buf).map_err(|e| e.to_string())?;
+            let acks_due = self.fill(&mut buf).map_err(|e| e.to_string())?;
             if buf.is_empty() {
                 if self.leaving.load(Ordering::Acquire) {
                     let leave = frame(&ToSwitch::Leave).map_err(|e| e.to_string())?;
@@ -905,10 +965,12 @@ impl Connector {
                     self.leaving.store(false, Ordering::Release);
                     std::future::pending::<()>().await;
                 }
-                if tokio::time::timeout(IDLE_PING, woken).await.is_err() {
-                    buf.extend_from_slice(&ping);
-                } else {
-                    continue;
+                let wait = acks_due.map_or(IDLE_PING, |due| {
+                    Duration::from_millis(due.saturating_sub(self.now())).min(IDLE_PING)
+                });
+                match tokio::time::timeout(wait, woken).await {
+                    Err(_) if acks_due.is_none() => buf.extend_from_slice(&ping),
+                    _ => continue,
                 }
             }
             write.write_all(&buf).await.map_err(|e| e.to_string())?;
@@ -918,12 +980,11 @@ impl Connector {
 
     /// Frames everything that can go now: acknowledgements, resend requests, then data of
     /// each stream whose destination is up, within its in-flight window.
-    fn fill(&self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+    ///
+    /// Acknowledgements ride along with data, or go alone once due; returns when the pending
+    /// ones are due (ms), if any are left.
+    fn fill(&self, buf: &mut Vec<u8>) -> Result<Option<u64>, FrameError> {
         let mut out = self.outbox();
-        let acks: Vec<(Arc<str>, (u64, u64))> = out.acks.drain().collect();
-        for (to, (epoch, next)) in acks {
-            push_frame(buf, &ToSwitch::Ack { to: &to, epoch, next })?;
-        }
         for (to, epoch, from) in std::mem::take(&mut out.resends) {
             push_frame(buf, &ToSwitch::Resend { to: &to, epoch, from })?;
         }
@@ -954,7 +1015,15 @@ impl Connector {
                 stream.sent += n as u64;
             }
         }
-        Ok(())
+        let due = out.acks_due.is_some_and(|due| self.now() >= due);
+        if !out.acks.is_empty() && (!buf.is_empty() || due || self.leaving.load(Ordering::Acquire))
+        {
+            for (to, (epoch, next)) in out.acks.drain() {
+                push_frame(buf, &ToSwitch::Ack { to: &to, epoch, next })?;
+            }
+            out.acks_due = None;
+        }
+        Ok(out.acks_due)
     }
 
     // ----- sending ------------------------------------------------------------------------
@@ -970,6 +1039,9 @@ impl Connector {
                 ));
             }
             if self.try_enqueue(to, &item, cost, force) {
+                // A sender that never has to wait still lets the writer (and everything else
+                // on its thread) run now and then.
+                tokio::task::coop::consume_budget().await;
                 return Ok(());
             }
             // Full: wait for room, registered before looking again so no wake-up is missed.
@@ -1305,5 +1377,22 @@ impl Uplink for Connector {
 
     fn render_metrics(&self, out: &mut String) {
         self.render(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_tags_are_the_variant_indices() {
+        let request = Item::Request { call: 1, epoch: 2, event: "E", timeout_ms: 3, payload: &[4] };
+        let response = Item::Response { call: 1, epoch: 2, result: Ok(&[5]) };
+        let notify = Item::Notify { event: "E", payload: &[6] };
+        for (item, tag) in [(request, ITEM_REQUEST), (response, ITEM_RESPONSE), (notify, 0)] {
+            let bytes = encode_item(&item).unwrap();
+            let range = split_items(&bytes, 1).unwrap().remove(0);
+            assert_eq!(bytes[range.start], tag, "{item:?}");
+        }
     }
 }
