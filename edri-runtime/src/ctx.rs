@@ -363,7 +363,9 @@ fn try_notify_up<E: Event>(
 
 /// Postcard bytes of an event, for another process.
 pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Failure> {
-    postcard::to_stdvec(value).map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
+    // Most events fit: one allocation instead of a run of doublings.
+    postcard::to_extend(value, Vec::with_capacity(128))
+        .map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))
 }
 
 /// An answer from another process, decoded.

@@ -23,8 +23,8 @@
 //! 4. `request_64`: 64 tasks looping `CrossEcho` until 200 000 responses: rate, p50, p99.
 //!
 //! `--flavour current` (default) runs both routers on a current-thread tokio runtime,
-//! `--flavour multi` on a 2-worker multi-thread runtime; the switch uses a 2-worker runtime
-//! unless `--switch-flavour current`. Every wait is bounded; the children are killed (by pid)
+//! `--flavour multi` on a 2-worker multi-thread runtime; the switch runs on one thread, as the
+//! `edri-switch` binary does, unless `--switch-flavour multi` (2 workers). Every wait is bounded; the children are killed (by pid)
 //! when the driver ends, also on panic, and exit by themselves when the driver's end of their
 //! stdin closes (the driver was killed).
 
@@ -238,8 +238,11 @@ const USAGE: &str =
     "usage: cross-router [--flavour current|multi] [--switch-flavour multi|current] [--count N]";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options =
-        Options { flavour: Flavour::Current, switch_flavour: Flavour::Multi, count: DEFAULT_COUNT };
+    let mut options = Options {
+        flavour: Flavour::Current,
+        switch_flavour: Flavour::Current,
+        count: DEFAULT_COUNT,
+    };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),

@@ -254,7 +254,11 @@ impl Shared {
     }
 }
 
-/// `TypeId` is already a hash: pass its bits through.
+/// A map with [`TypeIdHasher`]: type ids pass through, short strings get FNV-1a. For keys
+/// that come from this program (event names, router ids), not from strangers.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// `TypeId` is already a hash: pass its bits through. Other keys are hashed with FNV-1a.
 #[derive(Default)]
 pub(crate) struct TypeIdHasher(u64);
 

@@ -10,7 +10,7 @@ use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE
 use crate::error::StartError;
 use crate::event::EventKind;
 use crate::manager::ManagerDescriptor;
-use crate::router::{BoxFuture, EventRegistration, Shared, Uplink};
+use crate::router::{BoxFuture, EventRegistration, FastMap, Shared, Uplink};
 use crate::wire::{FrameError, MAX_FRAME};
 use crate::{Ctx, Failure};
 use bytes::Bytes;
@@ -68,9 +68,9 @@ fn add(counter: &AtomicU64, n: u64) {
 struct Peers {
     known: HashMap<Arc<str>, Known>,
     /// Notification name → routers with subscribers.
-    subscribers: HashMap<String, Vec<Arc<str>>>,
+    subscribers: FastMap<String, Arc<[Arc<str>]>>,
     /// Request name → routers that answer it.
-    responders: HashMap<String, Vec<Arc<str>>>,
+    responders: FastMap<String, Arc<[Arc<str>]>>,
 }
 
 struct Known {
@@ -82,19 +82,21 @@ struct Known {
 
 impl Peers {
     fn rebuild(&mut self) {
-        self.subscribers.clear();
-        self.responders.clear();
+        let mut subscribers: FastMap<String, Vec<Arc<str>>> = FastMap::default();
+        let mut responders: FastMap<String, Vec<Arc<str>>> = FastMap::default();
         let mut ids: Vec<&Arc<str>> = self.known.keys().collect();
         ids.sort();
         for id in ids {
             let info = &self.known[id].info;
             for name in &info.subscribes {
-                self.subscribers.entry(name.clone()).or_default().push(id.clone());
+                subscribers.entry(name.clone()).or_default().push(id.clone());
             }
             for name in &info.responds {
-                self.responders.entry(name.clone()).or_default().push(id.clone());
+                responders.entry(name.clone()).or_default().push(id.clone());
             }
         }
+        self.subscribers = subscribers.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self.responders = responders.into_iter().map(|(k, v)| (k, v.into())).collect();
     }
 
     fn is_up(&self, id: &str) -> bool {
@@ -105,11 +107,11 @@ impl Peers {
 /// Events kept for other routers, by destination.
 #[derive(Default)]
 struct Outbox {
-    streams: HashMap<Arc<str>, Stream>,
+    streams: FastMap<Arc<str>, Stream>,
     /// Bytes kept, over all streams.
     bytes: usize,
     /// Acknowledgements to send: origin → (its epoch, next).
-    acks: HashMap<Arc<str>, (u64, u64)>,
+    acks: FastMap<Arc<str>, (u64, u64)>,
     /// When the pending acknowledgements must go even without data (ms).
     acks_due: Option<u64>,
     /// Resend requests to send: (origin, its epoch, from).
@@ -186,7 +188,7 @@ pub(crate) struct Connector {
     window: u64,
     /// The router, once it exists (weak: the router owns the connector).
     shared: std::sync::OnceLock<Weak<Shared>>,
-    registry: HashMap<&'static str, &'static EventRegistration>,
+    registry: FastMap<&'static str, &'static EventRegistration>,
     catalog: Vec<CatalogEntry>,
     subscribes: Vec<String>,
     responds: Vec<String>,
@@ -243,7 +245,7 @@ impl Connector {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let registry: HashMap<&'static str, &'static EventRegistration> =
+        let registry: FastMap<&'static str, &'static EventRegistration> =
             inventory::iter::<EventRegistration>().map(|r| (r.meta.name, r)).collect();
         let mut catalog: Vec<CatalogEntry> = registry
             .values()
@@ -1076,8 +1078,8 @@ impl Connector {
     }
 
     /// The routers with subscribers for notification `event`.
-    fn subscribers(&self, event: &str) -> Vec<Arc<str>> {
-        self.peers().subscribers.get(event).cloned().unwrap_or_default()
+    fn subscribers(&self, event: &str) -> Option<Arc<[Arc<str>]>> {
+        self.peers().subscribers.get(event).cloned()
     }
 
     /// One router that answers `event`: connected ones first, round-robin.
@@ -1308,20 +1310,14 @@ impl Uplink for Connector {
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
         Box::pin(async move {
-            let to = self.subscribers(event);
-            if to.is_empty() {
-                return Ok(());
-            }
+            let Some(to) = self.subscribers(event) else { return Ok(()) };
             let item = encode_item(&Item::Notify { event, payload: &payload })?;
             self.enqueue(&to, item.into(), false).await
         })
     }
 
     fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
-        let to = self.subscribers(event);
-        if to.is_empty() {
-            return Ok(());
-        }
+        let Some(to) = self.subscribers(event) else { return Ok(()) };
         let item = Bytes::from(encode_item(&Item::Notify { event, payload })?);
         let cost = (item.len() + ENTRY_OVERHEAD) * to.len();
         if self.try_enqueue(&to, &item, cost, false) {
@@ -1358,7 +1354,8 @@ impl Uplink for Connector {
             let payload: Arc<[u8]> = payload.into();
             // All calls are on their way before the first answer is awaited.
             let calls: Vec<_> = to
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|to| {
                     let (this, payload) = (self.clone(), payload.clone());
                     tokio::spawn(async move { this.call(to, event, &payload, timeout).await })

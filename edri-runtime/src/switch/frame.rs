@@ -93,7 +93,7 @@ pub(crate) enum ToSwitch<'a> {
         base: u64,
         first: u64,
         count: u32,
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "raw")]
         items: &'a [u8],
     },
     /// Everything below `next` of router `to`'s stream (of its epoch `epoch`) was delivered.
@@ -137,7 +137,7 @@ pub(crate) enum FromSwitch<'a> {
         base: u64,
         first: u64,
         count: u32,
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "raw")]
         items: &'a [u8],
     },
     /// Router `from` delivered everything below `next` of this router's stream of `epoch`.
@@ -165,7 +165,7 @@ pub(crate) enum Item<'a> {
     Notify {
         #[serde(borrow)]
         event: &'a str,
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
     },
     Request {
@@ -175,15 +175,38 @@ pub(crate) enum Item<'a> {
         #[serde(borrow)]
         event: &'a str,
         timeout_ms: u64,
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
     },
     Response {
         call: u64,
         epoch: u64,
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "raw_result")]
         result: Result<&'a [u8], Failure>,
     },
+}
+
+/// Bytes as one length-prefixed run (what serde does for `&[u8]` is a sequence of `u8`s:
+/// the same encoding in postcard, written one byte at a time).
+fn raw<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
+}
+
+/// [`raw`] inside a `Result`.
+fn raw_result<S: serde::Serializer>(
+    result: &Result<&[u8], Failure>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    struct Raw<'a>(&'a [u8]);
+    impl Serialize for Raw<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+    match result {
+        Ok(bytes) => serializer.serialize_newtype_variant("Result", 0, "Ok", &Raw(bytes)),
+        Err(failure) => serializer.serialize_newtype_variant("Result", 1, "Err", failure),
+    }
 }
 
 /// An item's bytes, length-prefixed, ready to go into `items`.
