@@ -61,7 +61,8 @@ const _: () = {
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
         FileUploaded >, notify_bytes : < FileUploaded as ::edri::__private::Event >
         ::__notify_bytes, request_bytes : < FileUploaded as ::edri::__private::Event >
-        ::__request_bytes, api : ::core::option::Option::None, }
+        ::__request_bytes, accept_bytes : ::core::option::Option::None, api :
+        ::core::option::Option::None, }
     }
 };
 #[derive(::edri::__private::serde::Serialize, ::edri::__private::serde::Deserialize)]
@@ -133,8 +134,9 @@ const _: () = {
         ::edri::__private::EventRegistration { meta : < Divide as
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
         Divide >, notify_bytes : < Divide as ::edri::__private::Event > ::__notify_bytes,
-        request_bytes : < Divide as ::edri::__private::Event > ::__request_bytes, api :
-        ::core::option::Option::None, }
+        request_bytes : < Divide as ::edri::__private::Event > ::__request_bytes,
+        accept_bytes : ::core::option::Option::None, api : ::core::option::Option::None,
+        }
     }
 };
 #[derive(::edri::__private::serde::Serialize, ::edri::__private::serde::Deserialize)]
@@ -199,7 +201,8 @@ const _: () = {
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
         FileStats >, notify_bytes : < FileStats as ::edri::__private::Event >
         ::__notify_bytes, request_bytes : < FileStats as ::edri::__private::Event >
-        ::__request_bytes, api : ::core::option::Option::None, }
+        ::__request_bytes, accept_bytes : ::core::option::Option::None, api :
+        ::core::option::Option::None, }
     }
 };
 /// Answers `Divide`.

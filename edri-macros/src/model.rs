@@ -419,6 +419,8 @@ pub(crate) struct SolveDef {
     pub(crate) ctx_span: Option<Span>,
     /// The declared return type, or `None` for `()`.
     pub(crate) ret: Option<Type>,
+    /// A tunnel acceptor: its second parameter is the `Opening<E>`.
+    pub(crate) acceptor: bool,
 }
 
 impl ManagerDef {
@@ -671,15 +673,32 @@ impl SolveDef {
         {
             errs.spanned(ty, format!("`{}` is not an edri event: an event is a struct declared with `#[edri::event(..)]`", quote::quote!(#ty)));
         }
-        let acceptor = params.iter().any(|pt| last_segment_is(&pt.ty, "Opening"));
-        let mut ctx_span = None;
-        if acceptor {
-            let opening = params.iter().find(|pt| last_segment_is(&pt.ty, "Opening"));
+        let acceptor = params.get(1).is_some_and(|pt| last_segment_is(&pt.ty, "Opening"));
+        if let Some(pt) = params.iter().skip(2).find(|pt| last_segment_is(&pt.ty, "Opening")) {
             errs.spanned(
-                opening.map(|pt| &pt.ty),
-                "tunnel acceptors (`Opening<E>`) are not supported by this version of edri",
+                &pt.ty,
+                "the opening comes right after the event: `fn accept(&mut self, ev: &E, opening: Opening<E>, ctx: &Ctx)`",
             );
-        } else if let Some(pt) = params.get(1) {
+        }
+        if acceptor {
+            if let Some(pt) = params.get(1)
+                && matches!(&*pt.ty, Type::Reference(_))
+            {
+                errs.spanned(&pt.ty, "an acceptor owns its opening: `opening: Opening<E>`");
+            }
+            if mode_v != Mode::Inline {
+                errs.spanned(
+                    &sig.ident,
+                    format!(
+                        "a tunnel acceptor runs inline: it answers at once, then moves its end into a task or a thread; remove `{}`",
+                        mode_v.as_str()
+                    ),
+                );
+            }
+        }
+        let ctx_param = if acceptor { params.get(2) } else { params.get(1) };
+        let mut ctx_span = None;
+        if let Some(pt) = ctx_param {
             ctx_span = Some(first_token_span(&pt.ty));
             if mode_v == Mode::Inline && !matches!(&*pt.ty, Type::Reference(_)) {
                 errs.spanned(&pt.ty, "an inline handler borrows its context: `ctx: &Ctx`");
@@ -690,8 +709,12 @@ impl SolveDef {
                 );
             }
         }
-        for extra in params.iter().skip(2).filter(|_| !acceptor) {
-            errs.spanned(extra, "a handler takes the event and, optionally, the context (`ctx: &Ctx`); nothing else");
+        for extra in params.iter().skip(if acceptor { 3 } else { 2 }) {
+            if acceptor {
+                errs.spanned(extra, "a tunnel acceptor takes the event, the opening and, optionally, the context (`ctx: &Ctx`); nothing else");
+            } else if !last_segment_is(&extra.ty, "Opening") {
+                errs.spanned(extra, "a handler takes the event and, optionally, the context (`ctx: &Ctx`); nothing else");
+            }
         }
         let ret = match &sig.output {
             ReturnType::Default => None,
@@ -718,6 +741,7 @@ impl SolveDef {
             by_ref,
             ctx_span,
             ret,
+            acceptor,
         })
     }
 }

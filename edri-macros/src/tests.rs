@@ -92,6 +92,8 @@ fn manager_with_every_handler_shape() {
                 fn checksum(ev: Checksum, ctx: Ctx) -> ChecksumResponse { todo!() }
                 #[solve(process, limit = 2)]
                 fn transcode(ev: Transcode) -> Result<TranscodeResponse, Failure> { todo!() }
+                #[solve]
+                fn convert(&mut self, ev: &Convert, opening: Opening<Convert>, ctx: &Ctx) { }
                 fn helper(&self) {}
             }
         }

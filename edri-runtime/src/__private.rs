@@ -16,7 +16,7 @@ pub use crate::envelope::{Envelope, EventBox, Reply};
 pub use crate::event::kind;
 pub use crate::event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoReply, Location, Notification, Request,
-    Tunnel, fingerprint,
+    TunnelEvent, fingerprint,
 };
 pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions,
@@ -24,6 +24,7 @@ pub use crate::manager::{
 };
 pub use crate::mode::WorkerStart;
 pub use crate::router::EventRegistration;
+pub use crate::tunnel::remote::accept_bytes;
 pub use crate::worker::serve_if_worker;
 pub use crate::{Ctx, Failure};
 pub use core::any::TypeId;

@@ -166,7 +166,7 @@ impl Ctx {
     /// The uplink for events of type `E`: none for `local` events, when there is none, or
     /// for a context that delivers events from other routers (they must not go back).
     #[inline]
-    fn uplink<E: Event>(&self) -> Option<&Arc<dyn Uplink>> {
+    pub(crate) fn uplink<E: Event>(&self) -> Option<&Arc<dyn Uplink>> {
         self.shared
             .uplink
             .as_ref()
@@ -235,6 +235,37 @@ impl Ctx {
         CallAll { ctx: self, event, timeout: self.shared.default_timeout }
     }
 
+    /// Opens a tunnel: the event goes to the one manager that accepts it (this router's first,
+    /// else another router's through the switch) and the tunnel is there once the acceptor
+    /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
+    /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
+    ///
+    /// ```ignore
+    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
+    /// tunnel.send(chunk).await?;
+    /// ```
+    ///
+    /// # Errors
+    /// The acceptor's rejection; `Unavailable` when no manager accepts `E`; `Timeout` when
+    /// the acceptor did not answer in time.
+    pub fn open<E: crate::TunnelEvent>(&self, event: E) -> crate::Open<'_, E> {
+        crate::Open::new(self, event)
+    }
+
+    /// Blocking twin of [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    ///
+    /// # Panics
+    /// When called on a runtime worker thread (use `open(..).await` there).
+    pub fn blocking_open<E: crate::TunnelEvent>(
+        &self,
+        event: E,
+    ) -> Result<crate::Tunnel<E>, Failure> {
+        self.shared.runtime.block_on(self.open(event).into_future())
+    }
+
     /// Blocking twin of [`notify`](Self::notify) for thread-mode handlers and other
     /// non-async code.
     ///
@@ -279,7 +310,7 @@ impl Ctx {
         self.shared.stopping.load(Ordering::Acquire)
     }
 
-    fn responder<E: Event>(&self) -> Result<&Target, Failure> {
+    pub(crate) fn responder<E: Event>(&self) -> Result<&Target, Failure> {
         let target =
             self.shared.route(TypeId::of::<E>()).and_then(|r| r.responder.as_ref()).ok_or_else(
                 || Failure::unavailable(format!("no responder for request `{}`", E::META.name)),
@@ -329,6 +360,7 @@ impl Ctx {
             started: std::time::Instant::now(),
             uplink: Some(uplink),
             metrics: false,
+            tunnel_window: crate::tunnel::DEFAULT_WINDOW,
         };
         Self::new(Arc::new(shared), u32::MAX)
     }
@@ -374,7 +406,7 @@ fn decode_output<E: Event>(bytes: &[u8]) -> Result<E::Output, Failure> {
         .map_err(|e| Failure::invalid(format!("malformed response to `{}`: {e}", E::META.name)))
 }
 
-fn stopped<E: Event>() -> Failure {
+pub(crate) fn stopped<E: Event>() -> Failure {
     stopped_name(E::META.name)
 }
 

@@ -24,6 +24,8 @@ enum ReplyTo {
     Cell(Box<dyn Any + Send>),
     /// The reply sender itself (`oneshot::Sender<Result<O, Failure>>`), for inline requests.
     Sender(Inline),
+    /// A tunnel's acceptor: an error rejects the opening if it is still unanswered.
+    Verdict(Arc<crate::tunnel::Verdict>),
 }
 
 impl Reply {
@@ -35,6 +37,12 @@ impl Reply {
         // The requester may have given up (timeout): a failed send is fine then.
         let tx = match self.0 {
             ReplyTo::Nobody => return Some(result),
+            ReplyTo::Verdict(verdict) => {
+                if let Err(failure) = result {
+                    verdict.answer(Err(failure));
+                }
+                return None;
+            }
             ReplyTo::Cell(cell) => match cell.downcast::<RequestCell<E, O>>() {
                 Ok(cell) => cell.reply,
                 Err(_) => unreachable!("a reply is sent for the event it was opened as"),
@@ -76,6 +84,8 @@ pub(crate) enum Payload {
     InlineRequest(Inline),
     /// A request: `Box<RequestCell<E, O>>`.
     Request(Box<dyn Any + Send>),
+    /// A tunnel being opened: `Box<(E, Opening<E>)>`.
+    Tunnel(Box<dyn Any + Send>),
     /// Stop after everything queued before this.
     Stop,
 }
@@ -114,6 +124,7 @@ impl std::fmt::Debug for Envelope {
             Payload::Shared(_) => "shared",
             Payload::InlineRequest(_) => "inline request",
             Payload::Request(_) => "request",
+            Payload::Tunnel(_) => "tunnel",
             Payload::Stop => "stop",
         };
         f.debug_struct("Envelope").field("handler", &self.handler).field("payload", &kind).finish()
@@ -159,6 +170,31 @@ impl Envelope {
         Self { handler, priority, payload }
     }
 
+    /// A tunnel being opened, for its acceptor.
+    pub(crate) fn tunnel<E: crate::TunnelEvent>(
+        handler: u16,
+        priority: u8,
+        event: E,
+        opening: crate::Opening<E>,
+    ) -> Self {
+        Self { handler, priority, payload: Payload::Tunnel(Box::new((event, opening))) }
+    }
+
+    /// Opens the envelope of a tunnel being opened: the event, the opening, and where the
+    /// acceptor's result goes.
+    pub(crate) fn open_tunnel<E: crate::TunnelEvent>(
+        self,
+    ) -> Option<(EventBox<E>, crate::Opening<E>, Reply)> {
+        match self.payload {
+            Payload::Tunnel(any) => {
+                let (event, opening) = *any.downcast::<(E, crate::Opening<E>)>().ok()?;
+                let reply = Reply(ReplyTo::Verdict(opening.verdict().clone()));
+                Some((EventBox::Owned(event), opening, reply))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn stop() -> Self {
         Self { handler: u16::MAX, priority: u8::MAX, payload: Payload::Stop }
     }
@@ -196,7 +232,7 @@ impl Envelope {
                 let sender = Inline::new(tx).ok()?;
                 Some((EventBox::Owned(event), Reply(ReplyTo::Sender(sender))))
             }
-            Payload::Stop => None,
+            Payload::Tunnel(_) | Payload::Stop => None,
         }
     }
 }

@@ -31,10 +31,10 @@ pub enum StartError {
         /// How many `#[manager]` impls the binary has.
         registered: usize,
     },
-    /// Two managers answer one request.
+    /// Two managers answer one request (or accept one tunnel).
     #[error(
-        "request `{event}` has two responders: `{first}` ({first_at}) and `{second}` ({second_at}); \
-         a request is answered by exactly one manager per router"
+        "`{event}` has two handlers: `{first}` ({first_at}) and `{second}` ({second_at}); a \
+         request is answered, and a tunnel accepted, by exactly one manager per router"
     )]
     DuplicateResponder {
         /// The event's name.

@@ -132,6 +132,21 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     #[doc(hidden)]
+    /// Opens an envelope addressed to the acceptor of this tunnel.
+    #[inline]
+    fn __accept(envelope: Envelope) -> (EventBox<Self>, crate::Opening<Self>, Reply)
+    where
+        Self: TunnelEvent,
+    {
+        envelope.open_tunnel::<Self>().unwrap_or_else(|| {
+            unreachable!(
+                "envelope routed to the acceptor of `{}` holds another event",
+                Self::META.name
+            )
+        })
+    }
+
+    #[doc(hidden)]
     /// The event, owned (for handlers that take it by value).
     #[inline]
     fn __own(event: EventBox<Self>) -> Result<Self, Failure> {
@@ -232,7 +247,7 @@ pub mod kind {
     #[diagnostic::on_unimplemented(
         message = "a tunnel event cannot be handled like a notification or a request",
         label = "this event is a tunnel",
-        note = "a tunnel's acceptor takes `Opening<E>`; tunnel acceptors are not supported by this version of edri"
+        note = "a tunnel's acceptor takes the opening too: `fn accept(&mut self, ev: &E, opening: Opening<E>, ctx: &Ctx)`"
     )]
     pub trait Plain: Kind {}
     impl Plain for Notification {}
@@ -255,13 +270,14 @@ pub trait Request: Event {}
 )]
 pub trait Notification: Event<Output = ()> {}
 
-/// A tunnel event: a two-way stream of `Send` items (opener to acceptor) and `Receive` items.
+/// A tunnel event: a two-way stream of `Send` items (opener to acceptor) and `Receive` items
+/// (acceptor to opener). Opened with [`Ctx::open`](crate::Ctx::open); see [`crate::tunnel`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri tunnel",
     label = "not a tunnel event",
     note = "tunnels are declared with `#[edri::event(tunnel, send = T, receive = U)]`"
 )]
-pub trait Tunnel: Event<Output = ()> {
+pub trait TunnelEvent: Event<Output = ()> {
     /// Items the opener sends.
     type Send: Serialize + DeserializeOwned + Send + 'static;
     /// Items the opener receives.

@@ -19,6 +19,7 @@ mod router;
 pub mod scheduler;
 pub mod store;
 pub mod switch;
+pub mod tunnel;
 pub mod wire;
 pub mod worker;
 
@@ -30,7 +31,7 @@ pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};
 pub use event::{
     Event, EventKind, EventMeta, IntoFailure, IntoReply, Location, Notification, Request, Response,
-    Tunnel,
+    TunnelEvent,
 };
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
@@ -38,4 +39,5 @@ pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running};
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};
+pub use tunnel::{Acceptor, Chunk, Open, Opener, Opening, Tunnel, TunnelReceiver, TunnelSender};
 pub use worker::{is_worker, serve_if_worker};

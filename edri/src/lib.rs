@@ -194,14 +194,18 @@ pub use edri_runtime::{
     Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,
     ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
     SchedulerManager, StartError, Started, Status, Stopping, Store, StoreHandle, StoreManager,
-    TryNotifyError, Tunnel,
+    TryNotifyError, Tunnel, TunnelEvent,
 };
+
+/// Tunnels: confirmed two-way streams with flow control ([`Ctx::open`], [`Opening`]).
+pub use edri_runtime::tunnel;
+pub use edri_runtime::{Acceptor, Chunk, Open, Opener, Opening, TunnelReceiver, TunnelSender};
 
 /// Everything an application usually needs: `use edri::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Ctx, Edri, Event, Failure, Notification, Request, Response, Started, Status, Stopping,
-        event, manager, solve,
+        Ctx, Edri, Event, Failure, Notification, Opening, Request, Response, Started, Status,
+        Stopping, Tunnel, event, manager, solve,
     };
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                 .map_or((quote!(()), quote!(())), |(s, r)| (quote!(#s), quote!(#r)));
             quote! {
                 #[automatically_derived]
-                impl #p::Tunnel for #ident {
+                impl #p::TunnelEvent for #ident {
                     type Send = #send;
                     type Receive = #receive;
                 }
@@ -106,6 +106,10 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     let canonical = canonical(def);
     let ident_str = ident.to_string();
     let (api, schema_fn) = api_hooks(def, &p);
+    let accept_bytes = match kind {
+        Kind::Tunnel => quote!(::core::option::Option::Some(#p::accept_bytes::<#ident>)),
+        _ => quote!(::core::option::Option::None),
+    };
 
     quote! {
         #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
@@ -142,6 +146,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                     type_id: #p::type_id_of::<#ident>,
                     notify_bytes: <#ident as #p::Event>::__notify_bytes,
                     request_bytes: <#ident as #p::Event>::__request_bytes,
+                    accept_bytes: #accept_bytes,
                     api: #api,
                 }
             }

@@ -223,6 +223,19 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 )
             };
             let await_ = if h.is_async { quote!(.await) } else { quote!() };
+            if h.acceptor {
+                let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, opening #ctx_arg) #await_);
+                let accept = quote_spanned!(span=> #event::__accept(envelope));
+                let finish = quote_spanned!(span=> #event::__finish::<#ret>(ctx, reply, out));
+                return quote! {
+                    #index => {
+                        let (event, opening, reply) = #accept;
+                        #prepare
+                        let out = #call;
+                        #finish;
+                    }
+                };
+            }
             let call =
                 quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg #ctx_arg) #await_);
             let open = quote_spanned!(span=> #event::__open(envelope));

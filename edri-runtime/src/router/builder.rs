@@ -49,6 +49,7 @@ impl Edri {
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
             metrics: false,
+            tunnel_window: crate::tunnel::DEFAULT_WINDOW,
             switch: None,
             #[cfg(feature = "api")]
             api: None,
@@ -69,6 +70,7 @@ pub struct EdriBuilder {
     capacity: usize,
     grace: Duration,
     metrics: bool,
+    tunnel_window: usize,
     switch: Option<crate::switch::Switch>,
     #[cfg(feature = "api")]
     api: Option<crate::api::Api>,
@@ -118,6 +120,13 @@ impl EdriBuilder {
     /// The timeout of requests that do not set their own (default 30 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The window of tunnels opened without [`Open::window`](crate::Open::window): items each
+    /// side may have in flight, sent and not yet taken by the other side (default 16).
+    pub fn tunnel_window(mut self, items: usize) -> Self {
+        self.tunnel_window = items.max(1);
         self
     }
 
@@ -225,6 +234,7 @@ impl EdriBuilder {
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
         let metrics = self.metrics;
+        let tunnel_window = self.tunnel_window;
         let switch_config = self.switch.take();
         #[cfg(feature = "api")]
         let api = match self.api.take() {
@@ -291,6 +301,7 @@ impl EdriBuilder {
             started: std::time::Instant::now(),
             uplink: switch.clone().map(|c| c as Arc<dyn super::Uplink>),
             metrics,
+            tunnel_window,
         });
 
         // `Started` goes first into every subscriber's mailbox, before any task runs, so it is

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) uplink: Option<Arc<dyn Uplink>>,
     /// Whether handler calls are counted and timed ([`crate::metrics`]).
     pub(crate) metrics: bool,
+    /// The window of tunnels that do not set their own.
+    pub(crate) tunnel_window: usize,
 }
 
 /// A future boxed for type erasure across process boundaries.
@@ -77,6 +79,20 @@ pub(crate) trait Uplink: Send + Sync + 'static {
     ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>> {
         let _ = (event, payload, timeout);
         Box::pin(std::future::ready(Vec::new()))
+    }
+    /// Opens tunnel `event` elsewhere; the link once the acceptor confirmed it.
+    fn open(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        window: usize,
+        timeout: Duration,
+    ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>> {
+        let _ = (payload, window, timeout);
+        Box::pin(std::future::ready(Err(crate::Failure::unavailable(format!(
+            "no acceptor for tunnel `{event}` in this process (tunnels are not opened from \
+             process-mode workers)"
+        )))))
     }
     /// Adds its lines to the metrics text.
     fn render_metrics(&self, out: &mut String) {

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 /// Where one event type goes.
 pub(crate) struct Route {
-    /// Every handler of a notification (or tunnel), in manager order.
+    /// Every handler of a notification, in manager order.
     pub(crate) subscribers: Box<[Target]>,
-    /// The one handler of a request.
+    /// The one handler of a request, or the acceptor of a tunnel.
     pub(crate) responder: Option<Target>,
 }
 
@@ -43,6 +43,9 @@ pub struct EventRegistration {
     pub notify_bytes: NotifyBytes,
     /// Decodes the event, requests it and encodes the response.
     pub request_bytes: RequestBytes,
+    /// Tunnels: decodes the event and offers it to this router's acceptor, for a router that
+    /// opened it through the switch.
+    pub accept_bytes: Option<crate::tunnel::remote::AcceptBytes>,
     /// The JSON side, for events exposed through `http = ..` or `ws`.
     pub api: Option<crate::api::ApiHooks>,
 }
@@ -90,7 +93,7 @@ pub(crate) fn build(
                 .entry((handler.event_type)())
                 .or_insert_with(|| Building { subscribers: Vec::new(), responder: None });
             match handler.event.kind {
-                EventKind::Request => {
+                EventKind::Request | EventKind::Tunnel => {
                     if let Some((_, first, fh)) = &entry.responder {
                         let first_handler = &first.handlers[*fh];
                         return Err(StartError::DuplicateResponder {
@@ -103,7 +106,7 @@ pub(crate) fn build(
                     }
                     entry.responder = Some((target, descriptor, h));
                 }
-                EventKind::Notification | EventKind::Tunnel => entry.subscribers.push(target),
+                EventKind::Notification => entry.subscribers.push(target),
             }
         }
     }

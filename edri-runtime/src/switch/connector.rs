@@ -3,14 +3,15 @@
 
 use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, Item, PROTOCOL, PeerInfo, Proof,
-    ToSwitch, Transcript, Verdict, decode, encode_item, frame, nonce, push_frame, read_body,
-    split_items,
+    ToSwitch, Transcript, TunnelMessage, Verdict, decode, encode_item, frame, nonce, push_frame,
+    read_body, split_items,
 };
 use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
 use crate::error::StartError;
 use crate::event::EventKind;
 use crate::manager::ManagerDescriptor;
 use crate::router::{BoxFuture, EventRegistration, FastMap, Shared, Uplink};
+use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, MAX_FRAME};
 use crate::{Ctx, Failure};
 use bytes::Bytes;
@@ -177,6 +178,23 @@ struct Batch {
     ranges: Vec<Range<usize>>,
 }
 
+/// A tunnel with another router: the router, the opener's epoch, the tunnel's number (the
+/// opener's), and whether this router opened it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TunnelKey {
+    peer: Arc<str>,
+    epoch: u64,
+    id: u64,
+    opened_here: bool,
+}
+
+/// Where the messages of one tunnel go: its bridge.
+struct TunnelSlot {
+    tx: mpsc::UnboundedSender<Message>,
+    /// The other router's epoch: the tunnel ends when that router restarts.
+    peer_epoch: u64,
+}
+
 /// The connector of one router.
 pub(crate) struct Connector {
     addr: String,
@@ -200,6 +218,8 @@ pub(crate) struct Connector {
     space: Notify,
     calls: Mutex<HashMap<u64, Waiter>>,
     next_call: AtomicU64,
+    tunnels: Mutex<HashMap<TunnelKey, TunnelSlot>>,
+    next_tunnel: AtomicU64,
     round_robin: AtomicUsize,
     stats: Stats,
     connected: AtomicBool,
@@ -264,8 +284,9 @@ impl Connector {
             }
             match handler.event.kind {
                 EventKind::Notification => subscribes.push(handler.event.name.to_owned()),
-                EventKind::Request => responds.push(handler.event.name.to_owned()),
-                EventKind::Tunnel => {}
+                EventKind::Request | EventKind::Tunnel => {
+                    responds.push(handler.event.name.to_owned());
+                }
             }
         }
         for list in [&mut subscribes, &mut responds] {
@@ -291,6 +312,8 @@ impl Connector {
             space: Notify::new(),
             calls: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
+            tunnels: Mutex::new(HashMap::new()),
+            next_tunnel: AtomicU64::new(0),
             round_robin: AtomicUsize::new(0),
             stats: Stats::default(),
             connected: AtomicBool::new(false),
@@ -382,6 +405,18 @@ impl Connector {
         }
         self.space.notify_waiters();
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.tunnels().clear();
+    }
+
+    fn tunnels(&self) -> std::sync::MutexGuard<'_, HashMap<TunnelKey, TunnelSlot>> {
+        self.tunnels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends the tunnels with router `id` (all of them, or those of another epoch than
+    /// `epoch`): their bridges see the link gone and fail both directions.
+    fn end_tunnels(&self, id: &str, epoch: Option<u64>) {
+        self.tunnels()
+            .retain(|key, slot| &*key.peer != id || epoch.is_some_and(|e| e == slot.peer_epoch));
     }
 
     /// A snapshot for [`Running::switch`](crate::Running::switch).
@@ -547,6 +582,7 @@ impl Connector {
                 }
             }
             for info in list {
+                self.end_tunnels(&info.id, Some(info.epoch));
                 peers
                     .known
                     .insert(info.id.as_str().into(), Known { info, up: true, down_since: 0 });
@@ -577,6 +613,7 @@ impl Connector {
     }
 
     fn peer_up(&self, info: PeerInfo) {
+        self.end_tunnels(&info.id, Some(info.epoch));
         let id: Arc<str> = info.id.as_str().into();
         {
             let mut peers = self.peers_mut();
@@ -607,6 +644,7 @@ impl Connector {
     /// A router left for good (or was down beyond the outage window): forget it; what it had
     /// not acknowledged is lost, and said so.
     fn forget(&self, id: &str, why: &str) {
+        self.end_tunnels(id, None);
         {
             let mut peers = self.peers_mut();
             peers.known.remove(id);
@@ -849,6 +887,45 @@ impl Connector {
             }
             Ok(Item::Request { .. }) => self.request(ctx, from, item),
             Ok(Item::Response { .. }) => {}
+            Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload }) => {
+                let key = TunnelKey { peer: from.clone(), epoch, id: tunnel, opened_here: false };
+                let (tx, incoming) = mpsc::unbounded_channel();
+                self.tunnels().insert(key.clone(), TunnelSlot { tx, peer_epoch: epoch });
+                let link: Arc<dyn Link> = Arc::new(TunnelLink { connector: self.clone(), key });
+                let remote = RemoteEnd { incoming, link };
+                let window = usize::try_from(window).unwrap_or(usize::MAX);
+                let timeout = Duration::from_millis(timeout_ms);
+                let accept = match self.registry.get(event).and_then(|r| r.accept_bytes) {
+                    Some(accept) => accept(ctx.clone(), payload, window, timeout, remote),
+                    None => {
+                        let failure = Failure::unavailable(format!(
+                            "router `{}` has no acceptor for tunnel `{event}`",
+                            self.id
+                        ));
+                        Box::pin(async move {
+                            let _ = remote.link.send(Message::Verdict(Err(failure))).await;
+                        })
+                    }
+                };
+                tokio::spawn(accept);
+            }
+            Ok(Item::Tunnel { tunnel, epoch, from_opener, message }) => {
+                let opened_here = !from_opener;
+                if opened_here && epoch != self.epoch {
+                    return;
+                }
+                let key = TunnelKey { peer: from.clone(), epoch, id: tunnel, opened_here };
+                let message = match message {
+                    TunnelMessage::Verdict(result) => Message::Verdict(result),
+                    TunnelMessage::Chunk(bytes) => Message::Chunk(bytes.to_vec()),
+                    TunnelMessage::Credit(n) => Message::Credit(n),
+                    TunnelMessage::End(end) => Message::End(end),
+                    TunnelMessage::Stop(why) => Message::Stop(why),
+                };
+                if let Some(slot) = self.tunnels().get(&key) {
+                    let _ = slot.tx.send(message);
+                }
+            }
             Err(e) => {
                 add(&self.stats.rejected, 1);
                 tracing::warn!(router = %from, error = %e, "malformed event from another router");
@@ -1000,10 +1077,17 @@ impl Connector {
                 let start = usize::try_from(stream.sent - stream.acked).unwrap_or(usize::MAX);
                 let room =
                     usize::try_from(stream.acked + self.window - stream.sent).unwrap_or(usize::MAX);
-                let n = (stream.entries.len() - start).min(room).min(BATCH_ITEMS);
+                let most = (stream.entries.len() - start).min(room).min(BATCH_ITEMS);
                 items.clear();
-                for entry in stream.entries.range(start..start + n) {
+                // Large items (tunnel chunks) make smaller frames: one write batch at most,
+                // and never less than one item.
+                let mut n = 0;
+                for entry in stream.entries.range(start..start + most) {
+                    if n > 0 && items.len() + entry.item.len() > WRITE_BATCH {
+                        break;
+                    }
                     items.extend_from_slice(&entry.item);
+                    n += 1;
                 }
                 let data = ToSwitch::Data {
                     to,
@@ -1299,7 +1383,109 @@ fn default_id() -> String {
     format!("{exe}-{}", std::process::id())
 }
 
+/// A tunnel's way to the router at its other end (see [`Link`]).
+struct TunnelLink {
+    connector: Arc<Connector>,
+    key: TunnelKey,
+}
+
+impl Link for TunnelLink {
+    fn send(&self, message: Message) -> BoxFuture<Result<(), Failure>> {
+        let key = &self.key;
+        let message = match &message {
+            Message::Verdict(result) => TunnelMessage::Verdict(result.clone()),
+            Message::Chunk(bytes) => TunnelMessage::Chunk(bytes),
+            Message::Credit(n) => TunnelMessage::Credit(*n),
+            Message::End(end) => TunnelMessage::End(end.clone()),
+            Message::Stop(why) => TunnelMessage::Stop(why.clone()),
+        };
+        let chunk = matches!(message, TunnelMessage::Chunk(_));
+        let item = Item::Tunnel {
+            tunnel: key.id,
+            epoch: key.epoch,
+            from_opener: key.opened_here,
+            message,
+        };
+        let item = match encode_item(&item) {
+            Ok(item) => Bytes::from(item),
+            Err(failure) => return Box::pin(std::future::ready(Err(failure))),
+        };
+        let (connector, to) = (self.connector.clone(), key.peer.clone());
+        if !chunk {
+            // Credits and ends never wait behind the data they let through.
+            let cost = item.len() + ENTRY_OVERHEAD;
+            connector.try_enqueue(std::slice::from_ref(&to), &item, cost, true);
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        Box::pin(async move { connector.enqueue(std::slice::from_ref(&to), item, false).await })
+    }
+}
+
+impl Drop for TunnelLink {
+    fn drop(&mut self) {
+        self.connector.tunnels().remove(&self.key);
+    }
+}
+
 impl Uplink for Connector {
+    fn open(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        window: usize,
+        timeout: Duration,
+    ) -> BoxFuture<Result<RemoteEnd, Failure>> {
+        Box::pin(async move {
+            let Some(to) = self.responder(event) else {
+                return Err(Failure::unavailable(format!(
+                    "no acceptor for tunnel `{event}` on this router or any router of the switch"
+                )));
+            };
+            let peer_epoch = self.peers().known.get(&to).map_or(0, |k| k.info.epoch);
+            let id = self.next_tunnel.fetch_add(1, Ordering::Relaxed);
+            let key = TunnelKey { peer: to.clone(), epoch: self.epoch, id, opened_here: true };
+            let (tx, mut incoming) = mpsc::unbounded_channel();
+            self.tunnels().insert(key.clone(), TunnelSlot { tx, peer_epoch });
+            let link: Arc<dyn Link> = Arc::new(TunnelLink { connector: self.clone(), key });
+            let item = encode_item(&Item::Open {
+                tunnel: id,
+                epoch: self.epoch,
+                event,
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                window: u32::try_from(window).unwrap_or(u32::MAX),
+                payload: &payload,
+            })?;
+            let answer = async {
+                self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;
+                loop {
+                    match incoming.recv().await {
+                        Some(Message::Verdict(result)) => return result,
+                        Some(_) => {}
+                        None => {
+                            return Err(Failure::unavailable(format!(
+                                "router `{to}` went away before answering tunnel `{event}`"
+                            )));
+                        }
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(())) => Ok(RemoteEnd { incoming, link }),
+                Ok(Err(failure)) => Err(failure),
+                Err(_) => {
+                    let failure = Failure::timeout(format!(
+                        "the acceptor of tunnel `{event}` on router `{to}` did not answer within \
+                         {timeout:?}"
+                    ));
+                    // An acceptor that answers later finds both directions over.
+                    let _ = link.send(Message::End(Some(failure.clone()))).await;
+                    let _ = link.send(Message::Stop(failure.clone())).await;
+                    Err(failure)
+                }
+            }
+        })
+    }
+
     fn wants(&self, event: &'static str, _local: bool) -> bool {
         self.peers().subscribers.contains_key(event)
     }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of the switch protocol; both sides must speak the same one.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_LIMIT: usize = 4096;
@@ -184,6 +184,36 @@ pub(crate) enum Item<'a> {
         #[serde(borrow, serialize_with = "raw_result")]
         result: Result<&'a [u8], Failure>,
     },
+    /// A tunnel opened by the sending router (its `epoch`), for the acceptor of `event`.
+    Open {
+        tunnel: u64,
+        epoch: u64,
+        #[serde(borrow)]
+        event: &'a str,
+        timeout_ms: u64,
+        window: u32,
+        #[serde(borrow, serialize_with = "raw")]
+        payload: &'a [u8],
+    },
+    /// A message of tunnel `tunnel` opened by a router of epoch `epoch`; `from_opener` tells
+    /// which side sent it.
+    Tunnel {
+        tunnel: u64,
+        epoch: u64,
+        from_opener: bool,
+        #[serde(borrow)]
+        message: TunnelMessage<'a>,
+    },
+}
+
+/// What travels on a tunnel (see [`crate::tunnel::remote`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TunnelMessage<'a> {
+    Verdict(Result<(), Failure>),
+    Chunk(#[serde(borrow, serialize_with = "raw")] &'a [u8]),
+    Credit(u32),
+    End(Option<Failure>),
+    Stop(Failure),
 }
 
 /// Bytes as one length-prefixed run (what serde does for `&[u8]` is a sequence of `u8`s:
@@ -409,6 +439,20 @@ mod tests {
         let item = encode_item(&Item::Notify { event: "Tick", payload: &[1, 2, 3] }).unwrap();
         let mut items = item.clone();
         items.extend_from_slice(&item);
+        let open = Item::Open {
+            tunnel: 3,
+            epoch: 4,
+            event: "Upper",
+            timeout_ms: 5,
+            window: 16,
+            payload: &[7],
+        };
+        items.extend_from_slice(&encode_item(&open).unwrap());
+        let chunk = TunnelMessage::Chunk(&[1, 2, 3, 4]);
+        for message in [chunk, TunnelMessage::Credit(4), TunnelMessage::End(None)] {
+            let tunnel = Item::Tunnel { tunnel: 3, epoch: 4, from_opener: true, message };
+            items.extend_from_slice(&encode_item(&tunnel).unwrap());
+        }
         vec![
             frame(&Hello { protocol: PROTOCOL, router: "a".into(), epoch: 7, nonce: [3; NONCE] })
                 .unwrap(),
@@ -428,7 +472,7 @@ mod tests {
                 epoch: 1,
                 base: 0,
                 first: 0,
-                count: 2,
+                count: 6,
                 items: &items,
             })
             .unwrap(),
@@ -437,7 +481,7 @@ mod tests {
                 epoch: 1,
                 base: 0,
                 first: 0,
-                count: 2,
+                count: 6,
                 items: &items,
             })
             .unwrap(),
@@ -484,6 +528,20 @@ mod tests {
             decode::<Item<'_>>(&bytes[split_items(&bytes, 1).unwrap()[0].clone()]).unwrap(),
             failure
         );
+        let messages = [
+            TunnelMessage::Verdict(Ok(())),
+            TunnelMessage::Verdict(Err(Failure::forbidden("no"))),
+            TunnelMessage::Chunk(&[0; 300]),
+            TunnelMessage::Credit(7),
+            TunnelMessage::End(Some(Failure::crashed("boom"))),
+            TunnelMessage::Stop(Failure::unavailable("gone")),
+        ];
+        for message in messages {
+            let item = Item::Tunnel { tunnel: 9, epoch: 8, from_opener: false, message };
+            let bytes = encode_item(&item).unwrap();
+            let range = split_items(&bytes, 1).unwrap().remove(0);
+            assert_eq!(decode::<Item<'_>>(&bytes[range]).unwrap(), item);
+        }
         // Wrong counts and truncated items are errors, not panics.
         assert!(split_items(&bytes, 2).is_err());
         assert!(split_items(&bytes[..bytes.len() - 1], 1).is_err());
