@@ -190,6 +190,89 @@ impl Streamer {
     }
 }
 
+/// Uppercases every chunk and sends it back.
+#[event(tunnel, send = edri::Chunk, receive = edri::Chunk)]
+pub struct Upper {}
+
+/// Always refused.
+#[event(tunnel, send = u64, receive = u64)]
+pub struct Refused {}
+
+/// Nobody accepts it.
+#[event(tunnel, send = u64, receive = u64)]
+pub struct Orphan {}
+
+/// Echoes numbers; the acceptor panics at number `at`.
+#[event(tunnel, send = u64, receive = u64)]
+pub struct Fragile {
+    pub at: u64,
+}
+
+/// Checks that it receives 0, 1, 2, .. and, once the opener closed, answers with
+/// `(received, out of order)`; takes one item every `pause_ms`.
+#[event(tunnel, send = u64, receive = (u64, u64))]
+pub struct Check {
+    pub pause_ms: u64,
+}
+
+/// Accepts tunnels on the router that runs it.
+#[derive(Default)]
+pub struct Converter;
+
+#[manager]
+impl Converter {
+    #[solve]
+    fn upper(&mut self, _: &Upper, opening: Opening<Upper>, ctx: &Ctx) {
+        let Ok(mut end) = opening.accept() else { return };
+        ctx.spawn(async move {
+            while let Some(mut chunk) = end.recv().await? {
+                chunk.make_ascii_uppercase();
+                end.send(chunk).await?;
+            }
+            end.close();
+            Ok::<_, Failure>(())
+        });
+    }
+
+    #[solve]
+    fn refused(&mut self, _: &Refused, opening: Opening<Refused>) {
+        opening.reject(Failure::forbidden("not for you"));
+    }
+
+    #[solve]
+    fn fragile(&mut self, ev: &Fragile, opening: Opening<Fragile>, ctx: &Ctx) {
+        let Ok(mut end) = opening.accept() else { return };
+        let at = ev.at;
+        ctx.spawn(async move {
+            while let Ok(Some(n)) = end.recv().await {
+                assert!(n != at, "fragile breaks at {n}");
+                let _ = end.send(n).await;
+            }
+        });
+    }
+
+    #[solve]
+    fn check(&mut self, ev: &Check, opening: Opening<Check>, ctx: &Ctx) {
+        let Ok(mut end) = opening.accept() else { return };
+        let pause = Duration::from_millis(ev.pause_ms);
+        ctx.spawn(async move {
+            let (mut received, mut out_of_order) = (0, 0);
+            while let Some(n) = end.recv().await? {
+                if n != received {
+                    out_of_order += 1;
+                }
+                received += 1;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            end.send((received, out_of_order)).await?;
+            end.close();
+            Ok::<_, Failure>(())
+        });
+    }
+}
+
 /// The test runner's own router needs one manager.
 #[derive(Default)]
 pub struct Ctl;
@@ -215,6 +298,7 @@ fn serve_role(role: &str) {
                 "counter" => builder.manager(Counter::default()),
                 "echo" => builder.manager(Echo),
                 "streamer" => builder.manager(Streamer::default()),
+                "converter" => builder.manager(Converter),
                 other => panic!("unknown manager {other}"),
             };
         }
@@ -609,6 +693,156 @@ async fn outage(kind: Outage) {
     drop(switch_proc);
 }
 
+/// Chunk `i` of a test stream: lower-case letters, different in every chunk.
+fn chunk(i: usize, size: usize) -> edri::Chunk {
+    edri::Chunk((0..size).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect())
+}
+
+/// Tunnels from this router to an acceptor on router t: a 100 MiB stream, rejection, no
+/// acceptor, a panicking acceptor, a slow receiver, 100 tunnels at once, and the acceptor's
+/// router killed mid-stream.
+async fn tunnels() {
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let (mut t, ready) = router("t", "converter", &addr);
+    assert_eq!(ready, "ready");
+    let outage = Duration::from_secs(2);
+    let running = Edri::builder()
+        .only_explicit()
+        .manager(Ctl)
+        .switch(edri::switch::Switch::new(&addr).secret(SECRET).id("ctl").outage_window(outage))
+        .start()
+        .await
+        .unwrap();
+    wait_for_peers(&running, &["t"]).await;
+    let ctx = running.ctx();
+
+    // 100 MiB in 64 KiB chunks, uppercased on t: complete and in order.
+    let (total, size) = (100usize << 20, 64usize << 10);
+    let begin = Instant::now();
+    let (mut tx, mut rx) = ctx.open(Upper {}).await.unwrap().split();
+    let chunks = total / size;
+    let sender = tokio::spawn(async move {
+        for i in 0..chunks {
+            tx.send(chunk(i, size)).await.unwrap();
+        }
+        tx.close();
+    });
+    let mut received = 0;
+    while let Some(got) = rx.recv().await.unwrap() {
+        let mut want = chunk(received, size);
+        want.make_ascii_uppercase();
+        assert!(got == want, "chunk {received} differs");
+        received += 1;
+    }
+    sender.await.unwrap();
+    assert_eq!(received, chunks);
+    let took = begin.elapsed();
+    println!(
+        "  100 MiB across routers (there and back) in {took:.2?}: {:.0} MiB/s",
+        100.0 / took.as_secs_f64()
+    );
+
+    // Rejection and no acceptor.
+    let err = ctx.open(Refused {}).await.unwrap_err();
+    assert_eq!((err.status(), err.message()), (edri::Status::Forbidden, "not for you"));
+    let err = ctx.open(Orphan {}).await.unwrap_err();
+    assert_eq!(err.status(), edri::Status::Unavailable, "{err}");
+
+    // The acceptor panics: the opener's next receive fails at once.
+    let mut tunnel = ctx.open(Fragile { at: 5 }).await.unwrap();
+    let begin = Instant::now();
+    let mut n = 0;
+    let failure = loop {
+        if let Err(f) = tunnel.send(n).await {
+            break f;
+        }
+        match tunnel.recv().await {
+            Ok(Some(echoed)) => {
+                assert_eq!(echoed, n);
+                n += 1;
+            }
+            Ok(None) => panic!("a crash is not a clean end"),
+            Err(f) => break f,
+        }
+    };
+    assert_eq!(failure.status(), edri::Status::Crashed, "{failure}");
+    assert!(begin.elapsed() < Duration::from_secs(1), "{:?}", begin.elapsed());
+
+    // A slow receiver: the sender keeps at most its window here and its window in flight.
+    let window = 8;
+    let (mut tx, mut rx) = ctx.open(Check { pause_ms: 5 }).window(window).await.unwrap().split();
+    let mut peak = 0;
+    for n in 0..200 {
+        tx.send(n).await.unwrap();
+        peak = peak.max(tx.buffered());
+    }
+    tx.close();
+    assert_eq!(rx.recv().await.unwrap(), Some((200, 0)));
+    println!("  slow receiver across routers: at most {peak} items buffered (window {window})");
+    assert!(peak <= 2 * window, "{peak}");
+
+    // 100 tunnels at once.
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = ctx.open(Check { pause_ms: 0 }).await.unwrap().split();
+            for n in 0..500 {
+                tx.send(n).await.unwrap();
+            }
+            tx.close();
+            rx.recv().await.unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Some((500, 0)));
+    }
+
+    // The acceptor's router is killed mid-stream: the stream ends with an error once the
+    // outage window is over, never a hang.
+    let (mut tx, mut rx) = ctx.open(Check { pause_ms: 0 }).await.unwrap().split();
+    tx.send(0).await.unwrap();
+    t.kill();
+    let begin = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+    let failure = ended.expect("the stream ended").unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Unavailable, "{failure}");
+    println!("  acceptor's router killed: the stream failed after {:.1?}", begin.elapsed());
+    assert!(tx.send(1).await.is_err());
+    running.shutdown().await.unwrap();
+}
+
+/// A tunnel through a link cut for 3 s: every item arrives once, in order.
+async fn tunnel_outage() {
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let proxy = Proxy::start(addr.clone()).await;
+    let (_t, ready) = router("t", "converter", &addr);
+    assert_eq!(ready, "ready");
+    let running = ctl(&proxy.addr).await;
+    wait_for_peers(&running, &["t"]).await;
+    let ctx = running.ctx().clone();
+    let (mut tx, mut rx) = ctx.open(Check { pause_ms: 0 }).await.unwrap().split();
+    const COUNT: u64 = 6_000;
+    let sender = tokio::spawn(async move {
+        let begin = tokio::time::Instant::now();
+        for n in 0..COUNT {
+            tokio::time::sleep_until(begin + Duration::from_millis(n)).await;
+            tx.send(n).await.unwrap();
+        }
+        tx.close();
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    sender.await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(report, Some((COUNT, 0)), "lost, duplicated or reordered items");
+    let status = running.switch().unwrap();
+    assert!(status.reconnects >= 1, "{status:?}");
+    running.shutdown().await.unwrap();
+}
+
 // ----- runner -------------------------------------------------------------------------------
 
 type Test = (&'static str, fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
@@ -625,6 +859,8 @@ fn main() {
         ("bounded_buffer_and_outage_window", || Box::pin(bounded_buffer_and_outage_window())),
         ("outage_proxy_cut", || Box::pin(outage(Outage::Proxy))),
         ("outage_switch_killed", || Box::pin(outage(Outage::KillSwitch))),
+        ("tunnels", || Box::pin(tunnels())),
+        ("tunnel_outage", || Box::pin(tunnel_outage())),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = 0;
