@@ -419,8 +419,8 @@ pub(crate) struct SolveDef {
     pub(crate) ctx_span: Option<Span>,
     /// The declared return type, or `None` for `()`.
     pub(crate) ret: Option<Type>,
-    /// A tunnel acceptor: its second parameter is the `Opening<E>`.
-    pub(crate) acceptor: bool,
+    /// A tunnel acceptor: the span of its second parameter's type, the `Opening<E>`.
+    pub(crate) acceptor: Option<Span>,
 }
 
 impl ManagerDef {
@@ -640,6 +640,13 @@ impl SolveDef {
             }
         }
         let (event, by_ref) = match params.first() {
+            Some(pt) if last_segment_is(&pt.ty, "Opening") => {
+                errs.spanned(
+                    &pt.ty,
+                    "an acceptor takes the event first, then the opening: `fn accept(&mut self, ev: &E, opening: Opening<E>, ctx: &Ctx)`",
+                );
+                (None, false)
+            }
             None => {
                 errs.spanned(
                     &sig.ident,
@@ -741,7 +748,7 @@ impl SolveDef {
             by_ref,
             ctx_span,
             ret,
-            acceptor,
+            acceptor: params.get(1).filter(|_| acceptor).map(|pt| first_token_span(&pt.ty)),
         })
     }
 }

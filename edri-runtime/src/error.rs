@@ -15,6 +15,9 @@ pub enum Error {
     /// An I/O error (signals, files).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A request, a notification or a tunnel failed (`?` on their results in `main`).
+    #[error(transparent)]
+    Failure(#[from] crate::Failure),
 }
 
 /// Why a router refused to start. Every message names the source locations involved.

@@ -292,7 +292,7 @@ pub type Response<E> = <E as Event>::Output;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid return type for this handler",
     label = "expected `{O}` or `Result<{O}, impl Into<edri::Failure>>`",
-    note = "a request handler returns its response (or a `Result` of it); a notification handler returns `()` or `Result<(), impl Into<edri::Failure>>`"
+    note = "a request handler returns its response (or a `Result` of it); a notification handler or a tunnel acceptor returns `()` or `Result<(), impl Into<edri::Failure>>`"
 )]
 pub trait IntoReply<O> {
     /// Turns the handler's value into the reply.

@@ -21,7 +21,14 @@
 //! 3. `request_seq`: 20 000 sequential [`CrossEcho`] round trips (64 bytes each way): rate,
 //!    p50, p99.
 //! 4. `request_64`: 64 tasks looping `CrossEcho` until 200 000 responses: rate, p50, p99.
+//! 5. `tunnel_64KiB`: one [`CrossStream`] tunnel to the receiver carries `--tunnel-mib`
+//!    (default 512) MiB in 64 KiB [`edri::Chunk`]s; the acceptor counts the bytes and answers
+//!    with the total once the driver closed. Rate = MiB / (open → total received), beside raw
+//!    tokio TCP on 127.0.0.1 (one task writing 64 KiB buffers, one reading) in this process.
+//! 6. `tunnel_inproc_64KiB`: the same tunnel inside one router of this process (no switch),
+//!    beside a raw `tokio::sync::mpsc` channel of 16 `Vec<u8>` chunks between two tasks.
 //!
+//! `--only notify|request|tunnel` runs one group of workloads.
 //! `--flavour current` (default) runs both routers on a current-thread tokio runtime,
 //! `--flavour multi` on a 2-worker multi-thread runtime; the switch runs on one thread, as the
 //! `edri-switch` binary does, unless `--switch-flavour multi` (2 workers). Every wait is bounded; the children are killed (by pid)
@@ -114,6 +121,30 @@ pub struct CrossEcho {
     /// The same bytes, back.
     #[response]
     pub back: Vec<u8>,
+}
+
+/// A one-way stream of chunks; the acceptor answers with the bytes it received.
+#[event(tunnel, send = edri::Chunk, receive = u64)]
+pub struct CrossStream {}
+
+/// Accepts [`CrossStream`].
+pub struct StreamSink;
+
+#[manager]
+impl StreamSink {
+    #[solve]
+    fn stream(&mut self, _: &CrossStream, opening: Opening<CrossStream>, ctx: &Ctx) {
+        let Ok(mut end) = opening.accept() else { return };
+        ctx.spawn(async move {
+            let mut bytes = 0u64;
+            while let Some(chunk) = end.recv().await? {
+                bytes += chunk.len() as u64;
+            }
+            end.send(bytes).await?;
+            end.close();
+            Ok::<_, Failure>(())
+        });
+    }
 }
 
 /// Answered by the driver's own router (a router needs a manager).
@@ -232,16 +263,20 @@ struct Options {
     flavour: Flavour,
     switch_flavour: Flavour,
     count: u64,
+    tunnel_mib: u64,
+    only: Option<String>,
 }
 
-const USAGE: &str =
-    "usage: cross-router [--flavour current|multi] [--switch-flavour multi|current] [--count N]";
+const USAGE: &str = "usage: cross-router [--flavour current|multi] [--switch-flavour multi|current] \
+                     [--count N] [--tunnel-mib N] [--only notify|request|tunnel]";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         flavour: Flavour::Current,
         switch_flavour: Flavour::Current,
         count: DEFAULT_COUNT,
+        tunnel_mib: 512,
+        only: None,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -257,6 +292,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 let text = value()?.replace('_', "");
                 options.count = text.parse().map_err(|e| format!("--count {text}: {e}"))?;
             }
+            "--tunnel-mib" => {
+                let text = value()?;
+                options.tunnel_mib =
+                    text.parse().map_err(|e| format!("--tunnel-mib {text}: {e}"))?;
+            }
+            "--only" => match value()?.as_str() {
+                group @ ("notify" | "request" | "tunnel") => options.only = Some(group.into()),
+                other => return Err(format!("--only {other}: expected notify, request or tunnel")),
+            },
             // `cargo bench` style arguments are ignored.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
@@ -306,6 +350,7 @@ fn serve_receiver(flavour: Flavour) {
             .only_explicit()
             .manager(Sink::default())
             .manager(Echoer)
+            .manager(StreamSink)
             .switch(edri::switch::Switch::new(switch).secret(SECRET).id(RECEIVER))
             .start()
             .await;
@@ -423,7 +468,7 @@ async fn wait_for_receiver(running: &Running) {
             p.id == RECEIVER
                 && p.connected
                 && p.subscribes.iter().any(|e| e == "CrossTick")
-                && ["CrossEcho", "CrossCount", "CrossReset"]
+                && ["CrossEcho", "CrossCount", "CrossReset", "CrossStream"]
                     .iter()
                     .all(|name| p.responds.iter().any(|e| e == name))
         });
@@ -622,6 +667,83 @@ async fn request_64(ctx: &Ctx) {
     report_requests("request_64", samples, begin.elapsed(), &errors);
 }
 
+/// Bytes per tunnel chunk.
+const CHUNK: usize = 64 << 10;
+
+/// Sends `bytes` through a [`CrossStream`] tunnel opened from `ctx`; the time until the
+/// acceptor's total came back.
+async fn tunnel_stream(ctx: &Ctx, bytes: u64) -> Duration {
+    let begin = Instant::now();
+    let tunnel = ctx.open(CrossStream {}).timeout(REQUEST_TIMEOUT).await.expect("open");
+    let (mut tx, mut rx) = tunnel.split();
+    let chunk = vec![0x5A; CHUNK];
+    for _ in 0..bytes / CHUNK as u64 {
+        tx.send(edri::Chunk(chunk.clone())).await.expect("send");
+    }
+    tx.close();
+    let total = tokio::time::timeout(REQUEST_LIMIT, rx.recv()).await.expect("in time");
+    assert_eq!(total.expect("total"), Some(bytes), "the acceptor got every byte");
+    begin.elapsed()
+}
+
+/// `bytes` over a tokio TCP connection on 127.0.0.1, 64 KiB writes, read by another task.
+async fn raw_tcp(bytes: u64) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0u64;
+        while got < bytes {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n as u64,
+            }
+        }
+        got
+    });
+    let begin = Instant::now();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket.set_nodelay(true).expect("nodelay");
+    let chunk = vec![0x5A; CHUNK];
+    for _ in 0..bytes / CHUNK as u64 {
+        socket.write_all(&chunk).await.expect("write");
+    }
+    assert_eq!(reader.await.expect("reader"), bytes);
+    begin.elapsed()
+}
+
+/// `bytes` through a `tokio::sync::mpsc` channel of 16 chunks between two tasks.
+async fn raw_channel(bytes: u64) -> Duration {
+    let begin = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let reader = tokio::spawn(async move {
+        let mut got = 0u64;
+        while let Some(chunk) = rx.recv().await {
+            got += chunk.len() as u64;
+        }
+        got
+    });
+    let chunk = vec![0x5A; CHUNK];
+    for _ in 0..bytes / CHUNK as u64 {
+        tx.send(chunk.clone()).await.expect("send");
+    }
+    drop(tx);
+    assert_eq!(reader.await.expect("reader"), bytes);
+    begin.elapsed()
+}
+
+fn report_stream(name: &str, bytes: u64, edri: Duration, baseline: &str, raw: Duration) {
+    let mib = bytes as f64 / f64::from(1 << 20);
+    let (ours, theirs) = (mib / edri.as_secs_f64(), mib / raw.as_secs_f64());
+    println!(
+        "{name}: {mib:.0} MiB in {edri:.2?} = {ours:.0} MiB/s; {baseline} {theirs:.0} MiB/s; \
+         ratio {:.2}",
+        ours / theirs
+    );
+}
+
 /// Every workload, on this process's router joined to `switch`.
 async fn drive(options: &Options, switch: &str) {
     let running = Edri::builder()
@@ -632,10 +754,31 @@ async fn drive(options: &Options, switch: &str) {
         .await
         .expect("start the driver's router");
     wait_for_receiver(&running).await;
-    notify_workload(&running, "notify_1x64B", 1, options.count).await;
-    notify_workload(&running, "notify_4x64B", STREAMS, options.count).await;
-    request_seq(running.ctx()).await;
-    request_64(running.ctx()).await;
+    let group = |name: &str| options.only.as_deref().is_none_or(|only| only == name);
+    if group("notify") {
+        notify_workload(&running, "notify_1x64B", 1, options.count).await;
+        notify_workload(&running, "notify_4x64B", STREAMS, options.count).await;
+    }
+    if group("request") {
+        request_seq(running.ctx()).await;
+        request_64(running.ctx()).await;
+    }
+    if group("tunnel") {
+        let bytes = options.tunnel_mib << 20;
+        let edri = tunnel_stream(running.ctx(), bytes).await;
+        let raw = raw_tcp(bytes).await;
+        report_stream("tunnel_64KiB", bytes, edri, "raw tokio TCP", raw);
+        let local = Edri::builder()
+            .only_explicit()
+            .manager(StreamSink)
+            .start()
+            .await
+            .expect("start an in-process router");
+        let edri = tunnel_stream(local.ctx(), bytes).await;
+        let raw = raw_channel(bytes).await;
+        report_stream("tunnel_inproc_64KiB", bytes, edri, "raw tokio mpsc", raw);
+        let _ = local.shutdown().await;
+    }
     let status = running.switch().expect("joined to a switch");
     println!(
         "driver switch status: connected={} sent={} delivered={} resent={} duplicates={} lost={} \

@@ -223,8 +223,11 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 )
             };
             let await_ = if h.is_async { quote!(.await) } else { quote!() };
-            if h.acceptor {
-                let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, opening #ctx_arg) #await_);
+            if let Some(opening_span) = h.acceptor {
+                // The opening argument carries the span of the user's `Opening<..>`: a
+                // mismatch with the event is an error there.
+                let opening = quote_spanned!(opening_span=> opening);
+                let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, #opening #ctx_arg) #await_);
                 let accept = quote_spanned!(span=> #event::__accept(envelope));
                 let finish = quote_spanned!(span=> #event::__finish::<#ret>(ctx, reply, out));
                 return quote! {

@@ -1,6 +1,4 @@
-// PENDING (not run): should fail to compile, compiles today. DESIGN.md section 3: "a tunnel
-// handler takes `Opening<ThatEvent>`"; a handler of a tunnel event without it should be one
-// error on `Convert` (or on the method). Move to `tests/ui/handler/` once the macro rejects it.
+// A handler of a tunnel event is its acceptor: it takes the `Opening<E>` after the event.
 use edri::prelude::*;
 
 #[event(tunnel, send = Vec<u8>, receive = Vec<u8>)]

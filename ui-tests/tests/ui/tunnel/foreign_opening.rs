@@ -1,3 +1,5 @@
+// An acceptor must take edri's `Opening<E>`: a type of the user's own that happens to be called
+// `Opening` (here shadowing the prelude's) is not the one the manager hands over.
 use edri::prelude::*;
 
 #[event(tunnel, send = Vec<u8>, receive = Vec<u8>)]

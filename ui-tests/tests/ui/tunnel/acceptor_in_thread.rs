@@ -1,0 +1,18 @@
+use edri::Chunk;
+use edri::prelude::*;
+
+#[event(tunnel, send = Chunk, receive = Chunk)]
+pub struct Convert;
+
+#[derive(Default)]
+pub struct Converter;
+
+#[manager]
+impl Converter {
+    #[solve(thread)]
+    fn convert(ev: Convert, opening: Opening<Convert>, ctx: Ctx) {
+        let _ = (ev, opening.accept(), ctx);
+    }
+}
+
+fn main() {}
