@@ -742,6 +742,18 @@ async fn tunnels() {
         100.0 / took.as_secs_f64()
     );
 
+    // An item too large for the link fails the tunnel, on both sides, and nothing else: the
+    // next tunnel works.
+    let mut tunnel = ctx.open(Upper {}).await.unwrap();
+    tunnel.send(edri::Chunk(vec![b'x'; 64 << 20])).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), tunnel.recv()).await.unwrap();
+    let err = err.unwrap_err();
+    assert_eq!(err.status(), edri::Status::Invalid, "{err}");
+    assert!(err.message().contains("above the limit"), "{err}");
+    let mut tunnel = ctx.open(Upper {}).await.unwrap();
+    tunnel.send(chunk(0, 10)).await.unwrap();
+    assert_eq!(tunnel.recv().await.unwrap().map(|c| c.len()), Some(10));
+
     // Rejection and no acceptor.
     let err = ctx.open(Refused {}).await.unwrap_err();
     assert_eq!((err.status(), err.message()), (edri::Status::Forbidden, "not for you"));

@@ -44,6 +44,20 @@ pub struct Undecided {
 #[event(tunnel, send = u32, receive = u32)]
 pub struct Erring;
 
+/// Accepts the openings `Undecided { keep: true }` kept; answers with how many of them could
+/// still be accepted.
+#[event(request)]
+pub struct AcceptKept {
+    #[response]
+    pub accepted: u32,
+    #[response]
+    pub too_late: u32,
+}
+
+/// The acceptor panics before answering.
+#[event(tunnel, send = u32, receive = u32)]
+pub struct Panicky;
+
 /// Sums what it receives, answers with the sum once the opener closed.
 #[event(tunnel, send = u64, receive = u64)]
 pub struct Sum;
@@ -104,6 +118,26 @@ impl Converter {
         if ev.keep {
             self.kept.push(opening);
         }
+    }
+
+    #[solve]
+    fn accept_kept(&mut self, _: &AcceptKept) -> AcceptKeptResponse {
+        let (mut accepted, mut too_late) = (0, 0);
+        for opening in self.kept.drain(..) {
+            match opening.accept() {
+                Ok(_) => accepted += 1,
+                Err(f) => {
+                    assert_eq!(f.status(), Status::Unavailable, "{f}");
+                    too_late += 1;
+                }
+            }
+        }
+        AcceptKeptResponse { accepted, too_late }
+    }
+
+    #[solve]
+    fn panicky(&mut self, _: &Panicky, _opening: Opening<Panicky>) {
+        panic!("the acceptor breaks before answering");
     }
 
     #[solve]
@@ -224,6 +258,15 @@ async fn no_acceptor_is_unavailable_and_an_undecided_one_times_out() {
         .unwrap_err();
     assert_eq!(err.status(), Status::Timeout);
     assert!(begun.elapsed() < Duration::from_secs(2));
+    // Accepting after the opener gave up fails; the acceptor's end is never used.
+    let kept = running.ctx().request(AcceptKept {}).await.unwrap();
+    assert_eq!((kept.accepted, kept.too_late), (0, 1));
+
+    // An acceptor that panics before answering fails the open at once.
+    let begun = Instant::now();
+    let err = running.ctx().open(Panicky).await.unwrap_err();
+    assert_eq!(err.status(), Status::Crashed, "{err}");
+    assert!(begun.elapsed() < Duration::from_secs(1));
     running.shutdown().await.unwrap();
 }
 

@@ -25,6 +25,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Version of the switch protocol; both sides must speak the same one.
 pub const PROTOCOL: u32 = 2;
 
+/// The largest item (one event, or one tunnel item) between routers: a frame's limit minus room
+/// for the frame's header.
+pub const MAX_ITEM: usize = MAX_FRAME - 4096;
+
 /// The largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_LIMIT: usize = 4096;
 
@@ -240,9 +244,19 @@ fn raw_result<S: serde::Serializer>(
 }
 
 /// An item's bytes, length-prefixed, ready to go into `items`.
+///
+/// # Errors
+/// `Invalid` when the item cannot be serialized or is larger than [`MAX_ITEM`]: refused here,
+/// it never reaches the stream (where it could only be refused again and again).
 pub(crate) fn encode_item(item: &Item<'_>) -> Result<Vec<u8>, Failure> {
     let size = postcard::experimental::serialized_size(item)
         .map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))?;
+    if size > MAX_ITEM {
+        return Err(Failure::invalid(format!(
+            "an event of {size} bytes is above the limit of {MAX_ITEM} bytes between routers \
+             (split it, e.g. into the items of a tunnel)"
+        )));
+    }
     let mut out = Vec::with_capacity(size + 5);
     push_varint(&mut out, size as u64);
     postcard::to_io(item, &mut out)
@@ -542,6 +556,10 @@ mod tests {
             let range = split_items(&bytes, 1).unwrap().remove(0);
             assert_eq!(decode::<Item<'_>>(&bytes[range]).unwrap(), item);
         }
+        // An item too large for a frame is refused before it is kept.
+        let big = vec![0u8; MAX_ITEM + 1];
+        let err = encode_item(&Item::Notify { event: "Big", payload: &big }).unwrap_err();
+        assert!(err.message().contains("above the limit"), "{err}");
         // Wrong counts and truncated items are errors, not panics.
         assert!(split_items(&bytes, 2).is_err());
         assert!(split_items(&bytes[..bytes.len() - 1], 1).is_err());

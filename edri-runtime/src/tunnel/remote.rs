@@ -165,6 +165,9 @@ async fn bridge<Out, In>(
                     }
                 };
                 if let Err(failure) = link.send(message).await {
+                    // Refused (too large) or the router stops: the tunnel ends on both sides.
+                    let _ = link.send(Message::End(Some(failure.clone()))).await;
+                    let _ = link.send(Message::Stop(failure.clone())).await;
                     out.stop(failure.clone());
                     inn.finish(Err(failure));
                     return;
