@@ -134,10 +134,13 @@ pub use edri_macros::event;
 /// - inline (default): `fn h(&mut self | &self, ev: &E | E [, ctx: &Ctx]) -> R`, sync or `async`;
 /// - `#[solve(thread, limit = N)]`: `fn h(ev: E [, ctx: Ctx]) -> R`, on the blocking pool;
 /// - `#[solve(process, limit = N)]`: same shape, in a child process (see the README for the
-///   state of process mode).
+///   state of process mode);
+/// - a tunnel's acceptor (inline): `fn h(&mut self | &self, ev: &E | E, opening: Opening<E>
+///   [, ctx: &Ctx]) -> R`, sync or `async`; it accepts or rejects the [`Opening`].
 ///
 /// `R` is the event's response (or `Result<Response, X>` with `X: Into<Failure>`) for a
-/// request, `()` (or `Result<(), X>`, errors logged) for a notification.
+/// request, `()` (or `Result<(), X>`, errors logged) for a notification, `()` (or
+/// `Result<(), X>`: an error rejects the opening if it is still unanswered) for an acceptor.
 ///
 /// <details><summary>Expansion</summary>
 ///
@@ -151,7 +154,10 @@ pub use edri_macros::event;
 ///     impl ::edri::__private::Manager for Calc {
 ///         const DESCRIPTOR: &'static ::edri::__private::ManagerDescriptor = &::edri::__private::ManagerDescriptor {
 ///             name: "Calc",
-///             handlers: &[::edri::__private::typed::<Divide>().handler("divide", Mode::Inline, 1, /* location */)],
+///             handlers: &[::edri::__private::HandlerDescriptor {
+///                 event: <Divide as ::edri::__private::Event>::META,
+///                 method: "divide", mode: ::edri::__private::Mode::Inline, /* limit, location … */
+///             }],
 ///             make_default: __edri_make_default, /* options, type id, location … */
 ///         };
 ///         fn dispatch<'__edri>(&'__edri mut self, envelope: Envelope, ctx: &'__edri Ctx)
@@ -159,11 +165,16 @@ pub use edri_macros::event;
 ///             async move {
 ///                 match envelope.handler() {
 ///                     0 => {
-///                         let t = ::edri::__private::typed::<Divide>();
-///                         let (event, reply) = t.open(envelope);
+///                         let (event, reply) = <Divide as ::edri::__private::Event>::__open(envelope);
 ///                         let out = <Calc>::divide(self, &*event);
-///                         t.finish::<Result<DivideResponse, Failure>>(ctx, reply, out);
+///                         <Divide as ::edri::__private::Event>::__finish::<Result<DivideResponse, Failure>>(ctx, reply, out);
 ///                     }
+///                     // an acceptor `fn convert(&mut self, ev: &Convert, opening: Opening<Convert>)`:
+///                     // 1 => {
+///                     //     let (event, opening, reply) = <Convert as ::edri::__private::Event>::__accept(envelope);
+///                     //     let out = <Calc>::convert(self, &*event, opening);
+///                     //     <Convert as ::edri::__private::Event>::__finish::<()>(ctx, reply, out);
+///                     // }
 ///                     _ => ::edri::__private::unknown_handler(/* … */),
 ///                 }
 ///             }
