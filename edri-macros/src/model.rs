@@ -693,13 +693,10 @@ impl SolveDef {
             {
                 errs.spanned(&pt.ty, "an acceptor owns its opening: `opening: Opening<E>`");
             }
-            if mode_v != Mode::Inline {
+            if mode_v == Mode::Thread {
                 errs.spanned(
                     &sig.ident,
-                    format!(
-                        "a tunnel acceptor runs inline: it answers at once, then moves its end into a task or a thread; remove `{}`",
-                        mode_v.as_str()
-                    ),
+                    "a tunnel acceptor runs inline (it answers at once, then moves its end into a task or a thread) or in a worker process (`#[solve(process)]`); remove `thread`",
                 );
             }
         }

@@ -94,6 +94,8 @@ fn manager_with_every_handler_shape() {
                 fn transcode(ev: Transcode) -> Result<TranscodeResponse, Failure> { todo!() }
                 #[solve]
                 fn convert(&mut self, ev: &Convert, opening: Opening<Convert>, ctx: &Ctx) { }
+                #[solve(process)]
+                fn compress(ev: Compress, opening: Opening<Compress>, ctx: Ctx) -> Result<(), Failure> { todo!() }
                 fn helper(&self) {}
             }
         }

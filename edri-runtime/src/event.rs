@@ -187,6 +187,26 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     #[doc(hidden)]
+    /// Prepares a process-mode call of tunnel acceptor `handler` (parent side).
+    fn __process_accept_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
+    where
+        Self: TunnelEvent,
+    {
+        crate::mode::process::accept::<Self>(ctx, handler, envelope)
+    }
+
+    #[doc(hidden)]
+    /// Runs a process-mode tunnel acceptor on serialized input (worker side).
+    fn __process_accept<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        Self: TunnelEvent,
+        R: IntoReply<()>,
+        F: FnOnce(Self, crate::Opening<Self>, Ctx) -> R,
+    {
+        crate::tunnel::worker::accept_in_worker::<Self, R, F>(input, ctx, f)
+    }
+
+    #[doc(hidden)]
     /// Runs a process-mode handler on serialized input (worker side).
     fn __process<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
     where

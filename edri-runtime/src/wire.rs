@@ -81,6 +81,46 @@ where
     Ok(postcard::from_bytes(&body)?)
 }
 
+/// Reads frames like [`read_frame`], but a read may be abandoned (in a `select!`) without
+/// losing bytes: what was read waits in the reader's buffer for the next call.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self { inner, buf: Vec::new() }
+    }
+
+    /// The next frame.
+    ///
+    /// # Errors
+    /// As [`read_frame`].
+    pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
+        loop {
+            if let Some(prefix) = self.buf.first_chunk::<4>() {
+                let len = body_len(*prefix)?;
+                if self.buf.len() >= 4 + len {
+                    let message = postcard::from_bytes(&self.buf[4..4 + len]);
+                    self.buf.drain(..4 + len);
+                    return Ok(message?);
+                }
+                self.buf.reserve(4 + len - self.buf.len());
+            } else {
+                self.buf.reserve(64 << 10);
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Err(if self.buf.is_empty() {
+                    FrameError::Closed
+                } else {
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()
+                });
+            }
+        }
+    }
+}
+
 /// Blocking twin of [`write_frame`], for threads that own their pipe.
 ///
 /// # Errors
@@ -137,6 +177,30 @@ mod tests {
 
         drop(a);
         assert!(matches!(read_frame::<_, u32>(&mut b).await, Err(FrameError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_read_loses_nothing() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut reader = FrameReader::new(b);
+        let message: Vec<u32> = (0..1000).collect();
+        let writer = tokio::spawn(async move {
+            for _ in 0..3 {
+                write_frame(&mut a, &message).await.unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < 3 {
+            // Abandon most reads half-way: the bytes read so far stay buffered.
+            let next = tokio::time::timeout(std::time::Duration::from_micros(50), reader.next());
+            if let Ok(frame) = next.await {
+                let frame: Vec<u32> = frame.unwrap();
+                assert_eq!(frame.len(), 1000);
+                got += 1;
+            }
+        }
+        writer.await.unwrap();
+        assert!(matches!(reader.next::<Vec<u32>>().await, Err(FrameError::Closed)));
     }
 
     #[test]

@@ -8,12 +8,13 @@
 
 use crate::manager::ManagerRegistration;
 use crate::router::{BoxFuture, Uplink};
+use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
 use crate::{Ctx, Failure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -21,7 +22,7 @@ use tokio::sync::oneshot;
 pub const WORKER_ENV: &str = "EDRI_WORKER";
 
 /// Version of the parent/worker protocol, checked when a worker starts.
-pub(crate) const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// Parent to worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +31,10 @@ pub(crate) enum ToWorker {
     Call { manager: String, method: String, payload: Vec<u8> },
     /// The answer to the worker's notify/request `id`.
     Reply { id: u64, result: Result<Vec<u8>, Failure> },
+    /// Run acceptor `manager::method` on this serialized tunnel event; its tunnel is `call`.
+    Accept { manager: String, method: String, payload: Vec<u8>, window: u32, call: u64 },
+    /// A message of the tunnel of call `call`, from the opener's side.
+    Tunnel { call: u64, message: Message },
 }
 
 /// Worker to parent.
@@ -43,6 +48,8 @@ pub(crate) enum ToParent {
     Notify { id: u64, event: String, payload: Vec<u8> },
     /// `ctx.request` in the worker.
     Request { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
+    /// A message of the current call's tunnel, from the acceptor's side.
+    Tunnel { message: Message },
 }
 
 /// Whether this process was started as a worker.
@@ -79,16 +86,20 @@ fn run() -> Result<(), FrameError> {
         out: Mutex::new(protocol_out),
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
+        tunnel: Mutex::new(None),
     });
     let ctx =
         Ctx::with_uplink(runtime.handle().clone(), link.clone(), crate::router::DEFAULT_TIMEOUT);
     link.send(&ToParent::Ready { protocol: PROTOCOL })?;
-    let (calls, queue) = std::sync::mpsc::channel::<(String, String, Vec<u8>)>();
+    let (calls, queue) = std::sync::mpsc::channel::<(String, String, Vec<u8>, Option<Tunnel>)>();
     let answers = link.clone();
     let handler_thread =
         std::thread::Builder::new().name("edri-worker-call".into()).spawn(move || {
-            for (manager, method, payload) in queue {
+            for (manager, method, payload, tunnel) in queue {
+                *CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner) = tunnel;
                 let result = call(&manager, &method, &payload, ctx.clone());
+                CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take();
+                answers.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Err(e) = answers.send(&ToParent::Done { result }) {
                     eprintln!("edri worker {}: cannot answer the parent: {e}", std::process::id());
                     std::process::exit(2);
@@ -99,8 +110,26 @@ fn run() -> Result<(), FrameError> {
     let outcome = loop {
         match read_frame_blocking::<_, ToWorker>(&mut input) {
             Ok(ToWorker::Call { manager, method, payload }) => {
-                if calls.send((manager, method, payload)).is_err() {
+                if calls.send((manager, method, payload, None)).is_err() {
                     break Ok(());
+                }
+            }
+            Ok(ToWorker::Accept { manager, method, payload, window, call }) => {
+                let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
+                *link.tunnel.lock().unwrap_or_else(PoisonError::into_inner) = Some((call, tx));
+                let to_parent: Arc<dyn Link> = Arc::new(TunnelToParent(link.clone()));
+                let end = RemoteEnd { incoming, link: to_parent };
+                let window = usize::try_from(window).unwrap_or(usize::MAX).max(1);
+                if calls.send((manager, method, payload, Some((window, end)))).is_err() {
+                    break Ok(());
+                }
+            }
+            Ok(ToWorker::Tunnel { call, message }) => {
+                let tunnel = link.tunnel.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((current, tx)) = &*tunnel
+                    && *current == call
+                {
+                    let _ = tx.send(message);
                 }
             }
             Ok(ToWorker::Reply { id, result }) => link.resolve(id, result),
@@ -139,11 +168,37 @@ fn protocol_stdout() -> std::io::Result<std::fs::File> {
 /// Where the parent's answer to one notify/request of the worker goes.
 type Waiter = oneshot::Sender<Result<Vec<u8>, Failure>>;
 
+/// The tunnel of an acceptor call: its window and its link to the parent.
+type Tunnel = (usize, RemoteEnd);
+
+/// The tunnel of the call running now, for [`take_tunnel`].
+static CURRENT_TUNNEL: Mutex<Option<Tunnel>> = Mutex::new(None);
+
+/// The tunnel of the acceptor call running now on this worker (once).
+pub(crate) fn take_tunnel() -> Option<Tunnel> {
+    CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+/// Sends the current call's tunnel messages to the parent.
+struct TunnelToParent(Arc<ParentLink>);
+
+impl Link for TunnelToParent {
+    fn send(&self, message: Message) -> BoxFuture<Result<(), Failure>> {
+        let sent = self
+            .0
+            .send(&ToParent::Tunnel { message })
+            .map_err(|e| Failure::unavailable(format!("the parent router is gone: {e}")));
+        Box::pin(std::future::ready(sent))
+    }
+}
+
 /// The worker's end of the pipe, shared by the running call and its `Ctx`.
 struct ParentLink {
     out: Mutex<std::fs::File>,
     pending: Mutex<HashMap<u64, Waiter>>,
     next: AtomicU64,
+    /// The current acceptor call's number and where its tunnel messages go.
+    tunnel: Mutex<Option<(u64, tokio::sync::mpsc::UnboundedSender<Message>)>>,
 }
 
 impl ParentLink {

@@ -135,8 +135,10 @@ pub use edri_macros::event;
 /// - `#[solve(thread, limit = N)]`: `fn h(ev: E [, ctx: Ctx]) -> R`, on the blocking pool;
 /// - `#[solve(process, limit = N)]`: same shape, in a child process (see the README for the
 ///   state of process mode);
-/// - a tunnel's acceptor (inline): `fn h(&mut self | &self, ev: &E | E, opening: Opening<E>
-///   [, ctx: &Ctx]) -> R`, sync or `async`; it accepts or rejects the [`Opening`].
+/// - a tunnel's acceptor: inline `fn h(&mut self | &self, ev: &E | E, opening: Opening<E>
+///   [, ctx: &Ctx]) -> R`, sync or `async`, or `#[solve(process, limit = N)] fn h(ev: E,
+///   opening: Opening<E> [, ctx: Ctx]) -> R` in a worker process; it accepts or rejects the
+///   [`Opening`].
 ///
 /// `R` is the event's response (or `Result<Response, X>` with `X: Into<Failure>`) for a
 /// request, `()` (or `Result<(), X>`, errors logged) for a notification, `()` (or

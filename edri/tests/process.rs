@@ -50,6 +50,15 @@ pub struct Double {
     pub twice: u64,
 }
 
+/// Converted in a worker process: upper case; `fail_at` makes the worker panic at that chunk,
+/// `abort_at` makes it abort; `refuse` rejects the tunnel.
+#[event(tunnel, send = edri::Chunk, receive = edri::Chunk)]
+pub struct Convert {
+    pub fail_at: Option<u32>,
+    pub abort_at: Option<u32>,
+    pub refuse: bool,
+}
+
 #[derive(Default)]
 pub struct Workers;
 
@@ -70,6 +79,30 @@ impl Workers {
     fn hang(ev: Hang) -> HangResponse {
         std::thread::sleep(Duration::from_millis(ev.millis));
         HangResponse
+    }
+
+    /// A tunnel acceptor in a worker process: converts the stream on the call's own thread.
+    #[solve(process, limit = 2)]
+    fn convert(ev: Convert, opening: Opening<Convert>) -> Result<(), Failure> {
+        if ev.refuse {
+            opening.reject(Failure::forbidden(format!("refused by worker {}", std::process::id())));
+            return Ok(());
+        }
+        let mut end = opening.accept()?;
+        let mut n = 0;
+        while let Some(mut chunk) = end.blocking_recv()? {
+            if ev.fail_at == Some(n) {
+                panic!("conversion bug at chunk {n}");
+            }
+            if ev.abort_at == Some(n) {
+                std::process::abort();
+            }
+            chunk.make_ascii_uppercase();
+            end.blocking_send(chunk)?;
+            n += 1;
+        }
+        end.close();
+        Ok(())
     }
 
     #[solve(process)]
@@ -268,6 +301,74 @@ async fn sigterm_leaves_no_worker_behind() {
 
 type Case = (&'static str, fn() -> Pin<Box<dyn Future<Output = ()>>>);
 
+/// Chunk `i` of a test stream: lower-case letters, different in every chunk.
+fn chunk(i: usize, size: usize) -> edri::Chunk {
+    edri::Chunk((0..size).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect())
+}
+
+/// Streams `count` chunks through a `Convert` tunnel; the chunks that came back, or the
+/// failure that ended the stream.
+async fn convert(ctx: &Ctx, ev: Convert, count: usize) -> Result<usize, Failure> {
+    let (mut tx, mut rx) = ctx.open(ev).await?.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..count {
+            if tx.send(chunk(i, 64 << 10)).await.is_err() {
+                return;
+            }
+        }
+        tx.close();
+    });
+    let mut back = 0;
+    while let Some(got) = rx.recv().await? {
+        let mut want = chunk(back, 64 << 10);
+        want.make_ascii_uppercase();
+        assert!(got == want, "chunk {back} differs");
+        back += 1;
+    }
+    sender.await.unwrap();
+    Ok(back)
+}
+
+async fn a_tunnel_accepted_in_a_worker_process() {
+    let running = start(Arc::default()).await;
+    let ctx = running.ctx();
+    let plain = Convert { fail_at: None, abort_at: None, refuse: false };
+    // 32 MiB, well past the worker timeout of 1.5 s: an accepted tunnel is not a call that
+    // runs too long.
+    let begin = Instant::now();
+    let back = convert(ctx, plain, 512).await.unwrap();
+    assert_eq!(back, 512);
+    println!("  32 MiB through a worker process in {:?}", begin.elapsed());
+    let two = tokio::join!(
+        convert(ctx, Convert { fail_at: None, abort_at: None, refuse: false }, 64),
+        convert(ctx, Convert { fail_at: None, abort_at: None, refuse: false }, 64),
+    );
+    assert_eq!((two.0.unwrap(), two.1.unwrap()), (64, 64));
+
+    let err = ctx.open(Convert { fail_at: None, abort_at: None, refuse: true }).await.unwrap_err();
+    assert_eq!(err.status(), Status::Forbidden, "{err}");
+    assert!(err.message().starts_with("refused by worker"), "{err}");
+
+    // A panic in the worker mid-stream ends the stream with `Crashed`, promptly.
+    let begin = Instant::now();
+    let err = convert(ctx, Convert { fail_at: Some(5), abort_at: None, refuse: false }, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Status::Crashed, "{err}");
+    assert!(begin.elapsed() < Duration::from_secs(2), "{:?}", begin.elapsed());
+
+    // The worker process dies mid-stream: `Crashed` too, and the next tunnel gets a new one.
+    let begin = Instant::now();
+    let err = convert(ctx, Convert { fail_at: None, abort_at: Some(5), refuse: false }, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Status::Crashed, "{err}");
+    assert!(begin.elapsed() < Duration::from_secs(5), "{:?}", begin.elapsed());
+    let back = convert(ctx, Convert { fail_at: None, abort_at: None, refuse: false }, 8).await;
+    assert_eq!(back.unwrap(), 8);
+    running.shutdown().await.unwrap();
+}
+
 fn main() {
     edri::serve_if_worker();
     if std::env::var_os("EDRI_TEST_APP").is_some() {
@@ -290,6 +391,9 @@ fn main() {
             Box::pin(a_worker_uses_its_ctx_through_the_parent())
         }),
         ("sigterm_leaves_no_worker_behind", || Box::pin(sigterm_leaves_no_worker_behind())),
+        ("a_tunnel_accepted_in_a_worker_process", || {
+            Box::pin(a_tunnel_accepted_in_a_worker_process())
+        }),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);

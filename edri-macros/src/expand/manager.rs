@@ -146,6 +146,16 @@ fn descriptor(p: &TokenStream, index: usize, h: &SolveDef) -> TokenStream {
 fn worker_fn(self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
     let method = &h.method;
     let path = quote_spanned!(method.span()=> <#self_ty>::#method);
+    if let Some(opening_span) = h.acceptor {
+        let opening = quote_spanned!(opening_span=> opening);
+        return match h.ctx_span {
+            Some(span) => {
+                let ctx = quote_spanned!(span=> ctx);
+                quote!(|event, opening, ctx| #path(event, #opening, #ctx))
+            }
+            None => quote!(|event, opening, _| #path(event, #opening)),
+        };
+    }
     match h.ctx_span {
         Some(span) => {
             let ctx = quote_spanned!(span=> ctx);
@@ -182,7 +192,11 @@ fn process_entry(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDe
     let event = event(p, h);
     let ret = ret(h);
     let call = worker_fn(self_ty, h);
-    let body = quote_spanned!(span=> #event::__process::<#ret, _>(input, ctx, #call));
+    let body = if h.acceptor.is_some() {
+        quote_spanned!(span=> #event::__process_accept::<#ret, _>(input, ctx, #call))
+    } else {
+        quote_spanned!(span=> #event::__process::<#ret, _>(input, ctx, #call))
+    };
     quote! {
         fn #name(input: &[u8], ctx: #p::Ctx) -> ::core::result::Result<::std::vec::Vec<u8>, #p::Failure> {
             #body
@@ -253,7 +267,11 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             }
         }
         Mode::Process => {
-            let process = quote_spanned!(span=> #event::__process_call(ctx, #index, envelope));
+            let process = if h.acceptor.is_some() {
+                quote_spanned!(span=> #event::__process_accept_call(ctx, #index, envelope))
+            } else {
+                quote_spanned!(span=> #event::__process_call(ctx, #index, envelope))
+            };
             quote! {
                 #index => #process.run().await,
             }

@@ -10,7 +10,8 @@ use super::WorkerStart;
 use crate::envelope::Envelope;
 use crate::event::{Event, kind};
 use crate::router::EventRegistration;
-use crate::wire::{FrameError, read_frame, write_frame};
+use crate::tunnel::remote::{Link, Message, RemoteEnd};
+use crate::wire::{FrameError, FrameReader, write_frame};
 use crate::worker::{PROTOCOL, ToParent, ToWorker, WORKER_ENV};
 use crate::{Ctx, Failure};
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 
 /// How long a new worker may take to announce itself.
@@ -32,18 +33,72 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Worker>>,
     /// Pids of every live worker, idle or busy.
     live: Mutex<Vec<u32>>,
+    /// Numbers the calls (a worker tells its tunnels apart by them).
+    calls: std::sync::atomic::AtomicU64,
 }
 
 struct Worker {
     child: Child,
     pid: u32,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    stdout: FrameReader<ChildStdout>,
+}
+
+/// The tunnel of an acceptor call, as the call's loop sees it.
+pub(crate) struct TunnelCall {
+    /// Called once with the worker's acceptor's answer and the link to the worker.
+    pub(crate) decided: Box<dyn FnOnce(Result<(), Failure>, RemoteEnd) + Send>,
+    pub(crate) window: usize,
+}
+
+/// What the loop of one call does besides reading the worker: its tunnel, once decided.
+struct Bridged {
+    /// Messages from the worker, for the bridge.
+    incoming: mpsc::UnboundedSender<Message>,
+    /// Messages from the bridge, for the worker.
+    outgoing: mpsc::UnboundedReceiver<Message>,
+}
+
+/// Sends a tunnel's messages to the loop of its call, which writes them to the worker.
+struct ToCall(mpsc::UnboundedSender<Message>);
+
+impl Link for ToCall {
+    fn send(&self, message: Message) -> crate::router::BoxFuture<Result<(), Failure>> {
+        let sent =
+            self.0.send(message).map_err(|_| Failure::unavailable("the worker's call is over"));
+        Box::pin(std::future::ready(sent))
+    }
+}
+
+/// Ends the tunnel of a call that ended with `failure` (both directions, after what the worker
+/// sent before).
+fn end_tunnel(bridged: Option<Bridged>, failure: &Failure) {
+    if let Some(b) = bridged {
+        let _ = b.incoming.send(Message::End(Some(failure.clone())));
+        let _ = b.incoming.send(Message::Stop(failure.clone()));
+    }
+}
+
+/// The next message of the bridge for the worker; never, once there is none.
+async fn outgoing(bridged: &mut Option<Bridged>) -> Message {
+    match bridged {
+        Some(b) => match b.outgoing.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 impl Pool {
     pub(crate) fn new(manager: &'static str, method: &'static str) -> Self {
-        Self { manager, method, idle: Mutex::new(Vec::new()), live: Mutex::new(Vec::new()) }
+        Self {
+            manager,
+            method,
+            idle: Mutex::new(Vec::new()),
+            live: Mutex::new(Vec::new()),
+            calls: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// Pids of the live workers.
@@ -56,36 +111,58 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    /// Runs one call in a worker: the serialized output, or why not.
+    /// Runs one call in a worker: the serialized output, or why not. With `tunnel`, the call
+    /// is an acceptor's: `timeout` holds until it answered, then the call lasts as long as its
+    /// tunnel, whose messages this loop carries both ways.
     async fn call(
         &self,
         ctx: &Ctx,
         payload: Vec<u8>,
         timeout: Duration,
+        mut tunnel: Option<TunnelCall>,
     ) -> Result<Vec<u8>, Failure> {
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut worker = match idle {
             Some(w) => w,
             None => self.spawn(deadline.min(Instant::now() + READY_TIMEOUT)).await?,
         };
-        let call = ToWorker::Call {
-            manager: self.manager.to_owned(),
-            method: self.method.to_owned(),
-            payload,
+        let (manager, method) = (self.manager.to_owned(), self.method.to_owned());
+        let number = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let call = match &tunnel {
+            None => ToWorker::Call { manager, method, payload },
+            Some(t) => ToWorker::Accept {
+                manager,
+                method,
+                payload,
+                window: u32::try_from(t.window).unwrap_or(u32::MAX),
+                call: number,
+            },
         };
         if let Err(e) = write_frame(&mut worker.stdin, &call).await {
             return Err(self.bury(worker, &e).await);
         }
+        let mut bridged: Option<Bridged> = None;
         loop {
-            let frame = match tokio::time::timeout_at(
-                deadline,
-                read_frame::<_, ToParent>(&mut worker.stdout),
-            )
-            .await
-            {
+            let read = tokio::select! {
+                message = outgoing(&mut bridged) => {
+                    let frame = ToWorker::Tunnel { call: number, message };
+                    if let Err(e) = write_frame(&mut worker.stdin, &frame).await {
+                        let failure = self.bury(worker, &e).await;
+                        end_tunnel(bridged, &failure);
+                        return Err(failure);
+                    }
+                    continue;
+                }
+                read = tokio::time::timeout_at(deadline, worker.stdout.next::<ToParent>()) => read,
+            };
+            let frame = match read {
                 Ok(Ok(frame)) => frame,
-                Ok(Err(e)) => return Err(self.bury(worker, &e).await),
+                Ok(Err(e)) => {
+                    let failure = self.bury(worker, &e).await;
+                    end_tunnel(bridged, &failure);
+                    return Err(failure);
+                }
                 Err(_) => {
                     self.kill(worker).await;
                     return Err(Failure::timeout(format!(
@@ -96,6 +173,11 @@ impl Pool {
             };
             let (id, result) = match frame {
                 ToParent::Done { result } => {
+                    // A handler that failed (or panicked) with its tunnel open ends it with
+                    // that failure, whatever of its own end arrived first.
+                    if let Err(failure) = &result {
+                        end_tunnel(bridged, failure);
+                    }
                     self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(worker);
                     return result;
                 }
@@ -110,9 +192,31 @@ impl Pool {
                     let e = FrameError::Io(std::io::Error::other("a second Ready frame"));
                     return Err(self.bury(worker, &e).await);
                 }
+                ToParent::Tunnel { message: Message::Verdict(answer) } => {
+                    if let Some(t) = tunnel.take() {
+                        let (in_tx, incoming) = mpsc::unbounded_channel();
+                        let (out_tx, out_rx) = mpsc::unbounded_channel();
+                        if answer.is_ok() {
+                            // Accepted: the tunnel may last longer than any call.
+                            deadline = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+                        }
+                        let link: Arc<dyn Link> = Arc::new(ToCall(out_tx));
+                        (t.decided)(answer, RemoteEnd { incoming, link });
+                        bridged = Some(Bridged { incoming: in_tx, outgoing: out_rx });
+                    }
+                    continue;
+                }
+                ToParent::Tunnel { message } => {
+                    if let Some(b) = &bridged {
+                        let _ = b.incoming.send(message);
+                    }
+                    continue;
+                }
             };
             if let Err(e) = write_frame(&mut worker.stdin, &ToWorker::Reply { id, result }).await {
-                return Err(self.bury(worker, &e).await);
+                let failure = self.bury(worker, &e).await;
+                end_tunnel(bridged, &failure);
+                return Err(failure);
             }
         }
     }
@@ -145,9 +249,8 @@ impl Pool {
         });
         self.live.lock().unwrap_or_else(PoisonError::into_inner).push(pid);
         tracing::debug!(pid, manager, method, "worker process started");
-        let mut worker = Worker { child, pid, stdin, stdout };
-        match tokio::time::timeout_at(deadline, read_frame::<_, ToParent>(&mut worker.stdout)).await
-        {
+        let mut worker = Worker { child, pid, stdin, stdout: FrameReader::new(stdout) };
+        match tokio::time::timeout_at(deadline, worker.stdout.next::<ToParent>()).await {
             Ok(Ok(ToParent::Ready { protocol })) if protocol == PROTOCOL => Ok(worker),
             Ok(Ok(ToParent::Ready { protocol })) => {
                 self.kill(worker).await;
@@ -216,6 +319,33 @@ pub(crate) fn call<E: Event<Kind: kind::Plain>>(
     envelope: Envelope,
 ) -> WorkerStart {
     let (event, reply) = E::__open(envelope);
+    start(ctx, handler, event, reply, None)
+}
+
+/// Prepares a process-mode call of tunnel acceptor `handler`: the worker runs the acceptor,
+/// this router holds the opening and bridges the accepted tunnel to the worker.
+pub(crate) fn accept<E: crate::TunnelEvent>(
+    ctx: &Ctx,
+    handler: u16,
+    envelope: Envelope,
+) -> WorkerStart {
+    let (event, opening, reply) = E::__accept(envelope);
+    let window = opening.window();
+    let decided = Box::new(move |answer, remote| {
+        crate::tunnel::worker::decided(opening, answer, remote);
+    });
+    start(ctx, handler, event, reply, Some(TunnelCall { decided, window }))
+}
+
+/// A call of `event` in a worker of handler `handler`, once a slot is free; its answer goes to
+/// `reply`.
+fn start<E: Event>(
+    ctx: &Ctx,
+    handler: u16,
+    event: crate::envelope::EventBox<E>,
+    reply: crate::envelope::Reply,
+    tunnel: Option<TunnelCall>,
+) -> WorkerStart {
     let slot = &ctx.shared().managers[ctx.origin() as usize];
     let limit = slot.limits[usize::from(handler)].clone();
     let pool = slot.pools[usize::from(handler)].clone();
@@ -227,7 +357,7 @@ pub(crate) fn call<E: Event<Kind: kind::Plain>>(
             let result = match (pool, crate::ctx::encode(&*event)) {
                 (Some(pool), Ok(payload)) => {
                     let timeout = ctx.shared().worker_timeout;
-                    pool.call(&ctx, payload, timeout).await.and_then(|bytes| {
+                    pool.call(&ctx, payload, timeout, tunnel).await.and_then(|bytes| {
                         postcard::from_bytes(&bytes).map_err(|e| {
                             Failure::invalid(format!("malformed answer from a worker: {e}"))
                         })

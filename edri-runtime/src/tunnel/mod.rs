@@ -39,6 +39,10 @@
 //! grants credits as its reader takes items, so a sender keeps at most one window queued on
 //! its side and one window in flight.
 //!
+//! **Where the acceptor runs.** Inline on its manager's task (it answers at once, then moves
+//! its end into a task or a thread), or in a worker process with `#[solve(process)]`: the
+//! router keeps the opening and bridges the accepted tunnel over the worker's pipe.
+//!
 //! **Ends.** [`close`](Tunnel::close) ends one direction: the other party's `recv` gives
 //! `Ok(None)` after the items sent before. Dropping an end without closing it, a panic of the
 //! task holding it, or the loss of the other router (beyond the switch's outage window, or a
@@ -47,6 +51,7 @@
 pub(crate) mod pipe;
 #[doc(hidden)]
 pub mod remote;
+pub(crate) mod worker;
 
 use crate::event::TunnelEvent;
 use crate::{Failure, Status};

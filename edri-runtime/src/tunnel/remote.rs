@@ -21,19 +21,28 @@ use tokio::sync::mpsc;
 /// bridges the tunnel once accepted. Generated for every tunnel event.
 pub type AcceptBytes = fn(Ctx, &[u8], usize, Duration, RemoteEnd) -> BoxFuture<()>;
 
-/// What travels on a tunnel's link, either way.
-#[derive(Debug)]
+/// What travels on a tunnel's link, either way (between a router and its process worker
+/// as it is; between routers as [`crate::switch`]'s `TunnelMessage`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Message {
     /// The acceptor's answer (acceptor to opener, first).
     Verdict(Result<(), Failure>),
     /// One serialized item.
-    Chunk(Vec<u8>),
+    Chunk(#[serde(serialize_with = "bytes", deserialize_with = "chunk")] Vec<u8>),
     /// The receiver took this many more items: the sender may send as many.
     Credit(u32),
     /// The sender's items are over: `None` closed, `Some` failed.
     End(Option<Failure>),
     /// The receiver stopped receiving: the sender's next send fails with this.
     Stop(Failure),
+}
+
+fn bytes<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
+}
+
+fn chunk<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    <super::Chunk as serde::Deserialize>::deserialize(deserializer).map(super::Chunk::into_inner)
 }
 
 /// Sends a tunnel's messages to the router at its other end. Dropping it forgets the tunnel.
@@ -122,7 +131,7 @@ pub fn accept_bytes<E: TunnelEvent>(
 /// `out` holds what the local party sends (forwarded while the other router grants credit),
 /// `inn` takes what arrives (the other router keeps within the credits granted here, which
 /// follow what the local reader takes).
-async fn bridge<Out, In>(
+pub(crate) async fn bridge<Out, In>(
     mut out: PipeRx<Out>,
     mut inn: PipeTx<In>,
     credit: Arc<AtomicUsize>,

@@ -52,6 +52,14 @@ pub struct Refused;
 #[derive(Debug, Clone)]
 pub struct Erring;
 
+/// Accepted in a worker process (declared only: the shapes compile).
+#[event(tunnel, send = Chunk, receive = Chunk)]
+pub struct InWorker;
+
+/// Accepted in a worker process, without the context.
+#[event(tunnel, send = Chunk, receive = Chunk)]
+pub struct InWorkerNoCtx;
+
 #[derive(Default)]
 pub struct Tunnels {
     opened: u32,
@@ -59,6 +67,23 @@ pub struct Tunnels {
 
 #[manager(name = "shapes.Tunnels")]
 impl Tunnels {
+    // process mode: owned event, opening and context, no self
+    #[solve(process, limit = 2)]
+    fn in_worker(_: InWorker, opening: Opening<InWorker>, ctx: Ctx) -> Result<(), Failure> {
+        let mut end = opening.accept()?;
+        while let Some(chunk) = end.blocking_recv()? {
+            end.blocking_send(chunk)?;
+        }
+        end.close();
+        let _ = ctx;
+        Ok(())
+    }
+
+    #[solve(process)]
+    fn in_worker_no_ctx(_: InWorkerNoCtx, opening: Opening<InWorkerNoCtx>) {
+        opening.reject(Failure::invalid("no"));
+    }
+
     // sync, &mut self, &E, ctx, -> ()
     #[solve]
     fn upper(&mut self, _: &Upper, opening: Opening<Upper>, ctx: &Ctx) {

@@ -1,3 +1,4 @@
+// A process-mode acceptor owns its context, as every process handler does.
 use edri::Chunk;
 use edri::prelude::*;
 
@@ -10,8 +11,8 @@ pub struct Converter;
 #[manager]
 impl Converter {
     #[solve(process)]
-    fn convert(ev: Convert, opening: Opening<Convert>) {
-        let _ = (ev, opening.accept());
+    fn convert(ev: Convert, opening: Opening<Convert>, ctx: &Ctx) {
+        let _ = (ev, opening.accept(), ctx);
     }
 }
 
