@@ -1,15 +1,15 @@
 //! File conversion through a tunnel: the client streams a file in 64 KiB chunks to a
-//! converter, which hands its end of the tunnel to a thread that converts chunk by chunk and
-//! streams the result back.
+//! converter, which converts chunk by chunk and streams the result back — once on a thread
+//! the acceptor hands its end to, once in a worker process (`#[solve(process)]`).
 //!
 //! ```sh
 //! cargo run --release --example tunnel [-- INPUT [OUTPUT]]
 //! ```
 //!
 //! Without arguments it converts a generated 32 MiB text file in a temporary directory. The
-//! conversion (here: ROT13 and upper case) runs on a plain thread with the tunnel's blocking
-//! methods; sending, converting and writing overlap, and the tunnel's window keeps at most 16
-//! chunks in flight each way however slow the converter is.
+//! conversion (here: ROT13 and upper case) uses the tunnel's blocking methods; sending,
+//! converting and writing overlap, and the tunnel's window keeps at most 16 chunks in flight
+//! each way however slow the converter is.
 
 use edri::prelude::*;
 use edri::{Acceptor, Chunk};
@@ -35,7 +35,14 @@ pub struct Convert {
     pub bytes: u64,
 }
 
-/// Accepts conversions and runs each on its own thread.
+/// The same conversion, run in a worker process of this binary.
+#[event(tunnel, send = Chunk, receive = Chunk)]
+pub struct ConvertInWorker {
+    /// What to do.
+    pub conversion: Conversion,
+}
+
+/// Accepts conversions and runs each on its own thread, or in a worker process.
 #[derive(Default)]
 pub struct Converter {
     started: u32,
@@ -61,6 +68,31 @@ impl Converter {
             })
             .expect("spawn a conversion thread");
     }
+
+    /// In a worker process: the acceptor converts on the worker's call thread; the worker is
+    /// busy until the tunnel is over.
+    #[solve(process, limit = 2)]
+    fn convert_in_worker(
+        ev: ConvertInWorker,
+        opening: Opening<ConvertInWorker>,
+    ) -> Result<(), Failure> {
+        let mut end = opening.accept()?;
+        while let Some(mut chunk) = end.blocking_recv()? {
+            convert_chunk(&mut chunk, ev.conversion);
+            end.blocking_send(chunk)?;
+        }
+        end.close();
+        Ok(())
+    }
+}
+
+fn convert_chunk(chunk: &mut [u8], conversion: Conversion) {
+    for b in chunk.iter_mut() {
+        if let Conversion::Rot13Upper = conversion {
+            *b = rot13(*b);
+        }
+        b.make_ascii_uppercase();
+    }
 }
 
 /// The worker: converts every chunk and sends it back, until the client closed its side.
@@ -69,12 +101,7 @@ fn convert(
     conversion: Conversion,
 ) -> Result<(), Failure> {
     while let Some(mut chunk) = end.blocking_recv()? {
-        for b in chunk.iter_mut() {
-            if let Conversion::Rot13Upper = conversion {
-                *b = rot13(*b);
-            }
-            b.make_ascii_uppercase();
-        }
+        convert_chunk(&mut chunk, conversion);
         end.blocking_send(chunk)?;
     }
     end.close();
@@ -101,27 +128,15 @@ fn sample(bytes: usize) -> std::io::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-#[edri::main]
-async fn main() -> edri::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("warn").init();
-    let mut args = std::env::args().skip(1);
-    let (input, output) = (args.next(), args.next());
-    let generated = input.is_none();
-    let input = match input {
-        Some(path) => path.into(),
-        None => sample(32 << 20)?,
-    };
-    let output = output.map_or_else(|| input.with_extension("out"), Into::into);
-    let running = Edri::builder().start().await?;
-    let ctx = running.ctx().clone();
-
-    let mut file = std::fs::File::open(&input)?;
-    let bytes = file.metadata()?.len();
-    let begin = Instant::now();
-    let tunnel = ctx.open(Convert { conversion: Conversion::Rot13Upper, bytes }).await?;
+/// Streams `input` through `tunnel` into `output`; the bytes sent and received.
+async fn transfer<E: edri::TunnelEvent<Send = Chunk, Receive = Chunk>>(
+    tunnel: edri::Tunnel<E>,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> edri::Result<(u64, u64)> {
+    let mut file = std::fs::File::open(input)?;
     let (mut tx, mut rx) = tunnel.split();
-
-    // Reading and sending on one task, receiving and writing on this one.
+    // Reading and sending on a blocking thread, receiving and writing on this task.
     let sender = tokio::task::spawn_blocking(move || -> Result<u64, Failure> {
         let mut sent = 0;
         loop {
@@ -136,7 +151,7 @@ async fn main() -> edri::Result<()> {
             tx.blocking_send(Chunk(chunk))?;
         }
     });
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&output)?);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(output)?);
     let mut received = 0u64;
     while let Some(chunk) = rx.recv().await? {
         received += chunk.len() as u64;
@@ -144,14 +159,53 @@ async fn main() -> edri::Result<()> {
     }
     out.flush()?;
     let sent = sender.await.map_err(|e| Failure::crashed(e.to_string()))??;
-    let took = begin.elapsed();
+    Ok((sent, received))
+}
+
+fn report(
+    how: &str,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    bytes: (u64, u64),
+    took: std::time::Duration,
+) {
+    let (sent, received) = bytes;
     println!(
-        "converted {} -> {}: {sent} bytes sent, {received} bytes back in {took:.2?} ({:.0} MiB/s)",
+        "{how}: {} -> {}: {sent} bytes sent, {received} back in {took:.2?} ({:.0} MiB/s)",
         input.display(),
         output.display(),
         received as f64 / f64::from(1 << 20) / took.as_secs_f64()
     );
     assert_eq!(sent, received, "every byte came back");
+}
+
+#[edri::main]
+async fn main() -> edri::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("warn").init();
+    let mut args = std::env::args().skip(1);
+    let (input, output) = (args.next(), args.next());
+    let generated = input.is_none();
+    let input: std::path::PathBuf = match input {
+        Some(path) => path.into(),
+        None => sample(32 << 20)?,
+    };
+    let output = output.map_or_else(|| input.with_extension("out"), Into::into);
+    let running = Edri::builder().start().await?;
+    let ctx = running.ctx().clone();
+    let bytes = std::fs::metadata(&input)?.len();
+    let conversion = Conversion::Rot13Upper;
+
+    // On a thread the acceptor hands its end to.
+    let begin = Instant::now();
+    let tunnel = ctx.open(Convert { conversion, bytes }).await?;
+    let moved = transfer(tunnel, &input, &output).await?;
+    report("on a thread", &input, &output, moved, begin.elapsed());
+
+    // In a worker process of this binary.
+    let begin = Instant::now();
+    let tunnel = ctx.open(ConvertInWorker { conversion }).await?;
+    let moved = transfer(tunnel, &input, &output).await?;
+    report("in a worker process", &input, &output, moved, begin.elapsed());
 
     // A file that is too large is refused before anything is sent.
     let refused = ctx.open(Convert { conversion: Conversion::Upper, bytes: 2 << 30 }).await;
