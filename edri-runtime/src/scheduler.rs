@@ -128,7 +128,8 @@ impl Job {
         self
     }
 
-    /// Whether the job can run here: its event is declared in this binary, its trigger is
+    /// Whether the job can run here: its event is declared in this binary (a notification or a
+    /// request), its trigger is
     /// valid (a cron expression parses, an interval is not zero) and its event serialized.
     ///
     /// # Errors
@@ -140,7 +141,12 @@ impl Job {
         if self.name.is_empty() {
             return Err(Failure::invalid("a job needs a name"));
         }
-        registration(&self.event)?;
+        if registration(&self.event)?.meta.kind == crate::EventKind::Tunnel {
+            return Err(Failure::invalid(format!(
+                "job `{}`: `{}` is a tunnel; a job sends notifications and requests",
+                self.name, self.event
+            )));
+        }
         match &self.trigger {
             Trigger::Cron { expr } => parse_cron(expr).map(drop),
             Trigger::Every { ms: 0 } => Err(Failure::invalid(format!(

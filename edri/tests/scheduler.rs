@@ -79,8 +79,16 @@ async fn cron_every_second_fires() {
     let bad =
         running.ctx().schedule(Job::cron("not cron", Beat { from: "x".into() }).named("bad")).await;
     assert_eq!(bad.unwrap_err().status(), Status::Invalid);
+    // A tunnel is not something a job can send.
+    let tunnel = running.ctx().schedule(Job::every(Duration::from_secs(1), Stream)).await;
+    let err = tunnel.unwrap_err();
+    assert_eq!(err.status(), Status::Invalid);
+    assert!(err.message().contains("is a tunnel"), "{err}");
     running.shutdown().await.unwrap();
 }
+
+#[event(tunnel, send = u8, receive = u8)]
+pub struct Stream;
 
 #[tokio::test]
 async fn list_jobs_duplicates_and_update() {
