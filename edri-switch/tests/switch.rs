@@ -245,7 +245,7 @@ impl Converter {
         let at = ev.at;
         ctx.spawn(async move {
             while let Ok(Some(n)) = end.recv().await {
-                assert!(n != at, "fragile breaks at {n}");
+                assert!(n != at, "the Fragile acceptor breaks at {n}, on purpose");
                 let _ = end.send(n).await;
             }
         });
@@ -753,6 +753,8 @@ async fn tunnels() {
     let mut tunnel = ctx.open(Upper {}).await.unwrap();
     tunnel.send(chunk(0, 10)).await.unwrap();
     assert_eq!(tunnel.recv().await.unwrap().map(|c| c.len()), Some(10));
+    tunnel.close();
+    assert_eq!(tunnel.recv().await.unwrap(), None);
 
     // Rejection and no acceptor.
     let err = ctx.open(Refused {}).await.unwrap_err();
@@ -808,6 +810,12 @@ async fn tunnels() {
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), Some((500, 0)));
+    }
+    // Every tunnel that ended is forgotten on this side (the acceptor's sides end with them).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running.switch().unwrap().tunnels > 0 {
+        assert!(Instant::now() < deadline, "{:?}", running.switch().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     // The acceptor's router is killed mid-stream: the stream ends with an error once the

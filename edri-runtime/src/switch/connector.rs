@@ -447,6 +447,7 @@ impl Connector {
             lost: get(&self.stats.lost),
             buffered,
             reconnects: get(&self.stats.reconnects),
+            tunnels: self.tunnels().len() as u64,
         }
     }
 
@@ -1281,7 +1282,7 @@ impl Connector {
         let status = self.status();
         let rejected = self.stats.rejected.load(Ordering::Relaxed);
         let restarts = self.stats.restarts.load(Ordering::Relaxed);
-        let lines: [(&str, &str, &str, u64); 10] = [
+        let lines: [(&str, &str, &str, u64); 11] = [
             (
                 "edri_switch_connected",
                 "gauge",
@@ -1342,6 +1343,7 @@ impl Connector {
                 "Connections to the switch lost.",
                 status.reconnects,
             ),
+            ("edri_switch_tunnels", "gauge", "Tunnels open with other routers.", status.tunnels),
         ];
         for (name, kind, help, value) in lines {
             crate::metrics::header(out, name, kind, help);

@@ -195,6 +195,8 @@ pub struct SwitchStatus {
     pub buffered: u64,
     /// Connections to the switch lost.
     pub reconnects: u64,
+    /// Tunnels open with other routers (opened here or accepted here).
+    pub tunnels: u64,
 }
 
 /// Another router, as [`SwitchStatus`] shows it.
@@ -207,6 +209,6 @@ pub struct Peer {
     pub connected: bool,
     /// The notifications it has subscribers for.
     pub subscribes: Vec<String>,
-    /// The requests it answers.
+    /// The requests it answers and the tunnels it accepts.
     pub responds: Vec<String>,
 }
