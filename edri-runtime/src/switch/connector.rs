@@ -3,8 +3,8 @@
 
 use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, Item, PROTOCOL, PeerInfo, Proof,
-    ToSwitch, Transcript, TunnelMessage, Verdict, decode, encode_item, frame, nonce, push_frame,
-    read_body, split_items,
+    ToSwitch, Transcript, TunnelMessage, Verdict, decode, encode_item, frame, nonce, push_data,
+    push_frame, read_body, split_items,
 };
 use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
 use crate::error::StartError;
@@ -1068,7 +1068,6 @@ impl Connector {
         for (to, epoch, from) in std::mem::take(&mut out.resends) {
             push_frame(buf, &ToSwitch::Resend { to: &to, epoch, from })?;
         }
-        let mut items = Vec::new();
         for (to, stream) in &mut out.streams {
             while stream.up
                 && buf.len() < WRITE_BATCH
@@ -1079,26 +1078,19 @@ impl Connector {
                 let room =
                     usize::try_from(stream.acked + self.window - stream.sent).unwrap_or(usize::MAX);
                 let most = (stream.entries.len() - start).min(room).min(BATCH_ITEMS);
-                items.clear();
                 // Large items (tunnel chunks) make smaller frames: one write batch at most,
                 // and never less than one item.
-                let mut n = 0;
+                let (mut n, mut total) = (0, 0);
                 for entry in stream.entries.range(start..start + most) {
-                    if n > 0 && items.len() + entry.item.len() > WRITE_BATCH {
+                    if n > 0 && total + entry.item.len() > WRITE_BATCH {
                         break;
                     }
-                    items.extend_from_slice(&entry.item);
+                    total += entry.item.len();
                     n += 1;
                 }
-                let data = ToSwitch::Data {
-                    to,
-                    epoch: self.epoch,
-                    base: stream.acked,
-                    first: stream.sent,
-                    count: n as u32,
-                    items: &items,
-                };
-                push_frame(buf, &data)?;
+                let items = stream.entries.range(start..start + n).map(|e| &e.item[..]);
+                let (base, first) = (stream.acked, stream.sent);
+                push_data(buf, to, self.epoch, base, first, n as u32, items, total)?;
                 stream.sent += n as u64;
             }
         }

@@ -333,6 +333,41 @@ pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, message: &T) -> Result
     Ok(())
 }
 
+/// Pushes a `Data` frame whose items are `items` one after the other (`total` bytes in all),
+/// without gathering them into one buffer first: the same bytes as [`push_frame`] of
+/// `ToSwitch::Data { .., items: &all }`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push_data<'a>(
+    out: &mut Vec<u8>,
+    to: &str,
+    epoch: u64,
+    base: u64,
+    first: u64,
+    count: u32,
+    items: impl Iterator<Item = &'a [u8]>,
+    total: usize,
+) -> Result<(), FrameError> {
+    let at = out.len();
+    push_frame(out, &ToSwitch::Data { to, epoch, base, first, count, items: &[] })?;
+    // `items` is the last field: the header ends with the length of an empty run, one 0 byte.
+    if out.pop() != Some(0) {
+        out.truncate(at);
+        return Err(FrameError::Io(std::io::Error::other("unexpected Data header")));
+    }
+    push_varint(out, total as u64);
+    out.reserve(total);
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    let len = out.len() - at - 4;
+    if len > MAX_FRAME {
+        out.truncate(at);
+        return Err(FrameError::TooLarge(len));
+    }
+    out[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
 /// One frame's bytes.
 pub(crate) fn frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = Vec::new();
@@ -567,6 +602,19 @@ mod tests {
         let mut f = frame(&ToSwitch::Ping).unwrap();
         f.push(0);
         assert!(decode::<ToSwitch<'_>>(&f[4..]).is_err());
+    }
+
+    #[test]
+    fn data_frames_pushed_in_parts_are_the_same_bytes() {
+        let parts: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; i * 7 % 500]).collect();
+        let all: Vec<u8> = parts.concat();
+        let mut whole = vec![9];
+        let data = ToSwitch::Data { to: "b", epoch: 3, base: 4, first: 5, count: 300, items: &all };
+        push_frame(&mut whole, &data).unwrap();
+        let mut pieces = vec![9];
+        let items = parts.iter().map(Vec::as_slice);
+        push_data(&mut pieces, "b", 3, 4, 5, 300, items, all.len()).unwrap();
+        assert_eq!(whole, pieces);
     }
 
     #[test]
