@@ -194,6 +194,10 @@ impl Streamer {
 #[event(tunnel, send = edri::Chunk, receive = edri::Chunk)]
 pub struct Upper {}
 
+/// Uppercases every chunk in a worker process of the accepting router.
+#[event(tunnel, send = edri::Chunk, receive = edri::Chunk)]
+pub struct UpperInWorker {}
+
 /// Always refused.
 #[event(tunnel, send = u64, receive = u64)]
 pub struct Refused {}
@@ -232,6 +236,17 @@ impl Converter {
             end.close();
             Ok::<_, Failure>(())
         });
+    }
+
+    #[solve(process)]
+    fn upper_in_worker(_: UpperInWorker, opening: Opening<UpperInWorker>) -> Result<(), Failure> {
+        let mut end = opening.accept()?;
+        while let Some(mut chunk) = end.blocking_recv()? {
+            chunk.make_ascii_uppercase();
+            end.blocking_send(chunk)?;
+        }
+        end.close();
+        Ok(())
     }
 
     #[solve]
@@ -742,6 +757,24 @@ async fn tunnels() {
         100.0 / took.as_secs_f64()
     );
 
+    // The acceptor runs in a worker process of router t: two bridges in a row.
+    let (mut tx, mut rx) = ctx.open(UpperInWorker {}).await.unwrap().split();
+    let sender = tokio::spawn(async move {
+        for i in 0..128 {
+            tx.send(chunk(i, size)).await.unwrap();
+        }
+        tx.close();
+    });
+    let mut received = 0;
+    while let Some(got) = rx.recv().await.unwrap() {
+        let mut want = chunk(received, size);
+        want.make_ascii_uppercase();
+        assert!(got == want, "chunk {received} differs");
+        received += 1;
+    }
+    sender.await.unwrap();
+    assert_eq!(received, 128);
+
     // An item too large for the link fails the tunnel, on both sides, and nothing else: the
     // next tunnel works.
     let mut tunnel = ctx.open(Upper {}).await.unwrap();
@@ -827,8 +860,12 @@ async fn tunnels() {
     let ended = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
     let failure = ended.expect("the stream ended").unwrap_err();
     assert_eq!(failure.status(), edri::Status::Unavailable, "{failure}");
-    println!("  acceptor's router killed: the stream failed after {:.1?}", begin.elapsed());
-    assert!(tx.send(1).await.is_err());
+    println!(
+        "  acceptor's router killed: the stream failed after {:.1?}: {failure}",
+        begin.elapsed()
+    );
+    let sent = tx.send(1).await;
+    assert!(sent.is_err(), "{sent:?}");
     running.shutdown().await.unwrap();
 }
 

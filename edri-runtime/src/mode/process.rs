@@ -74,8 +74,8 @@ impl Link for ToCall {
 /// sent before).
 fn end_tunnel(bridged: Option<Bridged>, failure: &Failure) {
     if let Some(b) = bridged {
-        let _ = b.incoming.send(Message::End(Some(failure.clone())));
         let _ = b.incoming.send(Message::Stop(failure.clone()));
+        let _ = b.incoming.send(Message::End(Some(failure.clone())));
     }
 }
 

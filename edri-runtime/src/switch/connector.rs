@@ -1472,8 +1472,8 @@ impl Uplink for Connector {
                          {timeout:?}"
                     ));
                     // An acceptor that answers later finds both directions over.
-                    let _ = link.send(Message::End(Some(failure.clone()))).await;
                     let _ = link.send(Message::Stop(failure.clone())).await;
+                    let _ = link.send(Message::End(Some(failure.clone()))).await;
                     Err(failure)
                 }
             }

@@ -106,8 +106,10 @@ impl Side for Acceptor {
 /// task ([`Ctx::spawn`](crate::Ctx::spawn)) or a thread (it has blocking twins of its
 /// methods); [`split`](Self::split) it to send and receive from different places.
 pub struct Tunnel<E: TunnelEvent, S: Side = Opener> {
-    tx: TunnelSender<S::Out<E>>,
+    // Dropped in this order: the other side's sending fails before its receiving ends, so
+    // whoever sees the end of the stream finds sending over too.
     rx: TunnelReceiver<S::In<E>>,
+    tx: TunnelSender<S::Out<E>>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -124,8 +126,8 @@ impl<E: TunnelEvent, S: Side> std::fmt::Debug for Tunnel<E, S> {
 impl<E: TunnelEvent, S: Side> Tunnel<E, S> {
     fn new(tx: PipeTx<S::Out<E>>, rx: PipeRx<S::In<E>>, window: usize) -> Self {
         Self {
-            tx: TunnelSender { pipe: tx, window, credit: None },
             rx: TunnelReceiver { pipe: rx },
+            tx: TunnelSender { pipe: tx, window, credit: None },
             _event: PhantomData,
         }
     }

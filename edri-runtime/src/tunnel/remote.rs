@@ -175,8 +175,8 @@ pub(crate) async fn bridge<Out, In>(
                 };
                 if let Err(failure) = link.send(message).await {
                     // Refused (too large) or the router stops: the tunnel ends on both sides.
-                    let _ = link.send(Message::End(Some(failure.clone()))).await;
                     let _ = link.send(Message::Stop(failure.clone())).await;
+                    let _ = link.send(Message::End(Some(failure.clone()))).await;
                     out.stop(failure.clone());
                     inn.finish(Err(failure));
                     return;
@@ -191,8 +191,8 @@ pub(crate) async fn bridge<Out, In>(
                         let failure = Failure::invalid(format!(
                             "the other router sent tunnel `{name}` items beyond its credit"
                         ));
-                        inn.finish(Err(failure.clone()));
                         out.stop(failure.clone());
+                        inn.finish(Err(failure.clone()));
                         let _ = link.send(Message::Stop(failure.clone())).await;
                         let _ = link.send(Message::End(Some(failure))).await;
                         return;
@@ -230,8 +230,10 @@ pub(crate) async fn bridge<Out, In>(
                     let failure = Failure::unavailable(format!(
                         "the router at the other end of tunnel `{name}` is gone"
                     ));
-                    inn.finish(Err(failure.clone()));
-                    out.stop(failure);
+                    // The sending side first: whoever sees the end of the stream finds sending
+                    // over too.
+                    out.stop(failure.clone());
+                    inn.finish(Err(failure));
                     return;
                 }
             },

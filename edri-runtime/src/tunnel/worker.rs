@@ -33,8 +33,8 @@ pub(crate) fn decided<E: TunnelEvent>(
                 // The opener gave up meanwhile: both directions end for the worker.
                 let link = remote.link;
                 tokio::spawn(async move {
-                    let _ = link.send(Message::End(Some(failure.clone()))).await;
-                    let _ = link.send(Message::Stop(failure)).await;
+                    let _ = link.send(Message::Stop(failure.clone())).await;
+                    let _ = link.send(Message::End(Some(failure))).await;
                 });
             }
         },
