@@ -295,7 +295,7 @@ pub trait Notification: Event<Output = ()> {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri tunnel",
     label = "not a tunnel event",
-    note = "tunnels are declared with `#[edri::event(tunnel, send = T, receive = U)]`"
+    note = "tunnels are declared with `#[edri::event(tunnel, send = T, receive = U)]`; only a tunnel is opened with `ctx.open(..)`, and only a tunnel's acceptor takes an `Opening<E>`"
 )]
 pub trait TunnelEvent: Event<Output = ()> {
     /// Items the opener sends.

@@ -319,24 +319,26 @@ impl Verdict {
 /// [`accept`](Self::accept) it (and move the end into a task or a thread) or
 /// [`reject`](Self::reject) it. Dropped without either, the opener gets a failure; a handler
 /// that returns `Err(x)` while the opening is unanswered rejects it with `x`.
-pub struct Opening<E: TunnelEvent> {
+// No `E: TunnelEvent` bound on the type itself (only on its methods): an acceptor written for
+// an event that is not a tunnel gets one error, on the event, not one per mention of the type.
+pub struct Opening<E> {
     verdict: Arc<Verdict>,
-    end: Option<Tunnel<E, Acceptor>>,
+    /// The acceptor's end, a `Tunnel<E, Acceptor>`.
+    end: Option<Box<dyn std::any::Any + Send>>,
+    window: usize,
+    _event: PhantomData<fn() -> E>,
 }
 
-impl<E: TunnelEvent> std::fmt::Debug for Opening<E> {
+impl<E> std::fmt::Debug for Opening<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opening").field("event", &E::META.name).finish_non_exhaustive()
+        f.debug_struct("Opening").field("event", &self.verdict.event).finish_non_exhaustive()
     }
 }
 
 impl<E: TunnelEvent> Opening<E> {
     pub(crate) fn new(end: Tunnel<E, Acceptor>, verdict: Arc<Verdict>) -> Self {
-        Self { verdict, end: Some(end) }
-    }
-
-    pub(crate) fn verdict(&self) -> &Arc<Verdict> {
-        &self.verdict
+        let window = end.window();
+        Self { verdict, end: Some(Box::new(end)), window, _event: PhantomData }
     }
 
     /// Confirms the tunnel and returns this side's end.
@@ -344,9 +346,9 @@ impl<E: TunnelEvent> Opening<E> {
     /// # Errors
     /// `Unavailable` when the opener no longer waits (it timed out or went away).
     pub fn accept(mut self) -> Result<Tunnel<E, Acceptor>, Failure> {
-        let end = self.end.take();
+        let end = self.end.take().and_then(|end| end.downcast::<Tunnel<E, Acceptor>>().ok());
         match end {
-            Some(end) if self.verdict.answer(Ok(())) => Ok(end),
+            Some(end) if self.verdict.answer(Ok(())) => Ok(*end),
             _ => Err(Failure::unavailable(format!(
                 "the opener of tunnel `{}` no longer waits for it",
                 E::META.name
@@ -359,10 +361,16 @@ impl<E: TunnelEvent> Opening<E> {
         self.end = None;
         self.verdict.answer(Err(failure.into()));
     }
+}
+
+impl<E> Opening<E> {
+    pub(crate) fn verdict(&self) -> &Arc<Verdict> {
+        &self.verdict
+    }
 
     /// The window of the tunnel: items each side may have in flight.
     pub fn window(&self) -> usize {
-        self.end.as_ref().map_or(0, Tunnel::window)
+        self.window
     }
 }
 
