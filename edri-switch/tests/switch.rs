@@ -713,6 +713,30 @@ fn chunk(i: usize, size: usize) -> edri::Chunk {
     edri::Chunk((0..size).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect())
 }
 
+/// Sends `chunks` chunks of `size` bytes through an uppercasing tunnel and checks that every
+/// one comes back converted, once, in order.
+async fn stream_upper<E>(tunnel: edri::Tunnel<E>, chunks: usize, size: usize)
+where
+    E: edri::TunnelEvent<Send = edri::Chunk, Receive = edri::Chunk>,
+{
+    let (mut tx, mut rx) = tunnel.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..chunks {
+            tx.send(chunk(i, size)).await.unwrap();
+        }
+        tx.close();
+    });
+    let mut received = 0;
+    while let Some(got) = rx.recv().await.unwrap() {
+        let mut want = chunk(received, size);
+        want.make_ascii_uppercase();
+        assert!(got == want, "chunk {received} differs");
+        received += 1;
+    }
+    sender.await.unwrap();
+    assert_eq!(received, chunks);
+}
+
 /// Tunnels from this router to an acceptor on router t: a 100 MiB stream, rejection, no
 /// acceptor, a panicking acceptor, a slow receiver, 100 tunnels at once, and the acceptor's
 /// router killed mid-stream.
@@ -734,23 +758,7 @@ async fn tunnels() {
     // 100 MiB in 64 KiB chunks, uppercased on t: complete and in order.
     let (total, size) = (100usize << 20, 64usize << 10);
     let begin = Instant::now();
-    let (mut tx, mut rx) = ctx.open(Upper {}).await.unwrap().split();
-    let chunks = total / size;
-    let sender = tokio::spawn(async move {
-        for i in 0..chunks {
-            tx.send(chunk(i, size)).await.unwrap();
-        }
-        tx.close();
-    });
-    let mut received = 0;
-    while let Some(got) = rx.recv().await.unwrap() {
-        let mut want = chunk(received, size);
-        want.make_ascii_uppercase();
-        assert!(got == want, "chunk {received} differs");
-        received += 1;
-    }
-    sender.await.unwrap();
-    assert_eq!(received, chunks);
+    stream_upper(ctx.open(Upper {}).await.unwrap(), total / size, size).await;
     let took = begin.elapsed();
     println!(
         "  100 MiB across routers (there and back) in {took:.2?}: {:.0} MiB/s",
@@ -758,22 +766,7 @@ async fn tunnels() {
     );
 
     // The acceptor runs in a worker process of router t: two bridges in a row.
-    let (mut tx, mut rx) = ctx.open(UpperInWorker {}).await.unwrap().split();
-    let sender = tokio::spawn(async move {
-        for i in 0..128 {
-            tx.send(chunk(i, size)).await.unwrap();
-        }
-        tx.close();
-    });
-    let mut received = 0;
-    while let Some(got) = rx.recv().await.unwrap() {
-        let mut want = chunk(received, size);
-        want.make_ascii_uppercase();
-        assert!(got == want, "chunk {received} differs");
-        received += 1;
-    }
-    sender.await.unwrap();
-    assert_eq!(received, 128);
+    stream_upper(ctx.open(UpperInWorker {}).await.unwrap(), 128, size).await;
 
     // An item too large for the link fails the tunnel, on both sides, and nothing else: the
     // next tunnel works.

@@ -324,6 +324,12 @@ pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, message: &T) -> Result
         out.truncate(at);
         return Err(e.into());
     }
+    seal(out, at)
+}
+
+/// Writes the length of the frame that starts at `at` (its 4-byte prefix) and runs to the end
+/// of `out`; removes the frame when it is too large.
+fn seal(out: &mut Vec<u8>, at: usize) -> Result<(), FrameError> {
     let len = out.len() - at - 4;
     if len > MAX_FRAME {
         out.truncate(at);
@@ -359,13 +365,7 @@ pub(crate) fn push_data<'a>(
     for item in items {
         out.extend_from_slice(item);
     }
-    let len = out.len() - at - 4;
-    if len > MAX_FRAME {
-        out.truncate(at);
-        return Err(FrameError::TooLarge(len));
-    }
-    out[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(())
+    seal(out, at)
 }
 
 /// One frame's bytes.
