@@ -893,6 +893,43 @@ async fn tunnel_outage() {
     running.shutdown().await.unwrap();
 }
 
+/// A tunnel through a cut longer than the outage window: items were given up, so the tunnel
+/// fails (on this side and on the acceptor's) instead of going on with a hole in its stream.
+async fn tunnel_outage_beyond_window() {
+    let (_switch, addr) = switch("127.0.0.1:0");
+    let proxy = Proxy::start(addr.clone()).await;
+    let (_t, ready) = router("t", "converter", &addr);
+    assert_eq!(ready, "ready");
+    let running = Edri::builder()
+        .only_explicit()
+        .manager(Ctl)
+        .switch(
+            edri::switch::Switch::new(&proxy.addr)
+                .secret(SECRET)
+                .id("ctl")
+                .outage_window(Duration::from_secs(1)),
+        )
+        .start()
+        .await
+        .unwrap();
+    wait_for_peers(&running, &["t"]).await;
+    let (mut tx, mut rx) = running.ctx().open(Check { pause_ms: 0 }).await.unwrap().split();
+    tx.send(0).await.unwrap();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send(1).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    let ended = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+    let failure = ended.expect("the stream ended").unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Unavailable, "{failure}");
+    assert!(failure.message().contains("given up"), "{failure}");
+    assert!(tx.send(2).await.is_err());
+    let status = running.switch().unwrap();
+    assert!(status.lost >= 1 && status.tunnels == 0, "{status:?}");
+    running.shutdown().await.unwrap();
+}
+
 // ----- runner -------------------------------------------------------------------------------
 
 type Test = (&'static str, fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
@@ -911,6 +948,7 @@ fn main() {
         ("outage_switch_killed", || Box::pin(outage(Outage::KillSwitch))),
         ("tunnels", || Box::pin(tunnels())),
         ("tunnel_outage", || Box::pin(tunnel_outage())),
+        ("tunnel_outage_beyond_window", || Box::pin(tunnel_outage_beyond_window())),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = 0;

@@ -419,6 +419,22 @@ impl Connector {
             .retain(|key, slot| &*key.peer != id || epoch.is_some_and(|e| e == slot.peer_epoch));
     }
 
+    /// Events with router `id` were given up (beyond the outage window): its tunnels may have
+    /// lost items, so they end, with an error on both directions.
+    fn tunnels_lost(&self, id: &str) {
+        let failure = Failure::unavailable(format!(
+            "items of this tunnel with router `{id}` were given up beyond the outage window"
+        ));
+        self.tunnels().retain(|key, slot| {
+            if &*key.peer != id {
+                return true;
+            }
+            let _ = slot.tx.send(Message::Stop(failure.clone()));
+            let _ = slot.tx.send(Message::End(Some(failure.clone())));
+            false
+        });
+    }
+
     /// A snapshot for [`Running::switch`](crate::Running::switch).
     pub(crate) fn status(&self) -> SwitchStatus {
         let mut peers: Vec<Peer> = self
@@ -753,6 +769,11 @@ impl Connector {
         }
         let expected = state.expected.get_or_insert(base);
         // Below `base` the sender gave up or was told it was delivered: never wait for it.
+        if base > *expected {
+            // Given up by the sender (beyond its outage window): a tunnel cannot go on with a
+            // hole in its stream.
+            self.tunnels_lost(from);
+        }
         *expected = (*expected).max(base);
         if first > *expected {
             if state.nacked != Some(*expected) {
@@ -1248,6 +1269,7 @@ impl Connector {
                 self.space.notify_waiters();
             }
             for (id, lost) in expired {
+                self.tunnels_lost(&id);
                 add(&self.stats.lost, lost);
                 tracing::warn!(
                     router = %id,
