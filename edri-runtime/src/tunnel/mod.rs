@@ -46,7 +46,8 @@
 //! **Ends.** [`close`](Tunnel::close) ends one direction: the other party's `recv` gives
 //! `Ok(None)` after the items sent before. Dropping an end without closing it, a panic of the
 //! task holding it, or the loss of the other router (beyond the switch's outage window, or a
-//! restart) ends the stream with an error on the other side, never a hang.
+//! restart), or items given up beyond the outage window end the stream with an error on the
+//! other side, never a hang and never a hole in the stream.
 
 pub(crate) mod pipe;
 #[doc(hidden)]
