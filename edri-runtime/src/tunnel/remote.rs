@@ -189,7 +189,7 @@ pub(crate) async fn bridge<Out, In>(
                     }
                     if allowed == 0 {
                         let failure = Failure::invalid(format!(
-                            "the other router sent tunnel `{name}` items beyond its credit"
+                            "the other side of tunnel `{name}` sent items beyond its credit"
                         ));
                         out.stop(failure.clone());
                         inn.finish(Err(failure.clone()));
@@ -205,7 +205,7 @@ pub(crate) async fn bridge<Out, In>(
                         }
                         Err(e) => {
                             let failure = Failure::invalid(format!(
-                                "malformed item of tunnel `{name}` from the other router: {e}"
+                                "malformed item of tunnel `{name}` from the other side: {e}"
                             ));
                             inn.finish(Err(failure.clone()));
                             in_done = true;
@@ -228,7 +228,7 @@ pub(crate) async fn bridge<Out, In>(
                 Some(Message::Verdict(_)) => {}
                 None => {
                     let failure = Failure::unavailable(format!(
-                        "the router at the other end of tunnel `{name}` is gone"
+                        "the other side of tunnel `{name}` is gone (its router or worker process)"
                     ));
                     // The sending side first: whoever sees the end of the stream finds sending
                     // over too.
