@@ -310,7 +310,7 @@ impl Ctx {
         self.shared.stopping.load(Ordering::Acquire)
     }
 
-    pub(crate) fn responder<E: Event>(&self) -> Result<&Target, Failure> {
+    fn responder<E: Event>(&self) -> Result<&Target, Failure> {
         let target =
             self.shared.route(TypeId::of::<E>()).and_then(|r| r.responder.as_ref()).ok_or_else(
                 || Failure::unavailable(format!("no responder for request `{}`", E::META.name)),

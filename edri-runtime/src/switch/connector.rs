@@ -412,6 +412,14 @@ impl Connector {
         self.tunnels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Registers tunnel `key` with a router of epoch `peer_epoch`: its messages from there
+    /// arrive in the end's `incoming`; dropping the end's link forgets it.
+    fn tunnel(self: &Arc<Self>, key: TunnelKey, peer_epoch: u64) -> RemoteEnd {
+        let (tx, incoming) = mpsc::unbounded_channel();
+        self.tunnels().insert(key.clone(), TunnelSlot { tx, peer_epoch });
+        RemoteEnd { incoming, link: Arc::new(TunnelLink { connector: self.clone(), key }) }
+    }
+
     /// Ends the tunnels with router `id` (all of them, or those of another epoch than
     /// `epoch`): their bridges see the link gone and fail both directions.
     fn end_tunnels(&self, id: &str, epoch: Option<u64>) {
@@ -911,10 +919,7 @@ impl Connector {
             Ok(Item::Response { .. }) => {}
             Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload }) => {
                 let key = TunnelKey { peer: from.clone(), epoch, id: tunnel, opened_here: false };
-                let (tx, incoming) = mpsc::unbounded_channel();
-                self.tunnels().insert(key.clone(), TunnelSlot { tx, peer_epoch: epoch });
-                let link: Arc<dyn Link> = Arc::new(TunnelLink { connector: self.clone(), key });
-                let remote = RemoteEnd { incoming, link };
+                let remote = self.tunnel(key, epoch);
                 let window = usize::try_from(window).unwrap_or(usize::MAX);
                 let timeout = Duration::from_millis(timeout_ms);
                 let accept = match self.registry.get(event).and_then(|r| r.accept_bytes) {
@@ -1460,9 +1465,7 @@ impl Uplink for Connector {
             let peer_epoch = self.peers().known.get(&to).map_or(0, |k| k.info.epoch);
             let id = self.next_tunnel.fetch_add(1, Ordering::Relaxed);
             let key = TunnelKey { peer: to.clone(), epoch: self.epoch, id, opened_here: true };
-            let (tx, mut incoming) = mpsc::unbounded_channel();
-            self.tunnels().insert(key.clone(), TunnelSlot { tx, peer_epoch });
-            let link: Arc<dyn Link> = Arc::new(TunnelLink { connector: self.clone(), key });
+            let RemoteEnd { mut incoming, link } = self.tunnel(key, peer_epoch);
             let item = encode_item(&Item::Open {
                 tunnel: id,
                 epoch: self.epoch,

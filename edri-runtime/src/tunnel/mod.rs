@@ -197,6 +197,14 @@ impl<E: TunnelEvent, S: Side> Tunnel<E, S> {
     pub fn buffered(&self) -> usize {
         self.tx.buffered()
     }
+
+    /// The credits of the bridge that carries this end's items to another process, full at
+    /// first; [`buffered`](Self::buffered) counts what they leave in flight.
+    pub(crate) fn bridged(&mut self) -> Arc<std::sync::atomic::AtomicUsize> {
+        let credit = Arc::new(std::sync::atomic::AtomicUsize::new(self.tx.window));
+        self.tx.credit = Some(credit.clone());
+        credit
+    }
 }
 
 /// The sending half of a [`Tunnel`].

@@ -76,8 +76,7 @@ pub(crate) async fn open<E: TunnelEvent>(
     let payload = crate::ctx::encode(&event)?;
     let remote = uplink.open(E::META.name, payload, window, timeout).await?;
     let (mut mine, theirs) = pair::<E>(window);
-    let credit = Arc::new(AtomicUsize::new(window));
-    mine.tx.credit = Some(credit.clone());
+    let credit = mine.bridged();
     let Tunnel { tx, rx, .. } = theirs;
     ctx.spawn(bridge(rx.pipe, tx.pipe, credit, remote, window, E::META.name));
     Ok(mine)
@@ -107,8 +106,7 @@ pub fn accept_bytes<E: TunnelEvent>(
                     ))),
                     Some(target) => {
                         let (theirs, mut mine) = pair::<E>(window);
-                        let credit = Arc::new(AtomicUsize::new(window));
-                        mine.tx.credit = Some(credit.clone());
+                        let credit = mine.bridged();
                         opened = Some((theirs, credit));
                         offer(target, event, mine, timeout).await
                     }

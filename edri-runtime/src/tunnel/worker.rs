@@ -55,8 +55,7 @@ where
     let (window, remote) = crate::worker::take_tunnel()
         .ok_or_else(|| Failure::failed(format!("`{name}` reached a worker without its tunnel")))?;
     let (theirs, mut mine) = pair::<E>(window);
-    let credit = Arc::new(AtomicUsize::new(window));
-    mine.tx.credit = Some(credit.clone());
+    let credit = mine.bridged();
     let (answer, rx) = Verdict::new(name);
     let opening = Opening::new(mine, answer.clone());
     let tunnel = ctx.spawn(async move {
