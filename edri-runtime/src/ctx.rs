@@ -1,7 +1,7 @@
 //! [`Ctx`]: what handlers (and code outside managers) use to send events.
 
 use crate::Failure;
-use crate::envelope::{Envelope, EventBox};
+use crate::envelope::{Envelope, EventBox, Handled};
 use crate::error::TryNotifyError;
 use crate::event::{Event, Notification, Request};
 use crate::router::{BoxFuture, Shared, Target, Uplink};
@@ -26,6 +26,11 @@ pub struct Ctx {
     /// Index of the manager this context belongs to; `u32::MAX` outside managers.
     origin: u32,
 }
+
+/// The origin of a context outside managers ([`Running::ctx`](crate::Running::ctx)).
+const OUTSIDE: u32 = u32::MAX;
+/// The origin of the router's own sends (`Stopping`), which the shutdown does not refuse.
+pub(crate) const ROUTER: u32 = u32::MAX - 2;
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +62,10 @@ impl Ctx {
     /// Nobody subscribed is not an error. Order from one sender to one subscriber is kept.
     ///
     /// # Errors
-    /// `Unavailable` when the router is stopping and a subscriber is gone.
+    /// `Unavailable` once the router stopped taking events ([`Running::shutdown`] drained, or
+    /// its grace period ran out): an event sent then is refused, never silently dropped.
+    ///
+    /// [`Running::shutdown`]: crate::Running::shutdown
     pub fn notify<E: Notification>(&self, event: E) -> Notify<'_> {
         self.notify_event(event, E::META.priority)
     }
@@ -74,6 +82,9 @@ impl Ctx {
 
     /// [`notify`](Self::notify) for any event type (the kind was checked by the caller).
     pub(crate) fn notify_event<E: Event>(&self, event: E, priority: u8) -> Notify<'_> {
+        if self.refuses() {
+            return Notify { state: NotifyState::Stopped(E::META.name) };
+        }
         let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
         if let Some(uplink) = self.uplink::<E>()
             && uplink.wants(E::META.name, !targets.is_empty())
@@ -163,6 +174,40 @@ impl Ctx {
         }
     }
 
+    /// Delivers a notification that somebody outside the router waits on (another router):
+    /// each subscriber's envelope carries a clone of `handled`, dropped once its handler
+    /// returned. Never goes up the uplink.
+    pub(crate) async fn notify_handled<E: Event>(
+        &self,
+        event: E,
+        priority: u8,
+        handled: Handled,
+    ) -> Result<(), Failure> {
+        let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
+        let mut delivered = true;
+        match targets {
+            [] => {}
+            [one] => {
+                let envelope =
+                    Envelope::tracked(one.handler, priority, EventBox::Owned(event), handled);
+                delivered = one.mailbox.send(envelope).await.is_ok();
+            }
+            _ => {
+                let event = Arc::new(event);
+                for target in targets {
+                    let envelope = Envelope::tracked(
+                        target.handler,
+                        priority,
+                        EventBox::Shared(event.clone()),
+                        handled.clone(),
+                    );
+                    delivered &= target.mailbox.send(envelope).await.is_ok();
+                }
+            }
+        }
+        if delivered { Ok(()) } else { Err(stopped::<E>()) }
+    }
+
     /// The uplink for events of type `E`: none for `local` events, when there is none, or
     /// for a context that delivers events from other routers (they must not go back).
     #[inline]
@@ -180,6 +225,9 @@ impl Ctx {
     /// buffer for other routers), [`TryNotifyError::Closed`] when the router is stopping; the
     /// event comes back in both.
     pub fn try_notify<E: Notification>(&self, event: E) -> Result<(), TryNotifyError<E>> {
+        if self.refuses() {
+            return Err(TryNotifyError::Closed(event));
+        }
         let route = self.shared.route(TypeId::of::<E>());
         let targets = route.map_or(&[][..], |r| &r.subscribers);
         if let Some(uplink) = self.uplink::<E>()
@@ -305,9 +353,18 @@ impl Ctx {
         self.shared.shutdown_requested.notify_one();
     }
 
-    /// Whether the router is stopping.
+    /// Whether the router's shutdown has begun.
     pub fn is_stopping(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire) || self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    /// Whether a send from this context is refused: once the router stopped taking events,
+    /// and, for code outside managers, as soon as the shutdown began (handlers' sends while
+    /// the router drains are still delivered, and so are events from other routers).
+    #[inline]
+    fn refuses(&self) -> bool {
         self.shared.stopping.load(Ordering::Acquire)
+            || (self.origin == OUTSIDE && self.shared.draining.load(Ordering::Acquire))
     }
 
     fn responder<E: Event>(&self) -> Result<&Target, Failure> {
@@ -356,6 +413,7 @@ impl Ctx {
             worker_timeout: timeout,
             runtime,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
             shutdown_requested: tokio::sync::Notify::new(),
             started: std::time::Instant::now(),
             uplink: Some(uplink),
@@ -443,6 +501,8 @@ enum NotifyState<'a> {
         failed: bool,
     },
     Remote(BoxFuture<Result<(), Failure>>),
+    /// Sent after the router began to stop: refused.
+    Stopped(&'static str),
     /// This router's subscribers, then other routers'.
     Both {
         local: Box<Notify<'a>>,
@@ -496,6 +556,11 @@ impl Future for Notify<'_> {
                     Poll::Ready(if sent { Ok(()) } else { Err(stopped_name(name)) })
                 }
                 NotifyState::Remote(remote) => remote.as_mut().poll(cx),
+                NotifyState::Stopped(name) => {
+                    let name = *name;
+                    this.state = NotifyState::Done;
+                    Poll::Ready(Err(stopped_name(name)))
+                }
                 NotifyState::Both { local, remote, local_result } => {
                     if local_result.is_none() {
                         *local_result = Some(std::task::ready!(Pin::new(&mut **local).poll(cx)));
@@ -632,6 +697,10 @@ impl<E: Event> Future for Pending<'_, E> {
             match this.state {
                 State::Start { ctx, event } => {
                     let ctx: &Ctx = ctx;
+                    if ctx.refuses() {
+                        *this.state = State::Done;
+                        return Poll::Ready(Err(stopped::<E>()));
+                    }
                     let target = match ctx.responder::<E>() {
                         Ok(t) => t,
                         Err(f) => {
@@ -765,6 +834,9 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            if self.ctx.refuses() {
+                return vec![Err(stopped::<E>())];
+            }
             // Other routers' responders work meanwhile.
             let remote = self.ctx.uplink::<E>().map(|uplink| {
                 let call = encode(&self.event)

@@ -26,6 +26,38 @@ enum ReplyTo {
     Sender(Inline),
     /// A tunnel's acceptor: an error rejects the opening if it is still unanswered.
     Verdict(Arc<crate::tunnel::Verdict>),
+    /// A notification another router waits on: nobody gets an answer, and the token is
+    /// dropped once the handler returned.
+    Handled(#[allow(dead_code, reason = "held for its drop, which reports the delivery")] Handled),
+}
+
+/// A delivery that somebody outside this router waits on (another router through the
+/// switch): the remote sender is told the event was handled once every handler it went to
+/// returned, i.e. once the last clone of this token is dropped after its handler.
+///
+/// A token whose envelope is dropped before any handler opened it (the router stopped) is
+/// *abandoned* instead: the sender keeps the event and delivers it again.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Handled(Arc<dyn Completion>);
+
+/// What a transport does when a delivery it waits on ends ([`Handled`]).
+pub(crate) trait Completion: Send + Sync + 'static {
+    /// The event was dropped unhandled by one of its receivers: do not report it handled
+    /// when the token is dropped.
+    fn abandon(&self);
+}
+
+impl Handled {
+    pub(crate) fn new(completion: Arc<dyn Completion>) -> Self {
+        Self(completion)
+    }
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handled").finish_non_exhaustive()
+    }
 }
 
 impl Reply {
@@ -36,7 +68,7 @@ impl Reply {
     ) -> Option<Result<O, Failure>> {
         // The requester may have given up (timeout): a failed send is fine then.
         let tx = match self.0 {
-            ReplyTo::Nobody => return Some(result),
+            ReplyTo::Nobody | ReplyTo::Handled(_) => return Some(result),
             ReplyTo::Verdict(verdict) => {
                 if let Err(failure) = result {
                     verdict.answer(Err(failure));
@@ -60,7 +92,7 @@ impl Reply {
 
     /// Whether somebody waits for the answer.
     pub fn is_request(&self) -> bool {
-        !matches!(self.0, ReplyTo::Nobody)
+        !matches!(self.0, ReplyTo::Nobody | ReplyTo::Handled(_))
     }
 }
 
@@ -86,8 +118,27 @@ pub(crate) enum Payload {
     Request(Box<dyn Any + Send>),
     /// A tunnel being opened: `Box<(E, Opening<E>)>`.
     Tunnel(Box<dyn Any + Send>),
+    /// A notification somebody outside the router waits on: the inner payload and its token.
+    Tracked(Box<Tracked>),
     /// Stop after everything queued before this.
     Stop,
+}
+
+/// A notification payload with its [`Handled`] token; dropped unopened, the token is
+/// abandoned.
+pub(crate) struct Tracked {
+    payload: Option<Payload>,
+    handled: Option<Handled>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.payload.is_some()
+            && let Some(handled) = &self.handled
+        {
+            handled.0.abandon();
+        }
+    }
 }
 
 /// The event and reply sender of one request, in one allocation.
@@ -125,6 +176,7 @@ impl std::fmt::Debug for Envelope {
             Payload::InlineRequest(_) => "inline request",
             Payload::Request(_) => "request",
             Payload::Tunnel(_) => "tunnel",
+            Payload::Tracked(_) => "tracked",
             Payload::Stop => "stop",
         };
         f.debug_struct("Envelope").field("handler", &self.handler).field("payload", &kind).finish()
@@ -195,6 +247,22 @@ impl Envelope {
         }
     }
 
+    /// A notification for one subscriber that somebody outside the router waits on:
+    /// `event` is the subscriber's own copy or one shared by all of them.
+    pub(crate) fn tracked<E: Send + Sync + 'static>(
+        handler: u16,
+        priority: u8,
+        event: EventBox<E>,
+        handled: Handled,
+    ) -> Self {
+        let payload = match event {
+            EventBox::Owned(event) => Payload::Owned(Box::new(event)),
+            EventBox::Shared(event) => Payload::Shared(event),
+        };
+        let tracked = Tracked { payload: Some(payload), handled: Some(handled) };
+        Self { handler, priority, payload: Payload::Tracked(Box::new(tracked)) }
+    }
+
     pub(crate) fn stop() -> Self {
         Self { handler: u16::MAX, priority: u8::MAX, payload: Payload::Stop }
     }
@@ -231,6 +299,17 @@ impl Envelope {
                 let (event, tx) = inline.take::<(E, oneshot::Sender<Result<O, Failure>>)>().ok()?;
                 let sender = Inline::new(tx).ok()?;
                 Some((EventBox::Owned(event), Reply(ReplyTo::Sender(sender))))
+            }
+            Payload::Tracked(mut tracked) => {
+                let payload = tracked.payload.take()?;
+                let handled = tracked.handled.take()?;
+                let inner = Self { handler: self.handler, priority: self.priority, payload };
+                let (event, reply) = inner.open::<E, O>()?;
+                let reply = match reply.0 {
+                    ReplyTo::Nobody => Reply(ReplyTo::Handled(handled)),
+                    other => Reply(other),
+                };
+                Some((event, reply))
             }
             Payload::Tunnel(_) | Payload::Stop => None,
         }

@@ -222,10 +222,21 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     #[doc(hidden)]
     /// Decodes a serialized event from another process and delivers it as a notification.
-    fn __notify_bytes(ctx: Ctx, bytes: &[u8]) -> BoxFuture<Result<(), Failure>> {
+    /// With `handled`, the token is dropped once every local handler returned (see
+    /// [`Handled`](crate::envelope::Handled)).
+    fn __notify_bytes(
+        ctx: Ctx,
+        bytes: &[u8],
+        handled: Option<crate::envelope::Handled>,
+    ) -> BoxFuture<Result<(), Failure>> {
         let event: Result<Self, Failure> = postcard::from_bytes(bytes)
             .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
-        Box::pin(async move { ctx.notify_event(event?, Self::META.priority).await })
+        Box::pin(async move {
+            match handled {
+                Some(handled) => ctx.notify_handled(event?, Self::META.priority, handled).await,
+                None => ctx.notify_event(event?, Self::META.priority).await,
+            }
+        })
     }
 
     #[doc(hidden)]

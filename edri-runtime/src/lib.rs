@@ -36,7 +36,7 @@ pub use event::{
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
-pub use router::{Edri, EdriBuilder, ManagerVitals, Running};
+pub use router::{Edri, EdriBuilder, ManagerVitals, Running, ShutdownReport};
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};
 pub use tunnel::{Acceptor, Chunk, Open, Opener, Opening, Tunnel, TunnelReceiver, TunnelSender};

@@ -154,13 +154,17 @@ impl<M: Manager> ErasedManager for M {
 /// Serves one manager's mailbox until a stop envelope or until every sender is gone.
 async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ctx: Ctx) {
     let descriptor = M::DESCRIPTOR;
-    let mut mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
     let shared = ctx.shared().clone();
     let stats = shared.stats(ctx.origin());
+    let mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
+    let mut mailbox = Leftovers { mailbox, stats, manager: descriptor.name };
     let timed = shared.metrics;
-    while let Some(envelope) = mailbox.next().await {
+    while let Some(envelope) = mailbox.mailbox.next().await {
         if matches!(envelope.payload, Payload::Stop) {
-            break;
+            // Whatever was sent before the mailbox closes is still handled; later senders get
+            // `Unavailable`.
+            mailbox.mailbox.close();
+            continue;
         }
         let h = descriptor.handlers.get(usize::from(envelope.handler));
         let span = tracing::debug_span!(
@@ -195,6 +199,31 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
         }
     }
     tracing::debug!(manager = descriptor.name, "manager stopped");
+}
+
+/// A manager's mailbox that, dropped with events in it or in the middle of a handler (the
+/// manager's task aborted when the grace period ran out), closes, counts them and says so.
+struct Leftovers<'a> {
+    mailbox: Mailbox,
+    stats: &'a crate::router::ManagerStats,
+    manager: &'static str,
+}
+
+impl Drop for Leftovers<'_> {
+    fn drop(&mut self) {
+        // Dropped while busy: the task was aborted in the middle of a handler.
+        let interrupted = self.stats.is_busy();
+        let dropped = self.mailbox.discard() + usize::from(interrupted);
+        if dropped > 0 {
+            self.stats.dropped(dropped as u64);
+            tracing::warn!(
+                manager = self.manager,
+                dropped,
+                interrupted,
+                "manager stopped before handling every event it was sent: they were dropped"
+            );
+        }
+    }
 }
 
 /// The text of a panic payload.

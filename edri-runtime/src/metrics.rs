@@ -105,7 +105,7 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
     });
 
     let vitals = shared.vitals();
-    let gauges: [Gauge; 7] = [
+    let gauges: [Gauge; 8] = [
         ("edri_mailbox_depth", "gauge", "Events waiting in the manager's mailbox.", |v| {
             v.queued as u64
         }),
@@ -123,6 +123,12 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
             "counter",
             "Handler calls that panicked or whose worker died.",
             |v| v.crashed,
+        ),
+        (
+            "edri_events_dropped_total",
+            "counter",
+            "Events dropped unhandled from the manager's mailbox when the router stopped.",
+            |v| v.dropped,
         ),
         (
             "edri_workers",

@@ -3,7 +3,7 @@
 //! buffers (at most its capacity), then serves the lowest non-empty lane: lower lanes first,
 //! strictly first-in first-out within a lane.
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Payload};
 use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::mpsc;
 
@@ -21,6 +21,40 @@ impl Mailbox {
         } else {
             Self::Fifo(channel)
         }
+    }
+
+    /// Refuses new envelopes (their senders get an error); the ones already queued are still
+    /// returned by [`next`](Self::next), then `None`.
+    pub(crate) fn close(&mut self) {
+        match self {
+            Self::Fifo(channel) | Self::Priority { channel, .. } => channel.close(),
+        }
+    }
+
+    /// Closes the mailbox and drops what it still holds; returns how many events that was
+    /// (stop envelopes do not count).
+    pub(crate) fn discard(&mut self) -> usize {
+        self.close();
+        let mut dropped = 0;
+        let mut count = |envelope: Envelope| {
+            dropped += usize::from(!matches!(envelope.payload, Payload::Stop));
+        };
+        match self {
+            Self::Fifo(channel) => {
+                while let Ok(envelope) = channel.try_recv() {
+                    count(envelope);
+                }
+            }
+            Self::Priority { channel, lanes } => {
+                while let Some(envelope) = lanes.pop() {
+                    count(envelope);
+                }
+                while let Ok(envelope) = channel.try_recv() {
+                    count(envelope);
+                }
+            }
+        }
+        dropped
     }
 
     /// The next envelope, or `None` when every sender is gone and nothing is left.
@@ -94,5 +128,21 @@ mod tests {
             std::iter::from_fn(|| lanes.pop()).map(|e| (e.priority, e.handler)).collect();
         assert_eq!(out, [(0, 3), (0, 5), (1, 1), (1, 4), (3, 0), (3, 2)]);
         assert!(lanes.pop().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_closed_mailbox_refuses_new_events_and_counts_what_it_drops() {
+        for priority in [false, true] {
+            let (tx, rx) = mpsc::channel(8);
+            let mut mailbox = Mailbox::new(rx, priority);
+            tx.send(Envelope::single(0, 0, 1u32)).await.unwrap();
+            tx.send(Envelope::stop()).await.unwrap();
+            tx.send(Envelope::single(0, 0, 2u32)).await.unwrap();
+            mailbox.close();
+            assert!(tx.try_send(Envelope::single(0, 0, 3u32)).is_err(), "closed");
+            assert!(mailbox.next().await.is_some());
+            assert_eq!(mailbox.discard(), 1, "one event left besides the stop envelope");
+            assert!(mailbox.next().await.is_none());
+        }
     }
 }

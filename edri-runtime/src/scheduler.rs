@@ -362,7 +362,7 @@ async fn fire(ctx: &Ctx, job: &Job, registration: &'static EventRegistration, pr
                 .await
                 .map(drop)
         }
-        _ => (registration.notify_bytes)(ctx.clone(), payload).await,
+        _ => (registration.notify_bytes)(ctx.clone(), payload, None).await,
     };
     if let Err(failure) = result {
         tracing::warn!(job = job.name, event = job.event, %failure, "scheduled event failed");

@@ -206,8 +206,8 @@ pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
     Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,
     ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
-    SchedulerManager, StartError, Started, Status, Stopping, Store, StoreHandle, StoreManager,
-    TryNotifyError, Tunnel, TunnelEvent,
+    SchedulerManager, ShutdownReport, StartError, Started, Status, Stopping, Store, StoreHandle,
+    StoreManager, TryNotifyError, Tunnel, TunnelEvent,
 };
 
 /// Tunnels: confirmed two-way streams with flow control ([`Ctx::open`], [`Opening`]).

@@ -389,7 +389,7 @@ fn registration(name: &str) -> Result<&'static EventRegistration, Failure> {
 }
 
 async fn relay_notify(ctx: &Ctx, event: &str, payload: Vec<u8>) -> Result<(), Failure> {
-    (registration(event)?.notify_bytes)(ctx.clone(), &payload).await
+    (registration(event)?.notify_bytes)(ctx.clone(), &payload, None).await
 }
 
 async fn relay_request(

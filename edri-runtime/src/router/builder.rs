@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 pub const DEFAULT_CAPACITY: usize = 1024;
 /// Timeout of a request that does not set its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `shutdown` waits for an aborted manager's task to end, after the grace period.
+const ABORT_WAIT: Duration = Duration::from_secs(2);
 /// How long `shutdown` waits for mailboxes to drain.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -297,6 +299,7 @@ impl EdriBuilder {
             worker_timeout,
             runtime: runtime.clone(),
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
             started: std::time::Instant::now(),
             uplink: switch.clone().map(|c| c as Arc<dyn super::Uplink>),
@@ -516,19 +519,36 @@ impl Running {
     /// handlers send while draining are still delivered — then stops each manager. Later sends
     /// fail with `Unavailable`.
     ///
+    /// Every send that began after the router stopped taking events gets `Unavailable`; an
+    /// event accepted before is handled, or — if the grace period ran out first — dropped,
+    /// counted ([`ManagerVitals::dropped`], [`ShutdownReport::dropped`]) and logged with the
+    /// count. [`shutdown_report`](Self::shutdown_report) tells what happened.
+    ///
     /// # Errors
     /// None today; the `Result` leaves room for reporting workers that had to be killed.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
-        self.stop().await;
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.shutdown_report().await;
         Ok(())
     }
 
-    async fn stop(&mut self) {
+    /// [`shutdown`](Self::shutdown), telling whether the router drained within the grace
+    /// period and what was dropped.
+    pub async fn shutdown_report(mut self) -> ShutdownReport {
+        let drained = self.stop().await;
+        let vitals = self.ctx.shared().vitals();
+        let dropped = vitals.iter().map(|v| v.dropped).sum();
+        ShutdownReport { drained, dropped, vitals }
+    }
+
+    /// Stops; whether everything drained within the grace period.
+    async fn stop(&mut self) -> bool {
         if std::mem::replace(&mut self.stopped, true) {
-            return;
+            return true;
         }
         let shared = self.ctx.shared().clone();
         let deadline = tokio::time::Instant::now() + self.grace;
+        // From now on code outside managers is refused; handlers still send while draining.
+        shared.draining.store(true, Ordering::Release);
         // The API goes first: no new outside requests, the ones in flight are answered.
         #[cfg(feature = "api")]
         if let Some(api) = &mut self.api
@@ -539,7 +559,7 @@ impl Running {
         }
         let switch = self.switch.clone();
         let drain = async {
-            self.ctx.notify(Stopping).await.ok();
+            Ctx::new(shared.clone(), crate::ctx::ROUTER).notify(Stopping).await.ok();
             shared.quiescent().await;
             // Other routers acknowledge what was sent to them; then this router leaves, and
             // whatever they delivered meanwhile is handled too.
@@ -558,7 +578,8 @@ impl Running {
                 pool.shutdown().await;
             }
         };
-        if tokio::time::timeout_at(deadline, drain).await.is_err() {
+        let drained = tokio::time::timeout_at(deadline, drain).await.is_ok();
+        if !drained {
             shared.stopping.store(true, Ordering::Release);
             if let Some(switch) = &self.switch {
                 switch.abort();
@@ -567,9 +588,37 @@ impl Running {
             for task in &self.tasks {
                 task.abort();
             }
+            // An aborted manager's mailbox closes and counts what it held when its task is
+            // dropped: wait for that (a handler that never yields keeps its task, and is named).
+            let tasks = self.tasks.iter_mut().zip(shared.managers.iter());
+            for (task, m) in tasks.filter(|(task, _)| !task.is_finished()) {
+                if tokio::time::timeout(ABORT_WAIT, task).await.is_err() {
+                    tracing::error!(
+                        manager = m.descriptor.name,
+                        "manager did not stop: one of its handlers blocks its thread"
+                    );
+                }
+            }
+        }
+        let dropped: u64 = shared.managers.iter().map(|m| m.stats.dropped_count()).sum();
+        if dropped > 0 {
+            tracing::warn!(dropped, "events were dropped unhandled at shutdown");
         }
         tracing::info!("edri router stopped");
+        drained
     }
+}
+
+/// What [`Running::shutdown_report`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Whether every mailbox drained and every handler returned within the grace period.
+    pub drained: bool,
+    /// Events dropped unhandled from mailboxes when the grace period ran out.
+    pub dropped: u64,
+    /// Every manager's final counters.
+    pub vitals: Vec<ManagerVitals>,
 }
 
 impl Drop for Running {

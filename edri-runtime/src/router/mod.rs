@@ -5,7 +5,7 @@ mod builder;
 mod table;
 
 pub(crate) use builder::DEFAULT_TIMEOUT;
-pub use builder::{Edri, EdriBuilder, Running};
+pub use builder::{Edri, EdriBuilder, Running, ShutdownReport};
 pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
 
@@ -27,7 +27,10 @@ pub(crate) struct Shared {
     pub(crate) default_timeout: Duration,
     pub(crate) worker_timeout: Duration,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Set once the router stopped taking events: every send is refused.
     pub(crate) stopping: AtomicBool,
+    /// Set when the shutdown begins: sends from outside managers are refused.
+    pub(crate) draining: AtomicBool,
     pub(crate) shutdown_requested: Notify,
     /// When the router started.
     pub(crate) started: std::time::Instant,
@@ -129,6 +132,10 @@ pub struct ManagerVitals {
     pub failed: u64,
     /// Handlers that panicked (or whose worker died).
     pub crashed: u64,
+    /// Events dropped because the router stopped before it could handle them (the grace
+    /// period of [`Running::shutdown`] ran out): left in its mailbox, or whose handler was
+    /// interrupted.
+    pub dropped: u64,
     /// Whether it is handling an event right now.
     pub busy: bool,
     /// Live worker processes of its process handlers.
@@ -144,9 +151,16 @@ pub(crate) struct ManagerStats {
     busy: AtomicBool,
     failed: AtomicU64,
     crashed: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl ManagerStats {
+    pub(crate) fn dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn dropped_count(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
     pub(crate) fn failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -184,6 +198,7 @@ static OUTSIDE: ManagerStats = ManagerStats {
     busy: AtomicBool::new(false),
     failed: AtomicU64::new(0),
     crashed: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
 };
 
 impl Shared {
@@ -231,6 +246,7 @@ impl Shared {
                 processed: m.stats.processed(),
                 failed: m.stats.failed_count(),
                 crashed: m.stats.crashed_count(),
+                dropped: m.stats.dropped_count(),
                 busy: m.stats.is_busy(),
                 workers: m.pools.iter().flatten().map(|p| p.pids().len()).sum(),
                 workers_idle: m.pools.iter().flatten().map(|p| p.idle_count()).sum(),

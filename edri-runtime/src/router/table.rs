@@ -24,8 +24,13 @@ pub(crate) struct Target {
     pub(crate) mailbox: mpsc::Sender<Envelope>,
 }
 
-/// Decodes a serialized event from another process and delivers it as a notification.
-pub type NotifyBytes = fn(crate::Ctx, &[u8]) -> super::BoxFuture<Result<(), crate::Failure>>;
+/// Decodes a serialized event from another process and delivers it as a notification; the
+/// token, if any, is dropped once every local handler returned.
+pub type NotifyBytes = fn(
+    crate::Ctx,
+    &[u8],
+    Option<crate::envelope::Handled>,
+) -> super::BoxFuture<Result<(), crate::Failure>>;
 
 /// Decodes a serialized request from another process, requests it, encodes the response.
 pub type RequestBytes =

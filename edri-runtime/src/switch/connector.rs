@@ -6,7 +6,9 @@ use super::frame::{
     ToSwitch, Transcript, TunnelMessage, Verdict, decode, encode_item, frame, nonce, push_data,
     push_frame, read_body, split_items,
 };
+use super::progress::{Delivery, Progress};
 use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
+use crate::envelope::Handled;
 use crate::error::StartError;
 use crate::event::EventKind;
 use crate::manager::ManagerDescriptor;
@@ -55,6 +57,7 @@ struct Stats {
     resent: AtomicU64,
     duplicates: AtomicU64,
     lost: AtomicU64,
+    redelivered: AtomicU64,
     rejected: AtomicU64,
     reconnects: AtomicU64,
     restarts: AtomicU64,
@@ -166,8 +169,8 @@ struct Inbound {
     queue: mpsc::UnboundedSender<Batch>,
     /// Items queued for delivery, not delivered yet.
     queued: Arc<AtomicUsize>,
-    /// The next sequence to acknowledge (everything below was delivered).
-    delivered: Arc<AtomicU64>,
+    /// Which accepted events were handled: what is acknowledged.
+    progress: Arc<Progress>,
 }
 
 /// Items of one frame, handed to the delivery task of their origin.
@@ -469,6 +472,7 @@ impl Connector {
             resent: get(&self.stats.resent),
             duplicates: get(&self.stats.duplicates),
             lost: get(&self.stats.lost),
+            redelivered: get(&self.stats.redelivered),
             buffered,
             reconnects: get(&self.stats.reconnects),
             tunnels: self.tunnels().len() as u64,
@@ -608,9 +612,14 @@ impl Connector {
             }
             for info in list {
                 self.end_tunnels(&info.id, Some(info.epoch));
-                peers
-                    .known
-                    .insert(info.id.as_str().into(), Known { info, up: true, down_since: 0 });
+                let id: Arc<str> = info.id.as_str().into();
+                let epoch = info.epoch;
+                if let Some(old) =
+                    peers.known.insert(id.clone(), Known { info, up: true, down_since: 0 })
+                    && old.info.epoch != epoch
+                {
+                    self.restarted(&id);
+                }
             }
             peers.rebuild();
         }
@@ -640,10 +649,15 @@ impl Connector {
     fn peer_up(&self, info: PeerInfo) {
         self.end_tunnels(&info.id, Some(info.epoch));
         let id: Arc<str> = info.id.as_str().into();
-        {
+        let epoch = info.epoch;
+        let old = {
             let mut peers = self.peers_mut();
-            peers.known.insert(id.clone(), Known { info, up: true, down_since: 0 });
+            let old = peers.known.insert(id.clone(), Known { info, up: true, down_since: 0 });
             peers.rebuild();
+            old
+        };
+        if old.is_some_and(|old| old.info.epoch != epoch) {
+            self.restarted(&id);
         }
         let now = self.now();
         let mut out = self.outbox();
@@ -653,6 +667,25 @@ impl Connector {
         add(&self.stats.resent, again);
         drop(out);
         self.wake.notify_one();
+    }
+
+    /// Router `id` is back as a new run: what it was sent but had not acknowledged goes to
+    /// the new run. The old run may have handled some of it before it stopped (it acknowledges
+    /// only handled events): at most these are handled twice, and they are counted.
+    fn restarted(&self, id: &str) {
+        let out = self.outbox();
+        let Some(stream) = out.streams.get(id) else { return };
+        let again = stream.sent.saturating_sub(stream.acked);
+        drop(out);
+        if again > 0 {
+            add(&self.stats.redelivered, again);
+            tracing::warn!(
+                router = id,
+                events = again,
+                "router restarted before acknowledging events it was sent; they go to its new \
+                 run and may be handled twice"
+            );
+        }
     }
 
     fn peer_down(&self, id: &str) {
@@ -773,7 +806,7 @@ impl Connector {
             state.epoch = epoch;
             state.expected = None;
             state.nacked = None;
-            state.delivered.store(base, Ordering::Release);
+            state.progress.restart(epoch, base);
         }
         let expected = state.expected.get_or_insert(base);
         // Below `base` the sender gave up or was told it was delivered: never wait for it.
@@ -795,7 +828,7 @@ impl Connector {
         add(&self.stats.duplicates, skip as u64);
         if skip == ranges.len() {
             // All seen: the acknowledgement may have been lost; say it again.
-            self.ack(&from.into(), epoch, state.delivered.load(Ordering::Acquire));
+            self.ack(&from.into(), epoch, state.progress.handled());
             return Ok(());
         }
         if state.queued.load(Ordering::Acquire) as u64 > 2 * self.window {
@@ -806,6 +839,8 @@ impl Connector {
         state.nacked = None;
         let mut seq = first + skip as u64;
         let mut rest = &ranges[skip..];
+        let progress = state.progress.clone();
+        progress.accept(seq, rest.len() as u64);
         // With nothing of this origin waiting for delivery, leading requests and responses
         // are handled here at once: a response goes to its caller, a request into its
         // responder's mailbox (no hop through the delivery task, order kept).
@@ -813,24 +848,28 @@ impl Connector {
             let from: Arc<str> = from.into();
             let handled = rest
                 .iter()
-                .take_while(|range| match items[range.start..range.end].first() {
-                    Some(&ITEM_REQUEST) => {
-                        self.request(ctx, &from, &items[range.start..range.end]);
-                        true
+                .enumerate()
+                .take_while(|(i, range)| {
+                    let item = &items[range.start..range.end];
+                    let seq = seq + *i as u64;
+                    match item.first() {
+                        Some(&ITEM_REQUEST) => {
+                            self.request(ctx, &from, item, progress.token(epoch, seq));
+                            true
+                        }
+                        Some(&ITEM_RESPONSE) => {
+                            self.resolve_response(item);
+                            drop(progress.token(epoch, seq));
+                            true
+                        }
+                        _ => false,
                     }
-                    Some(&ITEM_RESPONSE) => true,
-                    _ => false,
                 })
                 .count();
-            for range in &rest[..handled] {
-                self.resolve_response(&items[range.start..range.end]);
-            }
             if handled > 0 {
                 seq += handled as u64;
                 rest = &rest[handled..];
                 add(&self.stats.delivered, handled as u64);
-                state.delivered.fetch_max(seq, Ordering::AcqRel);
-                self.ack(&from, epoch, seq);
             }
         }
         if rest.is_empty() {
@@ -851,10 +890,15 @@ impl Connector {
     fn inbound(self: &Arc<Self>, from: Arc<str>) -> Inbound {
         let (queue, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let delivered = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(self.clone().deliver(from, rx, queued.clone(), delivered.clone()));
+        let (this, origin) = (Arc::downgrade(self), from.clone());
+        let progress = Progress::new(Box::new(move |epoch, next| {
+            if let Some(this) = this.upgrade() {
+                this.ack(&origin, epoch, next);
+            }
+        }));
+        let task = tokio::spawn(self.clone().deliver(from, rx, queued.clone(), progress.clone()));
         self.tasks().push(task);
-        Inbound { epoch: 0, expected: None, nacked: None, queue, queued, delivered }
+        Inbound { epoch: 0, expected: None, nacked: None, queue, queued, progress }
     }
 
     /// A response is handed to its caller as soon as it arrives, not behind notifications
@@ -873,40 +917,40 @@ impl Connector {
         }
     }
 
-    /// Delivers one origin's items in order, acknowledging after each run of them.
+    /// Delivers one origin's items in order into the mailboxes of their handlers; each is
+    /// acknowledged once handled ([`Progress`]).
     async fn deliver(
         self: Arc<Self>,
         from: Arc<str>,
         mut rx: mpsc::UnboundedReceiver<Batch>,
         queued: Arc<AtomicUsize>,
-        delivered: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     ) {
         let Some(ctx) = self.ctx() else { return };
-        while let Some(batch) = rx.recv().await {
-            let mut batch = Some(batch);
-            let mut epoch = 0;
-            // Take what is there (bounded), then acknowledge once.
-            for _ in 0..64 {
-                let Some(b) = batch.take().or_else(|| rx.try_recv().ok()) else { break };
-                epoch = b.epoch;
-                for range in &b.ranges {
-                    self.deliver_item(&ctx, &from, &b.items[range.clone()]).await;
-                }
-                let n = b.ranges.len();
-                add(&self.stats.delivered, n as u64);
-                delivered.fetch_max(b.first + n as u64, Ordering::AcqRel);
-                queued.fetch_sub(n, Ordering::AcqRel);
+        while let Some(b) = rx.recv().await {
+            for (i, range) in b.ranges.iter().enumerate() {
+                let token = progress.token(b.epoch, b.first + i as u64);
+                self.deliver_item(&ctx, &from, &b.items[range.clone()], token).await;
             }
-            self.ack(&from, epoch, delivered.load(Ordering::Acquire));
+            let n = b.ranges.len();
+            add(&self.stats.delivered, n as u64);
+            queued.fetch_sub(n, Ordering::AcqRel);
         }
     }
 
-    async fn deliver_item(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8]) {
+    async fn deliver_item(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        from: &Arc<str>,
+        item: &[u8],
+        token: Delivery,
+    ) {
         match decode::<Item<'_>>(item) {
             Ok(Item::Notify { event, payload }) => {
                 let result = match self.registry.get(event) {
                     Some(r) if r.meta.kind == EventKind::Notification => {
-                        (r.notify_bytes)(ctx.clone(), payload).await
+                        let handled = Handled::new(Arc::new(token));
+                        (r.notify_bytes)(ctx.clone(), payload, Some(handled)).await
                     }
                     _ => Err(Failure::invalid(format!("unknown notification `{event}`"))),
                 };
@@ -915,7 +959,7 @@ impl Connector {
                     tracing::warn!(router = %from, event, %failure, "cannot deliver a notification from another router");
                 }
             }
-            Ok(Item::Request { .. }) => self.request(ctx, from, item),
+            Ok(Item::Request { .. }) => self.request(ctx, from, item, token),
             Ok(Item::Response { .. }) => {}
             Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload }) => {
                 let key = TunnelKey { peer: from.clone(), epoch, id: tunnel, opened_here: false };
@@ -962,7 +1006,9 @@ impl Connector {
 
     /// Starts answering request `item` from router `from`: the request is put into its
     /// responder's mailbox right now (one poll), and a task sends the response back.
-    fn request(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8]) {
+    ///
+    /// `token` is dropped once the response was queued: then the request counts as handled.
+    fn request(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8], token: Delivery) {
         let Ok(Item::Request { call, epoch, event, timeout_ms, payload }) = decode(item) else {
             return;
         };
@@ -985,6 +1031,7 @@ impl Connector {
         tokio::spawn(async move {
             let result = answer.await;
             this.respond(&to, call, epoch, result);
+            drop(token);
         });
     }
 
@@ -1008,7 +1055,10 @@ impl Connector {
     fn ack(&self, from: &Arc<str>, epoch: u64, next: u64) {
         let due = self.now() + ACK_DELAY_MS;
         let mut out = self.outbox();
-        out.acks.insert(from.clone(), (epoch, next));
+        // Handlers finish on several threads: never let an older acknowledgement replace a
+        // newer one of the same run.
+        let ack = out.acks.entry(from.clone()).or_insert((epoch, next));
+        *ack = if ack.0 == epoch { (epoch, ack.1.max(next)) } else { (epoch, next) };
         out.acks_due.get_or_insert(due);
         drop(out);
         self.wake.notify_one();
@@ -1058,11 +1108,17 @@ impl Connector {
     async fn write_loop(self: Arc<Self>, mut write: OwnedWriteHalf) -> Result<(), String> {
         let ping = frame(&ToSwitch::Ping).map_err(|e| e.to_string())?;
         let mut buf = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
+        let mut wrote = tokio::time::Instant::now();
         loop {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let acks_due = self.fill(&mut buf).map_err(|e| e.to_string())?;
+            // Silence for IDLE_PING makes the switch drop the link, however often the writer
+            // is woken for nothing it can send (events for a router that is away).
+            if buf.is_empty() && wrote.elapsed() >= IDLE_PING {
+                buf.extend_from_slice(&ping);
+            }
             if buf.is_empty() {
                 if self.leaving.load(Ordering::Acquire) {
                     let leave = frame(&ToSwitch::Leave).map_err(|e| e.to_string())?;
@@ -1071,15 +1127,15 @@ impl Connector {
                     self.leaving.store(false, Ordering::Release);
                     std::future::pending::<()>().await;
                 }
-                let wait = acks_due.map_or(IDLE_PING, |due| {
-                    Duration::from_millis(due.saturating_sub(self.now())).min(IDLE_PING)
+                let ping_due = IDLE_PING.saturating_sub(wrote.elapsed());
+                let wait = acks_due.map_or(ping_due, |due| {
+                    Duration::from_millis(due.saturating_sub(self.now())).min(ping_due)
                 });
-                match tokio::time::timeout(wait, woken).await {
-                    Err(_) if acks_due.is_none() => buf.extend_from_slice(&ping),
-                    _ => continue,
-                }
+                let _ = tokio::time::timeout(wait, woken).await;
+                continue;
             }
             write.write_all(&buf).await.map_err(|e| e.to_string())?;
+            wrote = tokio::time::Instant::now();
             buf.clear();
         }
     }
@@ -1166,17 +1222,22 @@ impl Connector {
         if !force && out.bytes > 0 && out.bytes + cost > self.buffer {
             return false;
         }
+        let mut sendable = false;
         for id in to {
             let stream = match out.streams.get_mut(id) {
                 Some(s) => s,
                 None => out.streams.entry(id.clone()).or_insert_with(|| Stream::new(false, now)),
             };
             stream.entries.push_back(Entry { item: item.clone(), at: now });
+            sendable |= stream.up;
         }
         out.bytes += cost;
         drop(out);
         add(&self.stats.sent, to.len() as u64);
-        self.wake.notify_one();
+        // Kept for a router that is away: nothing for the writer to do until it is back.
+        if sendable {
+            self.wake.notify_one();
+        }
         true
     }
 
@@ -1301,7 +1362,7 @@ impl Connector {
         let status = self.status();
         let rejected = self.stats.rejected.load(Ordering::Relaxed);
         let restarts = self.stats.restarts.load(Ordering::Relaxed);
-        let lines: [(&str, &str, &str, u64); 11] = [
+        let lines: [(&str, &str, &str, u64); 12] = [
             (
                 "edri_switch_connected",
                 "gauge",
@@ -1337,6 +1398,13 @@ impl Connector {
                 "counter",
                 "Events received twice and dropped.",
                 status.duplicates,
+            ),
+            (
+                "edri_switch_redelivered_total",
+                "counter",
+                "Events sent again to a restarted router that had not acknowledged them (at most \
+                 handled twice).",
+                status.redelivered,
             ),
             (
                 "edri_switch_lost_total",

@@ -15,7 +15,8 @@
 //!
 //! Every event a router sends to another router is numbered in the stream from this router
 //! (and this run of it, its *epoch*) to that router, and kept until that router acknowledges
-//! that it delivered it into its managers' mailboxes. When the connection drops (or the switch
+//! that it **handled** it: every local handler it went to returned (a request: its response was
+//! sent). An event waiting in a mailbox is not acknowledged yet. When the connection drops (or the switch
 //! dies), the connector reconnects with backoff (10 ms, then doubling up to 2 s) and sends
 //! again whatever is unacknowledged; the receiver drops what it has already delivered by
 //! (origin, epoch, sequence) and keeps each sender's order. The switch itself stores nothing,
@@ -27,9 +28,17 @@
 //! `edri_switch_lost_total` and logged — never silently. Events a router had not sent yet
 //! when it crashed are lost with it; the receivers log the restart (a new epoch).
 //!
-//! A router that crashes after delivering an event but before its acknowledgement left may
-//! receive that event again in its next run: delivery is exactly once within a run, at least
-//! once across a crash of the receiver.
+//! A router that crashes (even `kill -9`) with events in its mailboxes loses none of them:
+//! they were not acknowledged, so the senders send them again to its next run (same
+//! [`Switch::id`]) — provided it comes back within the outage window. An event whose handler
+//! returned just before the crash, before its acknowledgement left, is handled again by the
+//! next run: delivery is exactly once within a run, at least once across a crash of the
+//! receiver. The sender counts those events in [`SwitchStatus::redelivered`]
+//! (`edri_switch_redelivered_total`).
+//!
+//! Acknowledgements are cumulative: an event that takes long to handle holds back the
+//! acknowledgement of the events after it, and the sender transmits at most
+//! [`Switch::in_flight`] events beyond it before it waits.
 //!
 //! # Security
 //!
@@ -55,6 +64,7 @@
 
 mod connector;
 pub(crate) mod frame;
+mod progress;
 mod server;
 
 pub(crate) use connector::{Connector, REMOTE};
@@ -191,6 +201,11 @@ pub struct SwitchStatus {
     pub duplicates: u64,
     /// Events given up: unacknowledged beyond the outage window, or for a router that left.
     pub lost: u64,
+    /// Events sent again to a router that restarted before acknowledging them. A router
+    /// acknowledges an event once its handlers returned, so its previous run may have handled
+    /// some of these just before it stopped: at most these events are handled twice
+    /// (at-least-once across a receiver crash).
+    pub redelivered: u64,
     /// Events waiting for an acknowledgement.
     pub buffered: u64,
     /// Connections to the switch lost.

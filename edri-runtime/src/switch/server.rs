@@ -204,7 +204,17 @@ async fn handshake(
     let proof = Transcript::of("switch", &hello.nonce, &ours, router, epoch).proof(&hub.secret);
     let challenge = Challenge::Ok { protocol: PROTOCOL, nonce: ours, proof };
     write.write_all(&frame(&challenge)?).await.map_err(FrameError::from)?;
-    let answer: Proof = decode(&read_body(read, HANDSHAKE_LIMIT).await?)?;
+    let answer = match read_body(read, HANDSHAKE_LIMIT).await {
+        Ok(answer) => answer,
+        // The router checks this switch's proof first and hangs up when it is wrong.
+        Err(FrameError::Closed) => {
+            return Err(ConnError::Refused(format!(
+                "router `{router}` hung up at the switch's proof: the two secrets differ"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let answer: Proof = decode(&answer)?;
     if !Transcript::of("router", &ours, &hello.nonce, router, epoch)
         .verify(&hub.secret, &answer.proof)
     {
