@@ -69,7 +69,10 @@ impl std::fmt::Display for FieldError {
 /// Decodes `value` into `T`, naming the offending field on error.
 ///
 /// An empty object also decodes a unit struct (`struct Ping;` is `null` in serde's JSON form).
-pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
+/// A number with no fractional part (`1.0`, `1e2`) is an integer, as in JSON Schema: an
+/// integer field takes it.
+pub fn decode<T: DeserializeOwned>(mut value: Value) -> Result<T, FieldError> {
+    super::schema::integral_numbers(&mut value);
     let empty = matches!(&value, Value::Object(map) if map.is_empty());
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(decoded) => Ok(decoded),

@@ -36,7 +36,8 @@ pub struct FieldSchema {
     pub required: bool,
 }
 
-/// An object schema of `fields`.
+/// An object schema of `fields`, closed (`"additionalProperties": false`): the API refuses a
+/// key that is not a field, so the schema does too.
 pub fn object(fields: impl IntoIterator<Item = FieldSchema>) -> Schema {
     let mut properties = Map::new();
     let mut required = Vec::new();
@@ -52,7 +53,79 @@ pub fn object(fields: impl IntoIterator<Item = FieldSchema>) -> Schema {
     if !required.is_empty() {
         object.insert("required".into(), Value::Array(required));
     }
+    object.insert("additionalProperties".into(), Value::Bool(false));
     Schema::from(object)
+}
+
+/// Gives every integer schema in `schema` (at any depth) the `minimum` and `maximum` of its
+/// `format` where it lacks them, so that the schema refuses what the server cannot decode:
+/// `u32` is `0..=4294967295`, `i64` is `-2^63..=2^63-1`. A JSON value goes through
+/// `serde_json`'s number (an `i64`, a `u64` or an `f64`), so `u128` and `i128` fields take
+/// `0..=2^64-1` and `-2^63..=2^64-1`. Bounds already there (`NonZeroU32`'s `minimum: 1`) stay.
+#[cfg_attr(not(feature = "api"), allow(dead_code))]
+pub(crate) fn bound_integers(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(Value::String(t)) => t == "integer",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            let bounds = map.get("format").and_then(Value::as_str).and_then(format_bounds);
+            if let (true, Some((min, max))) = (integer, bounds) {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
+/// The range the server accepts for an integer `format` of `schemars`.
+fn format_bounds(format: &str) -> Option<(Value, Value)> {
+    fn pair(min: impl Into<Value>, max: impl Into<Value>) -> Option<(Value, Value)> {
+        Some((min.into(), max.into()))
+    }
+    match format {
+        "int8" => pair(i8::MIN, i8::MAX),
+        "int16" => pair(i16::MIN, i16::MAX),
+        "int32" => pair(i32::MIN, i32::MAX),
+        "int64" => pair(i64::MIN, i64::MAX),
+        "int" => pair(isize::MIN as i64, isize::MAX as i64),
+        "int128" => pair(i64::MIN, u64::MAX),
+        "uint8" => pair(0, u8::MAX),
+        "uint16" => pair(0, u16::MAX),
+        "uint32" => pair(0, u32::MAX),
+        "uint64" | "uint128" => pair(0, u64::MAX),
+        "uint" => pair(0, usize::MAX as u64),
+        _ => None,
+    }
+}
+
+/// Rewrites every number with no fractional part (`1.0`, `1e2`, `-0.0`) in `value` as an
+/// integer, where one holds it: JSON Schema's `integer` is about the value, not its spelling,
+/// so an integer field takes `1e2` as `100`. A float field still reads it as `100.0`.
+pub(crate) fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+            {
+                // In range, `as` is exact here: `f` is integral.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                if f >= -(2f64.powi(63)) && f < 2f64.powi(63) {
+                    *n = serde_json::Number::from(f as i64);
+                } else if f >= 0.0 && f < 2f64.powi(64) {
+                    *n = serde_json::Number::from(f as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
 }
 
 /// Probes whether `T: JsonSchema` at the expansion site (autoref specialisation):
@@ -189,6 +262,34 @@ mod tests {
         assert_eq!(n.get("type"), Some(&Value::from("integer")));
         let o = (&&SchemaProbe::<Opaque>::new()).edri_schema(&mut g);
         assert!(o.get("description").unwrap().as_str().unwrap().contains("Opaque"));
+    }
+
+    #[test]
+    fn integers_get_the_bounds_of_their_width() {
+        let mut g = SchemaGenerator::default();
+        let mut u32s = g.subschema_for::<Vec<Option<u32>>>().to_value();
+        bound_integers(&mut u32s);
+        assert_eq!(u32s["items"]["maximum"], Value::from(u32::MAX));
+        assert_eq!(u32s["items"]["minimum"], Value::from(0));
+        let mut nz = g.subschema_for::<std::num::NonZeroU64>().to_value();
+        bound_integers(&mut nz);
+        assert_eq!(nz["minimum"], Value::from(1));
+        assert_eq!(nz["maximum"], Value::from(u64::MAX));
+        let mut text = g.subschema_for::<String>().to_value();
+        bound_integers(&mut text);
+        assert_eq!(text, g.subschema_for::<String>().to_value());
+    }
+
+    #[test]
+    fn integral_floats_become_integers() {
+        let mut v = serde_json::json!({"a": 1.0, "b": [1e2, -0.0, 0.5], "c": 1.8e19, "d": 1e30});
+        integral_numbers(&mut v);
+        assert_eq!(v["a"].as_i64(), Some(1));
+        assert_eq!(v["b"][0].as_i64(), Some(100));
+        assert_eq!(v["b"][1].as_i64(), Some(0));
+        assert_eq!(v["b"][2].as_f64(), Some(0.5));
+        assert_eq!(v["c"].as_u64(), Some(18_000_000_000_000_000_000));
+        assert!(v["d"].is_f64());
     }
 
     #[test]
