@@ -2,7 +2,7 @@
 //! per-field rules for reading path and query strings, taken from the same schemas.
 
 use super::hooks::ApiHooks;
-use super::schema::{Coerce, SchemaGenerator, bound_integers};
+use super::schema::{Coerce, SchemaGenerator, bound_integers, unit_variants_as_objects};
 use crate::event::EventKind;
 use crate::router::EventRegistration;
 use serde_json::{Map, Value, json};
@@ -69,7 +69,10 @@ impl Catalog {
             schemas.push(fields);
         }
         let mut definitions: Map<String, Value> = generator.take_definitions(true);
-        definitions.values_mut().for_each(bound_integers);
+        for definition in definitions.values_mut() {
+            bound_integers(definition);
+            unit_variants_as_objects(definition);
+        }
         let mut events = HashMap::new();
         for ((reg, hooks), fields) in registrations.into_iter().zip(schemas) {
             let rules = fields

@@ -83,6 +83,48 @@ pub(crate) fn bound_integers(schema: &mut Value) {
     }
 }
 
+/// Adds, to each enum definition of `schemars` (in `$defs`), the other form `serde_json`
+/// takes for a unit variant: `{"Red": null}` besides `"Red"`, so that the schema accepts
+/// what the server does.
+#[cfg_attr(not(feature = "api"), allow(dead_code))]
+pub(crate) fn unit_variants_as_objects(definition: &mut Value) {
+    let Value::Object(map) = definition else { return };
+    if let Some(Value::Array(variants)) = map.get_mut("oneOf") {
+        let objects: Vec<Value> =
+            variants.iter().flat_map(unit_variant_names).map(null_variant).collect();
+        variants.extend(objects);
+    } else if !unit_variant_names(definition).is_empty() {
+        let names = unit_variant_names(definition);
+        let Value::Object(map) = definition else { return };
+        let strings = Value::Object(std::mem::take(map));
+        let mut variants = vec![strings];
+        variants.extend(names.into_iter().map(null_variant));
+        map.insert("oneOf".into(), Value::Array(variants));
+    }
+}
+
+/// The names of a unit-variant schema: `{"type": "string", "enum": [..]}` or `"const"`.
+fn unit_variant_names(schema: &Value) -> Vec<String> {
+    if schema.get("type").and_then(Value::as_str) != Some("string") {
+        return Vec::new();
+    }
+    let names = match (schema.get("enum"), schema.get("const")) {
+        (Some(Value::Array(names)), _) => names.iter().collect(),
+        (None, Some(name)) => vec![name],
+        _ => Vec::new(),
+    };
+    names.into_iter().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+fn null_variant(name: String) -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": { name.clone(): { "type": "null" } },
+        "required": [name],
+        "additionalProperties": false,
+    })
+}
+
 /// The range the server accepts for an integer `format` of `schemars`.
 fn format_bounds(format: &str) -> Option<(Value, Value)> {
     fn pair(min: impl Into<Value>, max: impl Into<Value>) -> Option<(Value, Value)> {
