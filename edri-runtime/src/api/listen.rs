@@ -128,14 +128,15 @@ async fn connection(
     let timeouts = conns.timeouts;
     let mut stopping = false;
     loop {
+        let deadline = conn.deadline(timeouts);
         if !stopping && *stop.borrow_and_update() != Stop::Running {
-            if *stop.borrow() == Stop::Abort {
+            // Idle (no request being served): nothing to finish.
+            if *stop.borrow() == Stop::Abort || deadline.is_some() {
                 break;
             }
             stopping = true;
             http.as_mut().graceful_shutdown();
         }
-        let deadline = conn.deadline(timeouts);
         let sleep = async {
             match deadline {
                 Some((at, _)) => tokio::time::sleep_until(at).await,
