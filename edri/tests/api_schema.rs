@@ -96,6 +96,17 @@ pub struct SchemaEnums {
     pub shape: Shape,
 }
 
+/// A container `rename_all` (and a field `rename` that overrides it).
+#[event(request, http = "POST /schema/camel")]
+#[derive(Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaCamel {
+    pub user_name: String,
+    pub max_items: Option<u8>,
+    #[serde(rename = "ID")]
+    pub id: u32,
+}
+
 #[event(request, http = "POST /schema/unit")]
 #[derive(Debug, Clone)]
 pub struct SchemaUnit;
@@ -128,6 +139,10 @@ impl SchemaSvc {
     #[solve]
     fn enums(&self, _: &SchemaEnums) -> SchemaEnumsResponse {
         SchemaEnumsResponse
+    }
+    #[solve]
+    fn camel(&self, _: &SchemaCamel) -> SchemaCamelResponse {
+        SchemaCamelResponse
     }
     #[solve]
     fn unit(&self, _: &SchemaUnit) -> SchemaUnitResponse {
@@ -198,6 +213,7 @@ fn pool() -> Vec<Value> {
         json!("red"),
         json!("Purple"),
         json!("Empty"),
+        json!("user_name"),
         json!(true),
         json!(false),
         Value::Null,
@@ -341,7 +357,8 @@ fn mutate(mut value: Value, pool: &[Value], rng: &mut Rng) -> Value {
             }
         }
         _ => {
-            object.insert(rng.pick(&["extra", "x"]).to_string(), rng.pick(pool).clone());
+            object
+                .insert(rng.pick(&["extra", "x", "user_name"]).to_string(), rng.pick(pool).clone());
         }
     }
     value
@@ -403,7 +420,7 @@ async fn what_the_schema_accepts_the_server_accepts_and_only_that() {
         }
         mix.push((name.to_owned(), accepted, refused));
     }
-    assert_eq!(tried, 7 * CASES, "every event of the app was tried");
+    assert_eq!(tried, 8 * CASES, "every event of the app was tried");
     assert!(
         disagreements.is_empty(),
         "{} of {tried} bodies where the schema and the server disagree:\n{}",
@@ -442,5 +459,13 @@ async fn the_catalog_is_closed_and_bounds_every_integer() {
     assert_eq!(bounds("g"), (json!(i32::MIN), json!(i32::MAX)));
     assert_eq!(bounds("h"), (json!(i64::MIN), json!(i64::MAX)));
     assert_eq!(catalog["$defs"]["Point"]["properties"]["x"]["maximum"], json!(i32::MAX));
+    let camel = catalog["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["name"] == "SchemaCamel"))
+        .expect("SchemaCamel");
+    let mut names: Vec<&String> =
+        camel["fields"]["properties"].as_object().expect("properties").keys().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ID", "maxItems", "userName"]);
     running.shutdown().await.expect("stops");
 }

@@ -2,7 +2,9 @@
 //! per-field rules for reading path and query strings, taken from the same schemas.
 
 use super::hooks::ApiHooks;
-use super::schema::{Coerce, SchemaGenerator, bound_integers, unit_variants_as_objects};
+use super::schema::{
+    Coerce, SchemaGenerator, bound_integers, follow_serde_names, unit_variants_as_objects,
+};
 use crate::event::EventKind;
 use crate::router::EventRegistration;
 use serde_json::{Map, Value, json};
@@ -48,6 +50,9 @@ impl Catalog {
             let schema = (hooks.schema)(&mut generator);
             let mut fields = schema.fields.to_value();
             bound_integers(&mut fields);
+            if let Some(names) = (hooks.serde_fields)() {
+                follow_serde_names(&mut fields, names);
+            }
             let response = match reg.meta.kind {
                 EventKind::Request => schema.response.map(|s| {
                     let mut response = s.to_value();

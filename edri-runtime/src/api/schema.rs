@@ -125,6 +125,67 @@ fn null_variant(name: String) -> Value {
     })
 }
 
+/// Renames the properties of an event's object schema to the names serde decodes them by
+/// (`serde` is the field list of its derived `Deserialize`), for a container
+/// `#[serde(rename_all = "..")]` that `#[event]` does not see field by field. A property
+/// already named as serde names it stays; the others take the one `rename_all` rule that
+/// maps every one of them into `serde`. Nothing changes when no rule does.
+#[cfg_attr(not(feature = "api"), allow(dead_code))]
+pub(crate) fn follow_serde_names(fields: &mut Value, serde: &[&str]) {
+    let Some(Value::Object(properties)) = fields.get_mut("properties") else { return };
+    let strays: Vec<String> =
+        properties.keys().filter(|k| !serde.contains(&k.as_str())).cloned().collect();
+    if strays.is_empty() {
+        return;
+    }
+    let Some(rule) =
+        RULES.iter().find(|rule| strays.iter().all(|k| serde.contains(&rule(k).as_str())))
+    else {
+        return;
+    };
+    for key in &strays {
+        if let Some(schema) = properties.remove(key) {
+            properties.insert(rule(key), schema);
+        }
+    }
+    if let Some(Value::Array(required)) = fields.get_mut("required") {
+        for name in required.iter_mut() {
+            if let Some(key) = name.as_str().filter(|k| strays.iter().any(|s| s == k)) {
+                *name = Value::from(rule(key));
+            }
+        }
+    }
+}
+
+/// serde's `rename_all` rules, applied to a `snake_case` field name.
+/// (`lowercase` and `snake_case` leave it as it is; `SCREAMING_SNAKE_CASE` is `UPPERCASE`.)
+const RULES: [fn(&str) -> String; 5] = [
+    |name| pascal(name),
+    |name| {
+        let pascal = pascal(name);
+        let mut chars = pascal.chars();
+        chars
+            .next()
+            .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+            .unwrap_or_default()
+    },
+    |name| name.to_ascii_uppercase(),
+    |name| name.replace('_', "-"),
+    |name| name.replace('_', "-").to_ascii_uppercase(),
+];
+
+fn pascal(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The range the server accepts for an integer `format` of `schemars`.
 fn format_bounds(format: &str) -> Option<(Value, Value)> {
     fn pair(min: impl Into<Value>, max: impl Into<Value>) -> Option<(Value, Value)> {
@@ -320,6 +381,21 @@ mod tests {
         let mut text = g.subschema_for::<String>().to_value();
         bound_integers(&mut text);
         assert_eq!(text, g.subschema_for::<String>().to_value());
+    }
+
+    #[test]
+    fn rename_all_is_followed() {
+        let mut fields = serde_json::json!({
+            "properties": {"user_name": {}, "id": {}, "Fixed": {}},
+            "required": ["user_name", "Fixed"],
+        });
+        follow_serde_names(&mut fields, &["userName", "id", "Fixed"]);
+        let keys: Vec<&String> = fields["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["Fixed", "id", "userName"]);
+        assert_eq!(fields["required"], serde_json::json!(["userName", "Fixed"]));
+        let mut kebab = serde_json::json!({"properties": {"max_len": {}}});
+        follow_serde_names(&mut kebab, &["MAX-LEN"]);
+        assert!(kebab["properties"].get("MAX-LEN").is_some());
     }
 
     #[test]
