@@ -299,9 +299,11 @@ impl Conn {
         if state.busy > 0 || state.retired {
             return None;
         }
+        // The first request's headers count from the connection: a byte now and then does
+        // not buy a new period.
         Some(match state.head_started {
+            _ if state.served == 0 => (self.connected + timeouts.header, Closed::HeaderTimeout),
             Some(at) => (at + timeouts.header, Closed::HeaderTimeout),
-            None if state.served == 0 => (self.connected + timeouts.header, Closed::HeaderTimeout),
             None => (state.idle_since + timeouts.idle, Closed::IdleTimeout),
         })
     }
