@@ -43,9 +43,13 @@ pub(crate) async fn serve(
     let reporter = tokio::spawn(report(conns.clone()));
     let mut backoff = BACKOFF_FIRST;
     loop {
+        // (A change may have been seen while backing off, below.)
+        if *stop.borrow() != Stop::Running {
+            break;
+        }
         let accepted = tokio::select! {
             changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() != Stop::Running {
+                if changed.is_err() {
                     break;
                 }
                 continue;
