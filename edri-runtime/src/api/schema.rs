@@ -1,5 +1,13 @@
 //! JSON schemas of API-exposed events, built with [`schemars`].
 //!
+//! The catalog (`GET /edri/events`) gives schemas that agree with the server: what a schema
+//! accepts is decoded, what it refuses gets `400`. To that end an event's object is closed
+//! (`"additionalProperties": false`), its property names are the ones serde decodes by
+//! (`rename`, and a container's `rename_all`), every integer carries the `minimum` and
+//! `maximum` of its width, and a unit enum variant may be written `{"Variant": null}` as
+//! serde takes it too. In turn the server reads a number with no fractional part (`1.0`,
+//! `1e2`) as an integer, as JSON Schema does.
+//!
 //! `#[event]` does not require `JsonSchema` of anyone: for each field (and the response) it
 //! probes at the expansion site whether the type implements [`JsonSchema`]. Types that do
 //! (every std type, and user types deriving it) get their full schema; others an open schema
