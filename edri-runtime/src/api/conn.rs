@@ -221,9 +221,8 @@ impl Connections {
             "counter",
             "Connections refused (answered 503 and closed): at the cap, none idle to close.",
         );
-        let _ = writeln!(out, "edri_api_connections_refused_total{{reason=\"limit\"}} {}", {
-            load(&c.refused)
-        });
+        let refused = load(&c.refused);
+        let _ = writeln!(out, "edri_api_connections_refused_total{{reason=\"limit\"}} {refused}");
         header(
             out,
             "edri_api_connections_closed_total",
