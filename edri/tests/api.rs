@@ -593,7 +593,7 @@ async fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
     get(&c, addr, "/echo/a/b").await.assert_error(404, "not_found");
 
     let r = send(c.delete(format!("http://{addr}/ping"))).await;
-    r.assert_error(405, "invalid");
+    r.assert_error(405, "method_not_allowed");
     let allow = r.header("allow").expect("an Allow header").to_owned();
     let mut methods: Vec<&str> = allow.split(',').map(str::trim).collect();
     methods.sort_unstable();
@@ -602,10 +602,10 @@ async fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
     assert_eq!(send(c.put(format!("http://{addr}/ping"))).await.assert_ok(), &json!({}));
 
     let r = post(&c, addr, "/echo/x", "{}").await;
-    r.assert_error(405, "invalid");
+    r.assert_error(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET"));
     let r = get(&c, addr, "/add/1").await;
-    r.assert_error(405, "invalid");
+    r.assert_error(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("POST"));
 
     stop(running).await;

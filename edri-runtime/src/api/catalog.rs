@@ -2,7 +2,9 @@
 //! per-field rules for reading path and query strings, taken from the same schemas.
 
 use super::hooks::ApiHooks;
-use super::schema::{Coerce, SchemaGenerator};
+use super::schema::{
+    Coerce, SchemaGenerator, bound_integers, follow_serde_names, unit_variants_as_objects,
+};
 use crate::event::EventKind;
 use crate::router::EventRegistration;
 use serde_json::{Map, Value, json};
@@ -46,6 +48,19 @@ impl Catalog {
         let mut schemas = Vec::new();
         for (reg, hooks) in &registrations {
             let schema = (hooks.schema)(&mut generator);
+            let mut fields = schema.fields.to_value();
+            bound_integers(&mut fields);
+            if let Some(names) = (hooks.serde_fields)() {
+                follow_serde_names(&mut fields, names);
+            }
+            let response = match reg.meta.kind {
+                EventKind::Request => schema.response.map(|s| {
+                    let mut response = s.to_value();
+                    bound_integers(&mut response);
+                    response
+                }),
+                _ => None,
+            };
             let meta = reg.meta;
             listed.push(json!({
                 "name": meta.name,
@@ -53,15 +68,16 @@ impl Catalog {
                 "rust_name": meta.rust_name,
                 "http": meta.http.map(|h| json!({"method": h.method, "path": h.path})),
                 "ws": meta.ws,
-                "fields": schema.fields.as_value().clone(),
-                "response": match meta.kind {
-                    EventKind::Request => schema.response.as_ref().map(|s| s.as_value().clone()),
-                    _ => None,
-                },
+                "fields": fields.clone(),
+                "response": response,
             }));
-            schemas.push(schema.fields.to_value());
+            schemas.push(fields);
         }
-        let definitions: Map<String, Value> = generator.take_definitions(true);
+        let mut definitions: Map<String, Value> = generator.take_definitions(true);
+        for definition in definitions.values_mut() {
+            bound_integers(definition);
+            unit_variants_as_objects(definition);
+        }
         let mut events = HashMap::new();
         for ((reg, hooks), fields) in registrations.into_iter().zip(schemas) {
             let rules = fields

@@ -33,18 +33,68 @@ pub struct ApiHooks {
     pub encode: EncodeJson,
     /// Its schemas, for the catalog and for reading path and query strings.
     pub schema: SchemaFn,
+    /// The names serde decodes the event's fields by (after `rename_all`, with aliases), when
+    /// it is a struct with named fields.
+    pub serde_fields: fn() -> Option<&'static [&'static str]>,
 }
 
 impl ApiHooks {
     /// The hooks of request `E`.
     pub const fn request<E: Request>(schema: SchemaFn) -> Self {
-        Self { call: call_request::<E>, encode: encode_json::<E>, schema }
+        Self {
+            call: call_request::<E>,
+            encode: encode_json::<E>,
+            schema,
+            serde_fields: serde_fields::<E>,
+        }
     }
 
     /// The hooks of notification `E`.
     pub const fn notification<E: Notification>(schema: SchemaFn) -> Self {
-        Self { call: call_notification::<E>, encode: encode_json::<E>, schema }
+        Self {
+            call: call_notification::<E>,
+            encode: encode_json::<E>,
+            schema,
+            serde_fields: serde_fields::<E>,
+        }
     }
+}
+
+/// The field names `T`'s derived `Deserialize` asks for (`deserialize_struct`'s `fields`).
+fn serde_fields<T: DeserializeOwned>() -> Option<&'static [&'static str]> {
+    use serde::de::value::Error;
+    use serde::de::{Error as _, Visitor};
+
+    /// Answers every request with an error, noting the fields of `deserialize_struct`.
+    struct Names(Option<&'static [&'static str]>);
+
+    impl<'de> serde::Deserializer<'de> for &mut Names {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("only the names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            self.0 = Some(fields);
+            Err(Error::custom("only the names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut names = Names(None);
+    let _ = T::deserialize(&mut names);
+    names.0
 }
 
 /// Input that does not decode into the event: which field, and why.
@@ -69,7 +119,10 @@ impl std::fmt::Display for FieldError {
 /// Decodes `value` into `T`, naming the offending field on error.
 ///
 /// An empty object also decodes a unit struct (`struct Ping;` is `null` in serde's JSON form).
-pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
+/// A number with no fractional part (`1.0`, `1e2`) is an integer, as in JSON Schema: an
+/// integer field takes it.
+pub fn decode<T: DeserializeOwned>(mut value: Value) -> Result<T, FieldError> {
+    super::schema::integral_numbers(&mut value);
     let empty = matches!(&value, Value::Object(map) if map.is_empty());
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(decoded) => Ok(decoded),

@@ -16,7 +16,15 @@
 //!   (the catalog, with JSON schemas), `GET /metrics` (Prometheus text).
 //!
 //! Configuration ([`Api`]): bearer-token auth, CORS origins (closed unless given), the body
-//! size limit, the per-request timeout and the WebSocket queue bound.
+//! size limit, the per-request timeout, the WebSocket queue bound, and the connection limits
+//! (header, body and idle timeouts, the connection cap).
+//!
+//! Errors are `{"error": {"status", "message", "field"?}}` (`field` when one input field or
+//! parameter is at fault). `status` is the [`Status`](crate::Status) of a failure
+//! (`invalid`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `failed`,
+//! `unavailable`, `timeout`, `crashed`) or one of the broker's own: `method_not_allowed`
+//! (405), `too_large` (413); a request whose body did not arrive in time gets `timeout`
+//! (408), a connection refused at the cap `unavailable` (503).
 //!
 //! [`EdriBuilder::api`]: crate::EdriBuilder::api
 
@@ -25,6 +33,12 @@ pub mod schema;
 
 #[cfg(feature = "api")]
 mod catalog;
+#[cfg(feature = "api")]
+mod conn;
+#[cfg(feature = "api")]
+mod listen;
+#[cfg(feature = "api")]
+mod query;
 #[cfg(feature = "api")]
 mod rest;
 #[cfg(feature = "api")]
@@ -46,6 +60,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub const DEFAULT_WS_QUEUE: usize = 1024;
 /// Default number of requests one WebSocket client may have in flight.
 pub const DEFAULT_WS_IN_FLIGHT: usize = 64;
+/// Default time a client has to send a request's headers: 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request's body, once its headers arrived: 30 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a kept-alive connection may stay idle between requests: 60 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Configuration of the API broker: `Edri::builder().api(Api::new("127.0.0.1:8080").token(..))`,
 /// or just `.api("127.0.0.1:8080")`.
@@ -58,6 +78,10 @@ pub struct Api {
     pub(crate) timeout: Option<Duration>,
     pub(crate) ws_queue: usize,
     pub(crate) ws_in_flight: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl std::fmt::Debug for Api {
@@ -70,6 +94,10 @@ impl std::fmt::Debug for Api {
             .field("timeout", &self.timeout)
             .field("ws_queue", &self.ws_queue)
             .field("ws_in_flight", &self.ws_in_flight)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.cap_text())
             .finish()
     }
 }
@@ -86,6 +114,10 @@ impl Api {
             timeout: None,
             ws_queue: DEFAULT_WS_QUEUE,
             ws_in_flight: DEFAULT_WS_IN_FLIGHT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: None,
         }
     }
 
@@ -105,7 +137,8 @@ impl Api {
     }
 
     /// The largest request body, and the largest WebSocket message, in bytes (default 1 MiB);
-    /// larger bodies get `413`.
+    /// larger bodies get `413`, at once when their `Content-Length` says so (the body is not
+    /// waited for, and the connection is closed).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -141,6 +174,92 @@ impl Api {
         self.ws_in_flight = requests;
         self
     }
+}
+
+impl Api {
+    /// How long a client may take to send a request's headers (default 10 s), counted from
+    /// the moment it connects or, on a kept-alive connection, from the first byte of the next
+    /// request. A connection that takes longer is closed (slow or stalled clients must not
+    /// hold a connection, see [`max_connections`](Self::max_connections)).
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "the header timeout must not be zero");
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's body once its headers arrived
+    /// (default 30 s); a request whose body is late gets `408` and its connection is closed.
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "the body timeout must not be zero");
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// How long a kept-alive connection may wait for its next request (default 60 s) before
+    /// the broker closes it.
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "the idle timeout must not be zero");
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections open at once (WebSockets included). Default: three quarters of
+    /// the process's limit of open files (`ulimit -n`) when the broker starts, so that the
+    /// router keeps descriptors for everything else (768 under a limit of 1024; at least 16,
+    /// at most 65 536; 10 000 where the limit cannot be read).
+    ///
+    /// When a new connection arrives at the cap, the connection idle the longest (waiting
+    /// for or reading a request's headers, or kept alive between requests) is closed to make
+    /// room; when none is idle, the new one gets `503` and is closed. When the process runs
+    /// out of descriptors anyway (`EMFILE`), the broker closes an idle connection too, or
+    /// waits (5 ms, doubling up to 1 s) rather than spinning. All of it is counted in
+    /// `/metrics` (`edri_api_connections_refused_total`, `edri_api_connections_closed_total`,
+    /// `edri_api_accept_errors_total`) and logged with its counts, at most every 5 s.
+    ///
+    /// # Panics
+    /// If `connections` is 0.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        assert!(connections > 0, "the API needs room for at least one connection");
+        self.max_connections = Some(connections);
+        self
+    }
+
+    /// The cap in effect: the configured one, or the default read off `RLIMIT_NOFILE`.
+    pub(crate) fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(default_max_connections)
+    }
+
+    fn cap_text(&self) -> String {
+        match self.max_connections {
+            Some(n) => n.to_string(),
+            None => format!("default ({})", default_max_connections()),
+        }
+    }
+}
+
+/// Three quarters of the soft limit of open files, within 16..=65 536.
+fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `getrlimit` only writes the struct it is given, which lives on this stack.
+        #[allow(unsafe_code)]
+        let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0;
+        if read {
+            let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+            return (soft / 4 * 3).clamp(16, 65_536);
+        }
+    }
+    10_000
 }
 
 impl From<&str> for Api {

@@ -8,14 +8,20 @@ use crate::error::StartError;
 use crate::{Failure, Status};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection, RawPathParamsRejection};
-use axum::extract::{Query, RawPathParams, State};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The error status of `405 Method Not Allowed`.
+pub(crate) const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+/// The error status of `413 Content Too Large`.
+pub(crate) const TOO_LARGE: &str = "too_large";
 
 /// Paths the broker serves itself.
 const RESERVED: &[&str] = &["/edri/health", "/edri/events", "/edri/ws", "/metrics"];
@@ -132,8 +138,12 @@ pub(crate) fn routes(catalog: &Catalog) -> Result<Router<Arc<ApiState>>, StartEr
                     request.uri().path(),
                     allow.to_str().unwrap_or("")
                 );
-                let mut response =
-                    error_response(StatusCode::METHOD_NOT_ALLOWED, "invalid", &message, None);
+                let mut response = error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    METHOD_NOT_ALLOWED,
+                    &message,
+                    None,
+                );
                 response.headers_mut().insert(header::ALLOW, allow);
                 response
             }
@@ -185,18 +195,21 @@ fn filter(method: &str) -> MethodFilter {
     }
 }
 
-type Params = Result<RawPathParams, RawPathParamsRejection>;
-type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+type Params = Result<Path<Vec<(String, String)>>, PathRejection>;
 
 async fn call(
     State(state): State<Arc<ApiState>>,
     event: &'static str,
     params: Params,
-    query: QueryPairs,
-    body: Result<Bytes, BytesRejection>,
+    query: RawQuery,
+    body: axum::body::Body,
 ) -> Response {
     let Some(entry) = state.catalog.events.get(event) else {
         return error_response(StatusCode::NOT_FOUND, "not_found", "no such event", None);
+    };
+    let body = match read_body(&state, body).await {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
     let value = match bind(entry, params, query, body) {
         Ok(value) => value,
@@ -219,6 +232,34 @@ async fn call(
     }
 }
 
+/// The body, within the body limit and the body timeout.
+async fn read_body(state: &ApiState, body: axum::body::Body) -> Result<Bytes, Box<Response>> {
+    let (limit, timeout) = (state.config.body_limit, state.config.body_timeout);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            Err(Box::new(if too_large {
+                let message = format!("the body is over the limit of {limit} bytes");
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, &message, None)
+            } else {
+                *bad(&format!("cannot read the body: {e}"), None)
+            }))
+        }
+        Err(_) => {
+            let message = format!("the body did not arrive within {timeout:?}");
+            let mut response =
+                error_response(StatusCode::REQUEST_TIMEOUT, "timeout", &message, None);
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(Box::new(response))
+        }
+    }
+}
+
 fn bad(message: &str, field: Option<&str>) -> Box<Response> {
     Box::new(error_response(StatusCode::BAD_REQUEST, "invalid", message, field))
 }
@@ -228,12 +269,9 @@ fn bad(message: &str, field: Option<&str>) -> Box<Response> {
 fn bind(
     entry: &Entry,
     params: Params,
-    query: QueryPairs,
-    body: Result<Bytes, BytesRejection>,
+    query: RawQuery,
+    body: Bytes,
 ) -> Result<Value, Box<Response>> {
-    let body = body.map_err(|rejection| {
-        Box::new(error_response(rejection.status(), "invalid", &rejection.body_text(), None))
-    })?;
     let mut object = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
@@ -250,9 +288,10 @@ fn bind(
     };
     unknown_fields(entry, &object, "field")
         .map_err(|(message, field)| bad(&message, Some(&field)))?;
-    let query = query.map_err(|rejection| bad(&rejection.body_text(), None))?;
+    let query =
+        super::query::pairs(query.0.as_deref()).map_err(|e| bad(&e.message, Some(&e.key)))?;
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, value) in query.0 {
+    for (key, value) in query {
         // `?count=` for a field that is not a string means "not given".
         let blank = value.is_empty()
             && entry.fields.get(&key).is_some_and(|rule| rule.coerce != Coerce::String);
@@ -278,13 +317,22 @@ fn bind(
         };
         insert(&mut object, key, value, "query")?;
     }
-    let params = params.map_err(|rejection| bad(&rejection.body_text(), None))?;
-    for (key, text) in &params {
-        let value = match entry.fields.get(key) {
-            Some(rule) => rule.coerce.apply(text),
-            None => Value::String(text.to_owned()),
+    let Path(params) = params.map_err(|rejection| match &rejection {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => bad(
+                &format!("path parameter `{key}` is not valid UTF-8 once percent-decoded"),
+                Some(key),
+            ),
+            _ => bad(&rejection.body_text(), None),
+        },
+        _ => bad(&rejection.body_text(), None),
+    })?;
+    for (key, text) in params {
+        let value = match entry.fields.get(&key) {
+            Some(rule) => rule.coerce.apply(&text),
+            None => Value::String(text),
         };
-        insert(&mut object, key.to_owned(), value, "path")?;
+        insert(&mut object, key, value, "path")?;
     }
     Ok(Value::Object(object))
 }

@@ -3,7 +3,9 @@
 
 use super::Api;
 use super::catalog::Catalog;
-use super::rest::{self, error_response, failure_response, json_response};
+use super::conn::{Connections, Timeouts};
+use super::listen::{self, Stop};
+use super::rest::{self, TOO_LARGE, error_response, failure_response, json_response};
 use super::ws::{self, Hub};
 use crate::error::StartError;
 use crate::manager::ErasedManager;
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What every request handler of the broker reads.
@@ -28,6 +30,8 @@ pub(crate) struct ApiState {
     pub(crate) hub: Arc<Hub>,
     /// How long one request may take.
     pub(crate) timeout: Duration,
+    /// The open connections.
+    pub(crate) conns: Arc<Connections>,
     /// Responses sent, by HTTP status code.
     responses: Mutex<BTreeMap<u16, u64>>,
 }
@@ -70,9 +74,13 @@ impl Prepared {
     /// Starts serving on the router's runtime.
     pub(crate) fn serve(self, ctx: Ctx) -> ApiServer {
         let timeout = self.config.timeout.unwrap_or(ctx.shared().default_timeout);
+        let timeouts =
+            Timeouts { header: self.config.header_timeout, idle: self.config.idle_timeout };
+        let conns = Arc::new(Connections::new(self.config.connection_cap(), timeouts));
         let state = Arc::new(ApiState {
             ctx: ctx.clone(),
             timeout,
+            conns: conns.clone(),
             config: self.config,
             catalog: self.catalog,
             hub: self.hub,
@@ -88,24 +96,18 @@ impl Prepared {
         if !state.config.cors.is_empty() {
             app = app.layer(cors(&state.config.cors));
         }
-        let (stop, stopped) = oneshot::channel::<()>();
-        let listener = self.listener;
-        let task = ctx.spawn(async move {
-            let shutdown = async {
-                stopped.await.ok();
-            };
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-        });
-        tracing::info!(addr = %self.addr, "edri API listening");
-        ApiServer { addr: self.addr, stop: Some(stop), task, state }
+        let (stop, stopped) = watch::channel(Stop::Running);
+        let task = ctx.spawn(listen::serve(self.listener, app, conns.clone(), stopped));
+        tracing::info!(addr = %self.addr, max_connections = conns.max, "edri API listening");
+        ApiServer { addr: self.addr, stop, task, state }
     }
 }
 
 /// The running broker, owned by [`Running`](crate::Running).
 pub(crate) struct ApiServer {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<Stop>,
+    task: JoinHandle<()>,
     state: Arc<ApiState>,
 }
 
@@ -118,19 +120,24 @@ impl ApiServer {
     /// Stops accepting connections, closes WebSocket clients (code 1001) and waits for the
     /// requests in flight.
     pub(crate) async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
-        }
+        self.stop.send_if_modified(|stop| {
+            let running = *stop == Stop::Running;
+            if running {
+                *stop = Stop::Graceful;
+            }
+            running
+        });
         self.state.hub.close_all(1001, "the server is stopping");
-        match (&mut self.task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "the API server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "the API server task failed"),
+        if let Err(e) = (&mut self.task).await
+            && !e.is_cancelled()
+        {
+            tracing::warn!(error = %e, "the API server task failed");
         }
     }
 
     /// Ends the server at once.
     pub(crate) fn abort(&self) {
+        self.stop.send_replace(Stop::Abort);
         self.state.hub.close_all(1001, "the server is stopping");
         self.task.abort();
     }
@@ -161,11 +168,19 @@ fn render_api_metrics(state: &ApiState, out: &mut String) {
         let _ = writeln!(out, "edri_api_http_responses_total{{code=\"{code}\"}} {n}");
     }
     drop(responses);
+    state.conns.render_metrics(out);
     state.hub.render_metrics(out);
 }
 
-/// Authentication (when a token is configured) and response counting, around every route.
+/// Authentication (when a token is configured), an early `413` for a body announced over the
+/// limit, and response counting, around every route.
 async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = state.config.body_limit;
     let response = match &state.config.token {
         Some(token) if !authorized(&request, token) => {
             let mut response = error_response(
@@ -177,6 +192,17 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        _ if announced.is_some_and(|n| n > limit as u64) => {
+            let message = format!(
+                "the body is {} bytes; the limit is {limit}",
+                announced.unwrap_or_default()
+            );
+            let mut response =
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, &message, None);
+            // The body is not read: the connection cannot carry another request.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
         _ => next.run(request).await,
