@@ -409,14 +409,16 @@ fn another_version_of_a_type_is_named_as_such() {
     assert_eq!(value.read::<v2::Cents>("item").unwrap(), v2::Cents { cents: 5, currency: None });
 }
 
-/// Writes a redb file with `table` holding `key` as `entry`, the way an edri of that format did.
-fn write_file(path: &PathBuf, table: &str, key: &str, entry: &[u8]) {
+/// Writes a redb file with `table` holding `entries`, the way an edri of that format did.
+fn write_file(path: &PathBuf, table: &str, entries: &[(&str, &[u8])]) {
     let db = redb::Database::create(path).unwrap();
     let tx = db.begin_write().unwrap();
-    tx.open_table(redb::TableDefinition::<&str, &[u8]>::new(table))
-        .unwrap()
-        .insert(key, entry)
-        .unwrap();
+    {
+        let mut table = tx.open_table(redb::TableDefinition::<&str, &[u8]>::new(table)).unwrap();
+        for (key, entry) in entries {
+            table.insert(key, entry).unwrap();
+        }
+    }
     tx.commit().unwrap();
 }
 
@@ -425,7 +427,7 @@ fn a_durable_file_of_format_1_is_refused_at_open() {
     let path = temp_file("format-1.redb");
     // Format 1: table `edri.store`, each entry the postcard of `{ data: Vec<u8>, expires_at_ms:
     // Option<u64> }`, here the `u32` 300 (varint `ac 02`) that never expires.
-    write_file(&path, "edri.store", "price", &[2, 0xac, 0x02, 0]);
+    write_file(&path, "edri.store", &[("price", &[2, 0xac, 0x02, 0])]);
     let err = Store::durable(&path).unwrap_err().to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("holds store format 1"), "{err}");
@@ -436,11 +438,32 @@ fn a_durable_file_of_format_1_is_refused_at_open() {
     remove(&path);
 }
 
+/// A file of format 1 that holds no value has nothing to misread: it opens, as format 2.
+#[tokio::test]
+async fn an_empty_durable_file_of_format_1_opens() {
+    let path = temp_file("format-1-empty.redb");
+    write_file(&path, "edri.store", &[]);
+    let store = Store::durable(&path).unwrap();
+    let running = Edri::builder().only_explicit().manager(Idle).store(store).start().await.unwrap();
+    running.ctx().store().set("price", &300u32).await.unwrap();
+    running.shutdown().await.unwrap();
+    let running = Edri::builder()
+        .only_explicit()
+        .manager(Idle)
+        .store(Store::durable(&path).unwrap())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(running.ctx().store().get::<u32>("price").await.unwrap(), Some(300));
+    running.shutdown().await.unwrap();
+    remove(&path);
+}
+
 #[test]
 fn a_durable_file_of_a_newer_format_is_refused_at_open() {
     let path = temp_file("format-next.redb");
     let next = edri::store::FORMAT + 1;
-    write_file(&path, &format!("edri.store/{next}"), "price", &[1, 2, 3]);
+    write_file(&path, &format!("edri.store/{next}"), &[("price", &[1, 2, 3])]);
     let err = Store::durable(&path).unwrap_err().to_string();
     assert!(err.contains(&format!("holds store format {next}")), "{err}");
     assert!(err.contains("newer"), "{err}");

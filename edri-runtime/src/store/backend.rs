@@ -6,6 +6,7 @@
 
 use super::value::StoredValue;
 use crate::Failure;
+use redb::{ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ pub const FORMAT: u32 = 2;
 const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store/2");
 
 /// The table of format 1.
-const FORMAT_1_TABLE: &str = "edri.store";
+const FORMAT_1: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store");
 
 /// One stored value, with its type, and, with a TTL, when it expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,10 +58,18 @@ impl Backend {
     pub(crate) fn durable(path: &Path) -> Result<Self, Failure> {
         let db = redb::Database::create(path).map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
-        for table in tx.list_tables().map_err(storage)? {
-            if let Some(found) = other_format(redb::TableHandle::name(&table)) {
-                return Err(Failure::failed(found));
+        let names: Vec<String> =
+            tx.list_tables().map_err(storage)?.map(|t| t.name().to_owned()).collect();
+        for name in names {
+            let Some(found) = other_format(&name) else { continue };
+            // An empty table of format 1 holds nothing to misread: it goes.
+            if name == FORMAT_1.name()
+                && tx.open_table(FORMAT_1).map_err(storage)?.is_empty().map_err(storage)?
+            {
+                tx.delete_table(FORMAT_1).map_err(storage)?;
+                continue;
             }
+            return Err(Failure::failed(found));
         }
         tx.open_table(TABLE).map_err(storage)?;
         tx.commit().map_err(storage)?;
@@ -136,7 +145,7 @@ impl Backend {
 
 /// What is wrong with a file that has the table `name`: a store of another format.
 fn other_format(name: &str) -> Option<String> {
-    let format = if name == FORMAT_1_TABLE {
+    let format = if name == FORMAT_1.name() {
         1
     } else {
         let n = name.strip_prefix("edri.store/")?;
@@ -147,11 +156,12 @@ fn other_format(name: &str) -> Option<String> {
         }
     };
     let why = match format {
-        1 => "written before stored values carried their type, so they cannot be read without guessing it; \
+        1 => {
+            "written before stored values carried their type, so they cannot be read without guessing it; \
               keep using the edri version that wrote it, or start from a new file and write the values again"
-            .to_owned(),
-        n if n > FORMAT => "written by a newer edri".to_owned(),
-        _ => "written by an older edri".to_owned(),
+        }
+        n if n > FORMAT => "written by a newer edri",
+        _ => "written by an older edri",
     };
     Some(format!(
         "holds store format {format} (table `{name}`), {why}; this edri reads format {FORMAT}"
