@@ -32,7 +32,11 @@ impl Idle {
 }
 
 async fn start() -> edri::Running {
-    Edri::builder().only_explicit().manager(Idle).start().await.unwrap()
+    start_with(Store::memory()).await
+}
+
+async fn start_with(store: Store) -> edri::Running {
+    Edri::builder().only_explicit().manager(Idle).store(store).start().await.unwrap()
 }
 
 #[tokio::test]
@@ -215,13 +219,7 @@ async fn watch_delivers_changes_under_its_prefix_only() {
 #[tokio::test]
 async fn child_writer() {
     let Some(path) = std::env::var_os("EDRI_STORE_CHILD") else { return };
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(path).unwrap()).await;
     for i in 0..1_000u32 {
         running.ctx().store().set(&format!("k/{i:04}"), &i).await.unwrap();
     }
@@ -262,13 +260,7 @@ async fn acknowledged_values_survive_kill_9() {
     child.start_kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().await.unwrap();
 
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(&path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(&path).unwrap()).await;
     let all: Vec<(String, u32)> = running.ctx().store().list("k/").await.unwrap();
     assert_eq!(all.len(), 1_000);
     assert!(
@@ -304,7 +296,7 @@ fn assert_names(failure: &Failure, key: &str, stored: &str, wanted: &str) {
 
 /// The reads of the issue, on a router with the given store.
 async fn reads_through_another_type_are_invalid(store: Store) {
-    let running = Edri::builder().only_explicit().manager(Idle).store(store).start().await.unwrap();
+    let running = start_with(store).await;
     let store = running.ctx().store();
 
     store.set("price", &300u32).await.unwrap();
@@ -371,13 +363,7 @@ fn remove(path: &std::path::Path) {
 async fn durable_reads_through_another_type_are_invalid_and_types_survive_a_reopen() {
     let path = temp_file("typed.redb");
     reads_through_another_type_are_invalid(Store::durable(&path).unwrap()).await;
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(&path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(&path).unwrap()).await;
     let store = running.ctx().store();
     assert_eq!(store.get::<u32>("price").await.unwrap(), Some(301));
     assert_names(&store.get::<i32>("price").await.unwrap_err(), "price", "u32", "i32");
@@ -444,16 +430,10 @@ async fn an_empty_durable_file_of_format_1_opens() {
     let path = temp_file("format-1-empty.redb");
     write_file(&path, "edri.store", &[]);
     let store = Store::durable(&path).unwrap();
-    let running = Edri::builder().only_explicit().manager(Idle).store(store).start().await.unwrap();
+    let running = start_with(store).await;
     running.ctx().store().set("price", &300u32).await.unwrap();
     running.shutdown().await.unwrap();
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(&path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(&path).unwrap()).await;
     assert_eq!(running.ctx().store().get::<u32>("price").await.unwrap(), Some(300));
     running.shutdown().await.unwrap();
     remove(&path);
