@@ -43,24 +43,26 @@ impl ser::Error for ShapeError {
 struct Fnv(u64);
 
 impl Fnv {
-    fn new(kind: &str) -> Self {
+    const fn new(kind: &str) -> Self {
         Self(0xcbf2_9ce4_8422_2325).text(kind)
     }
 
-    fn bytes(mut self, bytes: &[u8]) -> Self {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
+    const fn bytes(mut self, bytes: &[u8]) -> Self {
+        let mut i = 0;
+        while i < bytes.len() {
+            self.0 ^= bytes[i] as u64;
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
         }
         self
     }
 
     /// A length-prefixed text, so that `("ab", "c")` and `("a", "bc")` differ.
-    fn text(self, text: &str) -> Self {
+    const fn text(self, text: &str) -> Self {
         self.number(text.len() as u64).bytes(text.as_bytes())
     }
 
-    fn number(self, n: u64) -> Self {
+    const fn number(self, n: u64) -> Self {
         self.bytes(&n.to_le_bytes())
     }
 }
@@ -79,13 +81,22 @@ struct Ordered(Fnv);
 struct Unordered {
     head: Fnv,
     shapes: BTreeSet<u64>,
+    /// The last shape added: a run of elements of one shape costs no lookups.
+    last: Option<u64>,
     /// A map's key waiting for its value.
     key: Option<u64>,
 }
 
 impl Unordered {
     fn new(kind: &str) -> Self {
-        Self { head: Fnv::new(kind), shapes: BTreeSet::new(), key: None }
+        Self { head: Fnv::new(kind), shapes: BTreeSet::new(), last: None, key: None }
+    }
+
+    fn add(&mut self, shape: u64) {
+        if self.last != Some(shape) {
+            self.shapes.insert(shape);
+            self.last = Some(shape);
+        }
     }
 
     fn finish(self) -> u64 {
@@ -96,7 +107,8 @@ impl Unordered {
 macro_rules! primitives {
     ($($method:ident: $ty:ty),* $(,)?) => {$(
         fn $method(self, _: $ty) -> Result<u64, ShapeError> {
-            kind(stringify!($ty))
+            const SHAPE: u64 = Fnv::new(stringify!($ty)).0;
+            Ok(SHAPE)
         }
     )*};
 }
@@ -216,7 +228,8 @@ impl ser::SerializeSeq for Unordered {
     type Error = ShapeError;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
-        self.shapes.insert(value.serialize(Shape)?);
+        let shape = value.serialize(Shape)?;
+        self.add(shape);
         Ok(())
     }
 
@@ -237,7 +250,7 @@ impl ser::SerializeMap for Unordered {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ShapeError> {
         let key = self.key.take().ok_or_else(|| ShapeError("a map value without a key".into()))?;
         let entry = Fnv::new("entry").number(key).number(value.serialize(Shape)?);
-        self.shapes.insert(entry.0);
+        self.add(entry.0);
         Ok(())
     }
 
