@@ -61,7 +61,7 @@
 /// kind, field names and field type tokens.
 ///
 /// A field's `#[cfg(..)]` (and `#[cfg_attr(c, cfg(..))]`) is carried into everything generated
-/// from it: the response struct, the field list of [`EventMeta`](crate::EventMeta), the
+/// from it: the response struct, the field list of [`EventMeta`], the
 /// fingerprint (one piece per field, each under the field's `cfg`, so two builds that differ
 /// in an event's fields refuse to exchange it) and the JSON schema (a cfg-gated field may have
 /// a cfg-gated type). Other attributes inside `cfg_attr` are not read by `#[event]`: a
