@@ -27,8 +27,8 @@ const _: () = {
             name: "FileUploaded",
             rust_name: ::core::concat!(::core::module_path!(), "::", "FileUploaded"),
             kind: ::edri::__private::EventKind::Notification,
-            fingerprint: ::edri::__private::fingerprint(
-                "FileUploaded|notification|path:String;size:u64;|".as_bytes(),
+            fingerprint: ::edri::__private::fingerprint_parts(
+                &["FileUploaded|notification|", "path:String;", "size:u64;", "|"],
             ),
             priority: 0u8,
             local: false,
@@ -96,8 +96,8 @@ const _: () = {
             name: "Divide",
             rust_name: ::core::concat!(::core::module_path!(), "::", "Divide"),
             kind: ::edri::__private::EventKind::Request,
-            fingerprint: ::edri::__private::fingerprint(
-                "Divide|request|a:f64;b:f64;|quotient:f64;".as_bytes(),
+            fingerprint: ::edri::__private::fingerprint_parts(
+                &["Divide|request|", "a:f64;", "b:f64;", "|", "quotient:f64;"],
             ),
             priority: 0u8,
             local: false,
@@ -167,8 +167,8 @@ const _: () = {
             name: "stats.files",
             rust_name: ::core::concat!(::core::module_path!(), "::", "FileStats"),
             kind: ::edri::__private::EventKind::Request,
-            fingerprint: ::edri::__private::fingerprint(
-                "stats.files|request||seen:u64;bytes:u64;".as_bytes(),
+            fingerprint: ::edri::__private::fingerprint_parts(
+                &["stats.files|request|", "|", "seen:u64;", "bytes:u64;"],
             ),
             priority: 0u8,
             local: false,

@@ -366,6 +366,47 @@ pub(crate) fn without_response_marks(mut item: ItemStruct) -> ItemStruct {
     item
 }
 
+/// The `#[cfg(..)]` attributes under which `field` exists, to put on everything generated
+/// from it (its entry in the field list, its piece of the fingerprint, its JSON schema): an
+/// attribute macro sees fields before `cfg` is resolved.
+///
+/// A field's own `#[cfg(p)]` is kept as written; `#[cfg_attr(c, cfg(p))]` (the only form of
+/// `cfg_attr` that can remove a field) becomes `#[cfg(any(not(c), p))]`. Other `cfg_attr`
+/// contents are not read.
+pub(crate) fn field_cfg(field: &syn::Field) -> TokenStream {
+    let mut out = TokenStream::new();
+    for attr in &field.attrs {
+        for predicate in presence(attr) {
+            out.extend(quote::quote!(#[cfg(#predicate)]));
+        }
+    }
+    out
+}
+
+/// The predicates an attribute puts on the presence of its item: `cfg(p)` gives `p`;
+/// `cfg_attr(c, a, b..)` gives `any(not(c), q)` for each `q` that `a`, `b`.. give.
+fn presence(attr: &Attribute) -> Vec<TokenStream> {
+    let syn::Meta::List(list) = &attr.meta else { return Vec::new() };
+    if attr.path().is_ident("cfg") {
+        return vec![list.tokens.clone()];
+    }
+    if !attr.path().is_ident("cfg_attr") {
+        return Vec::new();
+    }
+    // A malformed `cfg_attr` is rustc's to report.
+    let Ok(parts) = list.parse_args_with(
+        syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+    ) else {
+        return Vec::new();
+    };
+    let mut parts = parts.into_iter();
+    let Some(condition) = parts.next() else { return Vec::new() };
+    parts
+        .flat_map(|meta| presence(&syn::parse_quote!(#[#meta])))
+        .map(|inner| quote::quote!(any(not(#condition), #inner)))
+        .collect()
+}
+
 // ---------------------------------------------------------------- #[manager] / #[solve]
 
 pub(crate) const MANAGER_ARGS: &[&str] = &["queue", "capacity", "name", "manual", "crate"];

@@ -111,6 +111,38 @@ fn fingerprint_changes_with_field_types() {
     assert_ne!(fp(&a), fp(&b));
 }
 
+/// Every piece generated from a field carries the field's `cfg`: its entry in the field list,
+/// its piece of the fingerprint, its schema (which names its type); `cfg_attr(c, cfg(p))`
+/// becomes `cfg(any(not(c), p))`, other attributes stay out.
+#[test]
+fn cfg_on_fields_reaches_everything_generated_from_them() {
+    let text = event(
+        quote!(request, ws),
+        quote! {
+            pub struct Lookup {
+                pub key: String,
+                #[cfg(feature = "extra")]
+                pub extra: Extra,
+                #[cfg_attr(test, cfg(unix), allow(dead_code))]
+                #[doc = "kept"]
+                pub other: u8,
+                #[response]
+                pub found: bool,
+                #[cfg(feature = "extra")]
+                #[response]
+                pub detail: Extra,
+            }
+        },
+    );
+    insta::assert_snapshot!(text);
+    let gated = "#[cfg(feature = \"extra\")]";
+    // The struct, the response struct, two field-list entries, two fingerprint pieces, two
+    // schemas.
+    assert_eq!(text.matches(gated).count(), 8, "{text}");
+    assert_eq!(text.matches("#[cfg(any(not(test), unix))]").count(), 3, "{text}");
+    assert!(!text.contains("cfg(allow"), "{text}");
+}
+
 #[test]
 fn event_argument_errors_list_the_valid_ones() {
     let text = event_errors(quote!(reqest), quote! { pub struct E; });

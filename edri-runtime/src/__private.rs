@@ -16,7 +16,7 @@ pub use crate::envelope::{Envelope, EventBox, Reply};
 pub use crate::event::kind;
 pub use crate::event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoReply, Location, Notification, Request,
-    TunnelEvent, fingerprint,
+    TunnelEvent, fingerprint, fingerprint_parts,
 };
 pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions,

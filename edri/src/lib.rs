@@ -60,6 +60,13 @@
 /// `XResponse` (an acknowledgement). Each event gets a compile-time fingerprint of its name,
 /// kind, field names and field type tokens.
 ///
+/// A field's `#[cfg(..)]` (and `#[cfg_attr(c, cfg(..))]`) is carried into everything generated
+/// from it: the response struct, the field list of [`EventMeta`], the
+/// fingerprint (one piece per field, each under the field's `cfg`, so two builds that differ
+/// in an event's fields refuse to exchange it) and the JSON schema (a cfg-gated field may have
+/// a cfg-gated type). Other attributes inside `cfg_attr` are not read by `#[event]`: a
+/// `#[cfg_attr(c, serde(rename = ".."))]` is applied by serde but not seen by the schema.
+///
 /// `http` and `ws` need named fields (the API fills them from JSON by name); `ws` is for
 /// requests and notifications. Such an event also gets its JSON hooks and a schema function
 /// for the API broker ([`api`]):
@@ -110,7 +117,9 @@
 ///         const META: &'static ::edri::__private::EventMeta = &::edri::__private::EventMeta {
 ///             name: "Divide",
 ///             kind: ::edri::__private::EventKind::Request,
-///             fingerprint: ::edri::__private::fingerprint("Divide|request|a:f64;b:f64;|quotient:f64;".as_bytes()),
+///             fingerprint: ::edri::__private::fingerprint_parts(&[
+///                 "Divide|request|", "a:f64;", "b:f64;", "|", "quotient:f64;",
+///             ]),
 ///             /* priority, local, http, ws, fields, location … */
 ///         };
 ///     }

@@ -1,10 +1,15 @@
 #![allow(missing_docs)]
-//! The built-in key-value store, through `ctx.store()` and its request events.
+//! The built-in key-value store, through `ctx.store()` and its request events. Stored values
+//! carry their type: a read, a list, a `Changed`, a compare-and-set or an increment through
+//! another type is `Invalid` naming both types, in memory, in a durable file and across
+//! routers; a durable file of the format from before is refused at open.
 
 use edri::prelude::*;
-use edri::{Changed, Store};
+use edri::store::StoredValue;
+use edri::{Changed, SchedulerManager, Store, StoreManager};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -27,7 +32,11 @@ impl Idle {
 }
 
 async fn start() -> edri::Running {
-    Edri::builder().only_explicit().manager(Idle).start().await.unwrap()
+    start_with(Store::memory()).await
+}
+
+async fn start_with(store: Store) -> edri::Running {
+    Edri::builder().only_explicit().manager(Idle).store(store).start().await.unwrap()
 }
 
 #[tokio::test]
@@ -210,13 +219,7 @@ async fn watch_delivers_changes_under_its_prefix_only() {
 #[tokio::test]
 async fn child_writer() {
     let Some(path) = std::env::var_os("EDRI_STORE_CHILD") else { return };
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(path).unwrap()).await;
     for i in 0..1_000u32 {
         running.ctx().store().set(&format!("k/{i:04}"), &i).await.unwrap();
     }
@@ -257,13 +260,7 @@ async fn acknowledged_values_survive_kill_9() {
     child.start_kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().await.unwrap();
 
-    let running = Edri::builder()
-        .only_explicit()
-        .manager(Idle)
-        .store(Store::durable(&path).unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start_with(Store::durable(&path).unwrap()).await;
     let all: Vec<(String, u32)> = running.ctx().store().list("k/").await.unwrap();
     assert_eq!(all.len(), 1_000);
     assert!(
@@ -271,4 +268,232 @@ async fn acknowledged_values_survive_kill_9() {
     );
     running.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ----- types of stored values ---------------------------------------------------------------
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cents {
+    pub cents: u32,
+}
+
+mod v2 {
+    /// `Cents` after a field was added: another shape under the same name.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Cents {
+        pub cents: u32,
+        pub currency: Option<String>,
+    }
+}
+
+fn assert_names(failure: &Failure, key: &str, stored: &str, wanted: &str) {
+    assert_eq!(failure.status(), Status::Invalid, "{failure}");
+    let text = failure.message();
+    for part in [format!("`{key}`"), format!("`{stored}`"), format!("`{wanted}`")] {
+        assert!(text.contains(&part), "{part} missing from: {text}");
+    }
+}
+
+/// The reads of the issue, on a router with the given store.
+async fn reads_through_another_type_are_invalid(store: Store) {
+    let running = start_with(store).await;
+    let store = running.ctx().store();
+
+    store.set("price", &300u32).await.unwrap();
+    let err = store.get::<i32>("price").await.unwrap_err();
+    assert_names(&err, "price", "u32", "i32");
+    assert_eq!(store.get::<u32>("price").await.unwrap(), Some(300));
+    let err = store.get::<u64>("price").await.unwrap_err();
+    assert_names(&err, "price", "u32", "u64");
+    let err = store.increment("price", 1).await.unwrap_err();
+    assert_names(&err, "price", "u32", "i64");
+    assert_eq!(
+        store.get::<u32>("price").await.unwrap(),
+        Some(300),
+        "a refused increment writes nothing"
+    );
+
+    assert_eq!(store.increment("hits", 1).await.unwrap(), 1);
+    let err = store.get::<u64>("hits").await.unwrap_err();
+    assert_names(&err, "hits", "i64", "u64");
+    assert_eq!(store.get::<i64>("hits").await.unwrap(), Some(1));
+    assert_eq!(store.increment("hits", 1).await.unwrap(), 2);
+
+    // A list reads every value through the one type: the odd one out is named.
+    let err = store.list::<u32>("").await.unwrap_err();
+    assert_names(&err, "hits", "i64", "u32");
+    assert_eq!(store.list::<i64>("hits").await.unwrap(), [("hits".to_owned(), 2)]);
+
+    // The `i32` 150 has the bytes of the `u32` 300: equal bytes of another type are refused.
+    let err = store.compare_and_set("price", Some(&150i32), Some(&1i32)).await.unwrap_err();
+    assert_names(&err, "price", "u32", "i32");
+    assert!(store.compare_and_set("price", Some(&300u32), Some(&301u32)).await.unwrap());
+    assert_eq!(store.get::<u32>("price").await.unwrap(), Some(301));
+
+    // Another version of a struct.
+    store.set("item", &Cents { cents: 5 }).await.unwrap();
+    let err = store.get::<v2::Cents>("item").await.unwrap_err();
+    assert_names(&err, "item", "store::Cents", "store::v2::Cents");
+    assert_eq!(store.get::<Cents>("item").await.unwrap(), Some(Cents { cents: 5 }));
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_memory_reads_through_another_type_are_invalid() {
+    reads_through_another_type_are_invalid(Store::memory()).await;
+}
+
+fn temp_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edri-store-types-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Removes a file of [`temp_file`], and its folder once empty.
+fn remove(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+#[tokio::test]
+async fn durable_reads_through_another_type_are_invalid_and_types_survive_a_reopen() {
+    let path = temp_file("typed.redb");
+    reads_through_another_type_are_invalid(Store::durable(&path).unwrap()).await;
+    let running = start_with(Store::durable(&path).unwrap()).await;
+    let store = running.ctx().store();
+    assert_eq!(store.get::<u32>("price").await.unwrap(), Some(301));
+    assert_names(&store.get::<i32>("price").await.unwrap_err(), "price", "u32", "i32");
+    assert_names(&store.get::<u64>("hits").await.unwrap_err(), "hits", "i64", "u64");
+    running.shutdown().await.unwrap();
+    remove(&path);
+}
+
+#[test]
+fn a_changed_value_is_read_through_its_type() {
+    let change = Changed { key: "n".into(), value: Some(StoredValue::new(&300u32).unwrap()) };
+    assert_eq!(change.value::<u32>().unwrap(), Some(300));
+    assert_names(&change.value::<i32>().unwrap_err(), "n", "u32", "i32");
+    let removed = Changed { key: "n".into(), value: None };
+    assert_eq!(removed.value::<i32>().unwrap(), None);
+}
+
+/// A value written by another build of a type (same name, another shape) says so.
+#[test]
+fn another_version_of_a_type_is_named_as_such() {
+    let written = StoredValue {
+        type_name: std::any::type_name::<v2::Cents>().to_owned(),
+        ..StoredValue::new(&Cents { cents: 5 }).unwrap()
+    };
+    let err = written.read::<v2::Cents>("item").unwrap_err();
+    assert_names(&err, "item", "store::v2::Cents", "store::v2::Cents");
+    assert!(err.message().contains("two versions of the type"), "{err}");
+    let value = StoredValue::new(&v2::Cents { cents: 5, currency: None }).unwrap();
+    assert_eq!(value.read::<v2::Cents>("item").unwrap(), v2::Cents { cents: 5, currency: None });
+}
+
+/// Writes a redb file with `table` holding `entries`, the way an edri of that format did.
+fn write_file(path: &PathBuf, table: &str, entries: &[(&str, &[u8])]) {
+    let db = redb::Database::create(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table(redb::TableDefinition::<&str, &[u8]>::new(table)).unwrap();
+        for (key, entry) in entries {
+            table.insert(key, entry).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_durable_file_of_format_1_is_refused_at_open() {
+    let path = temp_file("format-1.redb");
+    // Format 1: table `edri.store`, each entry the postcard of `{ data: Vec<u8>, expires_at_ms:
+    // Option<u64> }`, here the `u32` 300 (varint `ac 02`) that never expires.
+    write_file(&path, "edri.store", &[("price", &[2, 0xac, 0x02, 0])]);
+    let err = Store::durable(&path).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("holds store format 1"), "{err}");
+    assert!(err.contains("before stored values carried their type"), "{err}");
+    assert!(err.contains(&format!("reads format {}", edri::store::FORMAT)), "{err}");
+    // Refused again on the next try: nothing was changed by the refusal.
+    assert!(Store::durable(&path).is_err());
+    remove(&path);
+}
+
+/// A file of format 1 that holds no value has nothing to misread: it opens, as format 2.
+#[tokio::test]
+async fn an_empty_durable_file_of_format_1_opens() {
+    let path = temp_file("format-1-empty.redb");
+    write_file(&path, "edri.store", &[]);
+    let store = Store::durable(&path).unwrap();
+    let running = start_with(store).await;
+    running.ctx().store().set("price", &300u32).await.unwrap();
+    running.shutdown().await.unwrap();
+    let running = start_with(Store::durable(&path).unwrap()).await;
+    assert_eq!(running.ctx().store().get::<u32>("price").await.unwrap(), Some(300));
+    running.shutdown().await.unwrap();
+    remove(&path);
+}
+
+#[test]
+fn a_durable_file_of_a_newer_format_is_refused_at_open() {
+    let path = temp_file("format-next.redb");
+    let next = edri::store::FORMAT + 1;
+    write_file(&path, &format!("edri.store/{next}"), &[("price", &[1, 2, 3])]);
+    let err = Store::durable(&path).unwrap_err().to_string();
+    assert!(err.contains(&format!("holds store format {next}")), "{err}");
+    assert!(err.contains("newer"), "{err}");
+    remove(&path);
+}
+
+const SECRET: &str = "store-types-secret";
+
+/// A router without a store of its own reaches another router's store through a switch: the
+/// value crosses twice as postcard and keeps its type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_store_checks_types_too() {
+    let server = edri::switch::Server::bind("127.0.0.1:0", SECRET).await.unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let hub = tokio::spawn(server.run());
+    let switch = |id: &str| edri::switch::Switch::new(addr.clone()).secret(SECRET).id(id);
+    let owner = Edri::builder()
+        .only_explicit()
+        .manager(Idle)
+        .switch(switch("owner"))
+        .start()
+        .await
+        .unwrap();
+    let user = Edri::builder()
+        .only_explicit()
+        .manager(Idle)
+        .without::<StoreManager>()
+        .without::<SchedulerManager>()
+        .switch(switch("user"))
+        .start()
+        .await
+        .unwrap();
+    let store = user.ctx().store();
+    // Until the routers have met, the user has no store to ask.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match store.set("price", &300u32).await {
+            Ok(_) => break,
+            Err(e) if e.status() == Status::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("set through the switch: {e}"),
+        }
+    }
+    assert_eq!(owner.ctx().store().get::<u32>("price").await.unwrap(), Some(300));
+    assert_names(&store.get::<i32>("price").await.unwrap_err(), "price", "u32", "i32");
+    assert_eq!(store.get::<u32>("price").await.unwrap(), Some(300));
+    assert_eq!(store.increment("hits", 1).await.unwrap(), 1);
+    assert_names(&store.get::<u64>("hits").await.unwrap_err(), "hits", "i64", "u64");
+    user.shutdown().await.unwrap();
+    owner.shutdown().await.unwrap();
+    hub.abort();
 }

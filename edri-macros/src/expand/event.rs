@@ -10,7 +10,7 @@
 //!                                                         inventory::submit! { .. } };
 //! ```
 
-use crate::model::{EventDef, Kind};
+use crate::model::{EventDef, Kind, field_cfg};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Type;
@@ -103,7 +103,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let canonical = canonical(def);
+    let fingerprint = fingerprint_parts(def);
     let ident_str = ident.to_string();
     let (api, schema_fn) = api_hooks(def, &p);
     let accept_bytes = match kind {
@@ -127,7 +127,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                     name: #name,
                     rust_name: ::core::concat!(::core::module_path!(), "::", #ident_str),
                     kind: #p::EventKind::#kind_variant,
-                    fingerprint: #p::fingerprint(#canonical.as_bytes()),
+                    fingerprint: #p::fingerprint_parts(&[#(#fingerprint),*]),
                     priority: #priority,
                     local: #local,
                     http: #http,
@@ -200,7 +200,9 @@ fn field_schema(p: &TokenStream, f: &syn::Field) -> TokenStream {
     let ty = &f.ty;
     let optional = matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Option"));
     let required = !optional && !serde.default;
+    let cfg = field_cfg(f);
     quote! {
+        #cfg
         #p::FieldSchema {
             name: #name,
             schema: (&&#p::SchemaProbe::<#ty>::new()).edri_schema(generator),
@@ -252,35 +254,45 @@ impl SerdeField {
 fn field_meta(p: &TokenStream, f: &syn::Field, index: usize, response: bool) -> TokenStream {
     let name = f.ident.as_ref().map_or_else(|| index.to_string(), ToString::to_string);
     let ty = type_str(&f.ty);
-    quote!(#p::FieldMeta { name: #name, ty: #ty, response: #response })
+    let cfg = field_cfg(f);
+    quote!(#cfg #p::FieldMeta { name: #name, ty: #ty, response: #response })
 }
 
 fn type_str(ty: &Type) -> String {
     quote!(#ty).to_string()
 }
 
-/// The text the fingerprint hashes: name, kind, fields with their type tokens, the response
-/// and tunnel item types.
-fn canonical(def: &EventDef) -> String {
-    let mut s = format!("{}|{}|", def.name, def.kind.as_str());
-    for (i, f) in def.item.fields.iter().enumerate() {
+/// The pieces of text the fingerprint hashes, in order: name and kind, each field with its
+/// type tokens, the response fields, the response and tunnel item types. A field's piece
+/// carries the field's `#[cfg]`, so builds that differ in their fields differ in their
+/// fingerprints; without `cfg`, the pieces joined are the text hashed before pieces existed.
+fn fingerprint_parts(def: &EventDef) -> Vec<TokenStream> {
+    let piece = |i: usize, f: &syn::Field| {
         let name = f.ident.as_ref().map_or_else(|| i.to_string(), ToString::to_string);
-        s.push_str(&format!("{name}:{};", type_str(&f.ty).replace(' ', "")));
-    }
-    s.push('|');
-    for f in &def.response_fields {
-        let name = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
-        s.push_str(&format!("{name}:{};", type_str(&f.ty).replace(' ', "")));
-    }
+        let text = format!("{name}:{};", type_str(&f.ty).replace(' ', ""));
+        let cfg = field_cfg(f);
+        quote!(#cfg #text)
+    };
+    let mut parts = vec![{
+        let head = format!("{}|{}|", def.name, def.kind.as_str());
+        quote!(#head)
+    }];
+    parts.extend(def.item.fields.iter().enumerate().map(|(i, f)| piece(i, f)));
+    parts.push(quote!("|"));
+    parts.extend(def.response_fields.iter().enumerate().map(|(i, f)| piece(i, f)));
+    let mut tail = String::new();
     if let Some(r) = &def.response {
-        s.push_str(&format!("|response:{}", type_str(r).replace(' ', "")));
+        tail.push_str(&format!("|response:{}", type_str(r).replace(' ', "")));
     }
     if let Some((a, b)) = &def.tunnel {
-        s.push_str(&format!(
+        tail.push_str(&format!(
             "|send:{}|receive:{}",
             type_str(a).replace(' ', ""),
             type_str(b).replace(' ', "")
         ));
     }
-    s
+    if !tail.is_empty() {
+        parts.push(quote!(#tail));
+    }
+    parts
 }

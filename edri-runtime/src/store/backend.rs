@@ -1,17 +1,33 @@
 //! Where the store keeps its entries: a `BTreeMap` in memory, or a redb file.
+//!
+//! In a file, the entries of store format `N` live in the table `edri.store/N` (format 1, from
+//! before values carried their type, used the table `edri.store`). A file is opened only when
+//! it holds no store table of another format, so an entry is never read as another format.
 
+use super::value::StoredValue;
 use crate::Failure;
+use redb::{ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store");
+/// The format of the durable store that this version writes and reads: the table its entries
+/// live in is `edri.store/2`.
+///
+/// Format 1 (table `edri.store`) kept bare postcard bytes, without their type; format 2 keeps
+/// each value as a [`StoredValue`] (type name, shape, bytes) and its expiry.
+pub const FORMAT: u32 = 2;
 
-/// One stored value: its postcard bytes and, with a TTL, when it expires.
+const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store/2");
+
+/// The table of format 1.
+const FORMAT_1: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store");
+
+/// One stored value, with its type, and, with a TTL, when it expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Entry {
-    pub(crate) data: Vec<u8>,
+    pub(crate) value: StoredValue,
     /// Milliseconds since the Unix epoch (wall clock, so that expiry survives restarts).
     pub(crate) expires_at_ms: Option<u64>,
 }
@@ -38,10 +54,23 @@ fn storage(e: impl std::fmt::Display) -> Failure {
 }
 
 impl Backend {
-    /// Opens (or creates) a redb file.
+    /// Opens (or creates) a redb file; refuses one that holds a store of another format.
     pub(crate) fn durable(path: &Path) -> Result<Self, Failure> {
         let db = redb::Database::create(path).map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
+        let names: Vec<String> =
+            tx.list_tables().map_err(storage)?.map(|t| t.name().to_owned()).collect();
+        for name in names {
+            let Some(found) = other_format(&name) else { continue };
+            // An empty table of format 1 holds nothing to misread: it goes.
+            if name == FORMAT_1.name()
+                && tx.open_table(FORMAT_1).map_err(storage)?.is_empty().map_err(storage)?
+            {
+                tx.delete_table(FORMAT_1).map_err(storage)?;
+                continue;
+            }
+            return Err(Failure::failed(found));
+        }
         tx.open_table(TABLE).map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(Self::Durable(db))
@@ -112,6 +141,31 @@ impl Backend {
             }
         }
     }
+}
+
+/// What is wrong with a file that has the table `name`: a store of another format.
+fn other_format(name: &str) -> Option<String> {
+    let format = if name == FORMAT_1.name() {
+        1
+    } else {
+        let n = name.strip_prefix("edri.store/")?;
+        match n.parse::<u32>() {
+            Ok(n) if n == FORMAT => return None,
+            Ok(n) => n,
+            Err(_) => return Some(format!("holds an unknown store table `{name}`")),
+        }
+    };
+    let why = match format {
+        1 => {
+            "written before stored values carried their type, so they cannot be read without guessing it; \
+              keep using the edri version that wrote it, or start from a new file and write the values again"
+        }
+        n if n > FORMAT => "written by a newer edri",
+        _ => "written by an older edri",
+    };
+    Some(format!(
+        "holds store format {format} (table `{name}`), {why}; this edri reads format {FORMAT}"
+    ))
 }
 
 fn decode(bytes: &[u8]) -> Result<Entry, Failure> {
