@@ -516,6 +516,10 @@ impl Running {
     /// handlers send while draining are still delivered — then stops each manager. Later sends
     /// fail with `Unavailable`.
     ///
+    /// Process-mode workers still busy when the grace period ends are killed (counted in
+    /// `edri_workers_killed_total{reason="shutdown"}`, their requesters get `Unavailable`);
+    /// it returns once every worker process is reaped.
+    ///
     /// # Errors
     /// None today; the `Result` leaves room for reporting workers that had to be killed.
     pub async fn shutdown(mut self) -> Result<(), Error> {
@@ -554,9 +558,6 @@ impl Running {
             for task in &mut self.tasks {
                 task.await.ok();
             }
-            for pool in shared.managers.iter().flat_map(|m| m.pools.iter().flatten()) {
-                pool.shutdown().await;
-            }
         };
         if tokio::time::timeout_at(deadline, drain).await.is_err() {
             shared.stopping.store(true, Ordering::Release);
@@ -568,6 +569,9 @@ impl Running {
                 task.abort();
             }
         }
+        // Idle workers exit, busy ones (only left when the grace period ran out) are killed;
+        // every one is reaped before this returns.
+        crate::mode::process::shutdown(&shared).await;
         tracing::info!("edri router stopped");
     }
 }
