@@ -487,3 +487,40 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_after_the_call_failed_reports_that_failure() {
+        let poll = |link: &ToCall, message| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match link.send(message).as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(result) => result,
+                std::task::Poll::Pending => unreachable!("a send to the call is immediate"),
+            }
+        };
+        let (incoming, mut from_worker) = mpsc::unbounded_channel();
+        let (tx, outgoing) = mpsc::unbounded_channel();
+        let ended = Arc::new(Mutex::new(None));
+        let link = ToCall { tx, ended: ended.clone() };
+        assert!(poll(&link, Message::Credit(1)).is_ok(), "the call runs");
+        let bridged = Bridged { incoming, outgoing, ended };
+        end_tunnel(Some(bridged), &Failure::crashed("`M::m` panicked: boom"));
+        // The bridge's next send, whenever it comes, fails with the crash, not "call over".
+        let failure = poll(&link, Message::Credit(1)).unwrap_err();
+        assert_eq!(failure.status(), crate::Status::Crashed, "{failure}");
+        assert!(
+            matches!(from_worker.try_recv(), Ok(Message::Stop(f)) if f.message().contains("boom"))
+        );
+        assert!(matches!(from_worker.try_recv(), Ok(Message::End(Some(_)))));
+
+        // A call that ended well: the tunnel's sends after it are simply over.
+        let (tx, outgoing) = mpsc::unbounded_channel();
+        let link = ToCall { tx, ended: Arc::new(Mutex::new(None)) };
+        drop(outgoing);
+        let failure = poll(&link, Message::Credit(1)).unwrap_err();
+        assert_eq!(failure.status(), crate::Status::Unavailable, "{failure}");
+    }
+}
