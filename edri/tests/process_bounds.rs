@@ -171,6 +171,33 @@ async fn shutdown_kills_a_busy_worker_and_returns_once_it_is_reaped() {
     assert_eq!(err.status(), Status::Unavailable, "{err}");
 }
 
+async fn a_request_given_up_while_it_waited_for_the_worker_is_not_run() {
+    let running = start().await;
+    let pid = warm(&running).await;
+    // The only worker (limit 1) is busy for 1.5 s; the second call waits for it and its
+    // requester gives up after 300 ms.
+    let first = pid_file("first");
+    let ctx = running.ctx().clone();
+    let request = spin(&first, 1_500);
+    let busy = tokio::spawn(async move { ctx.request(request).await });
+    assert_eq!(written_pid(&first, Duration::from_secs(20)).await, Some(pid));
+    let second = pid_file("second");
+    let err = running
+        .ctx()
+        .request(spin(&second, 0))
+        .timeout(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Status::Timeout, "{err}");
+    tokio::time::timeout(Duration::from_secs(20), busy).await.unwrap().unwrap().unwrap();
+    // Give a wrongly started call time to write its file, then check it never ran.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.exists(), "a call nobody waited for ran");
+    assert_eq!(running.worker_pids(), [pid], "no worker was started or killed for it");
+    assert_eq!(killed(&running, "caller_gone"), 0);
+    running.shutdown().await.unwrap();
+}
+
 async fn metrics_start_at_zero() {
     let running = start().await;
     for reason in ["worker_timeout", "caller_gone", "shutdown", "unresponsive", "bad_start"] {
@@ -192,6 +219,9 @@ fn main() {
         }),
         ("shutdown_kills_a_busy_worker_and_returns_once_it_is_reaped", || {
             Box::pin(shutdown_kills_a_busy_worker_and_returns_once_it_is_reaped())
+        }),
+        ("a_request_given_up_while_it_waited_for_the_worker_is_not_run", || {
+            Box::pin(a_request_given_up_while_it_waited_for_the_worker_is_not_run())
         }),
         ("metrics_start_at_zero", || Box::pin(metrics_start_at_zero())),
     ];

@@ -207,18 +207,19 @@ impl Pool {
         }
         let mut stop: Pin<&mut (dyn Future<Output = ()> + Send)> = std::pin::pin!(stopped(stop));
         let mut deadline = Instant::now() + timeout;
+        // Nobody waits any more (the call waited for a free slot meanwhile): no worker for it.
+        if ready_now(&mut gone).await {
+            return Err(self.abandoned());
+        }
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut worker = match idle {
             Some(w) => w,
             None => self.spawn(deadline.min(Instant::now() + READY_TIMEOUT)).await?,
         };
         if ready_now(&mut gone).await {
-            // Nobody waits any more: the worker stays, unused.
+            // Gone while the worker started: it stays, unused.
             self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(worker);
-            return Err(Failure::timeout(format!(
-                "the requester of `{}::{}` stopped waiting before the call began",
-                self.manager, self.method
-            )));
+            return Err(self.abandoned());
         }
         let (manager, method) = (self.manager.to_owned(), self.method.to_owned());
         let number = self.calls.fetch_add(1, Ordering::Relaxed);
@@ -342,6 +343,19 @@ impl Pool {
         };
         end_tunnel(bridged, &failure);
         failure
+    }
+
+    /// A call whose requester left before it began (counted as a failed call, logged).
+    fn abandoned(&self) -> Failure {
+        tracing::debug!(
+            manager = self.manager,
+            method = self.method,
+            "the requester left before its call began; not run"
+        );
+        Failure::timeout(format!(
+            "the requester of `{}::{}` stopped waiting before the call began; not run",
+            self.manager, self.method
+        ))
     }
 
     fn stopped_failure(&self) -> Failure {
