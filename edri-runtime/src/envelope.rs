@@ -17,11 +17,11 @@ use tokio::sync::oneshot;
 /// generated code never holds a value whose type names the event's output.
 ///
 /// A reply dropped while its handler panics is not lost: it is kept (on that thread) until
-/// the code that caught the panic answers it with `Crashed` and the panic's text
-/// ([`answer_panicked`]), so the requester learns why instead of "stopped without answering".
+/// the code that caught the panic answers it with `Crashed` and the panic's text, so the
+/// requester learns why instead of "stopped without answering".
 pub struct Reply {
     to: ReplyTo,
-    /// Answers `to` with a failure (the typed half of [`Reply::send`], for [`answer_panicked`]).
+    /// Answers `to` with a failure (the typed half of `Reply::send`, for `answer_panicked`).
     fail: fn(ReplyTo, Failure),
 }
 
