@@ -47,7 +47,7 @@ thread_local! {
 /// Answers the replies that a panic unwound on this thread with `failure` (`Crashed`, naming
 /// the handler and carrying the panic's text). Called right where the panic was caught.
 pub(crate) fn answer_panicked(failure: &Failure) {
-    let orphans = PANICKED.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let orphans = PANICKED.try_with(|p| std::mem::take(&mut *p.borrow_mut())).unwrap_or_default();
     for (to, fail) in orphans {
         fail(to, failure.clone());
     }
@@ -113,7 +113,9 @@ impl Drop for Reply {
     fn drop(&mut self) {
         if std::thread::panicking() && self.is_request() {
             let to = std::mem::replace(&mut self.to, ReplyTo::Nobody);
-            PANICKED.with(|p| p.borrow_mut().push((to, self.fail)));
+            // A thread being torn down has no list any more: the reply is dropped then, and
+            // the requester sees that its responder stopped without answering.
+            let _ = PANICKED.try_with(|p| p.borrow_mut().push((to, self.fail)));
         }
     }
 }
