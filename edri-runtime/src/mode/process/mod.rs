@@ -10,6 +10,7 @@
 //! period (`Unavailable`); every kill is counted by reason ([`kills`]). The next call starts a
 //! fresh worker.
 
+mod bridge;
 mod kills;
 mod pool;
 mod relay;
