@@ -15,7 +15,15 @@ use tokio::sync::oneshot;
 ///
 /// Type-erased (it keeps the request's own allocation, whose event was taken out) so that
 /// generated code never holds a value whose type names the event's output.
-pub struct Reply(ReplyTo);
+///
+/// A reply dropped while its handler panics is not lost: it is kept (on that thread) until
+/// the code that caught the panic answers it with `Crashed` and the panic's text, so the
+/// requester learns why instead of "stopped without answering".
+pub struct Reply {
+    to: ReplyTo,
+    /// Answers `to` with a failure (the typed half of `Reply::send`, for `answer_panicked`).
+    fail: fn(ReplyTo, Failure),
+}
 
 enum ReplyTo {
     /// A notification: nobody waits.
@@ -60,14 +68,35 @@ impl std::fmt::Debug for Handled {
     }
 }
 
+/// A reply unwound by a panic, and how to answer it.
+type Orphan = (ReplyTo, fn(ReplyTo, Failure));
+
+thread_local! {
+    /// Replies dropped on this thread by a panicking handler, waiting for [`answer_panicked`].
+    static PANICKED: std::cell::RefCell<Vec<Orphan>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Answers the replies that a panic unwound on this thread with `failure` (`Crashed`, naming
+/// the handler and carrying the panic's text). Called right where the panic was caught.
+pub(crate) fn answer_panicked(failure: &Failure) {
+    let orphans = PANICKED.try_with(|p| std::mem::take(&mut *p.borrow_mut())).unwrap_or_default();
+    for (to, fail) in orphans {
+        fail(to, failure.clone());
+    }
+}
+
 impl Reply {
+    fn new<E: Send + Sync + 'static, O: Send + 'static>(to: ReplyTo) -> Self {
+        Self { to, fail: |to, failure| drop(Reply::new::<E, O>(to).send::<E, O>(Err(failure))) }
+    }
+
     /// Sends the answer of event `E` (output `O`); `None` back when nobody asked.
     pub(crate) fn send<E: Send + Sync + 'static, O: Send + 'static>(
-        self,
+        mut self,
         result: Result<O, Failure>,
     ) -> Option<Result<O, Failure>> {
         // The requester may have given up (timeout): a failed send is fine then.
-        let tx = match self.0 {
+        let tx = match std::mem::replace(&mut self.to, ReplyTo::Nobody) {
             ReplyTo::Nobody | ReplyTo::Handled(_) => return Some(result),
             ReplyTo::Verdict(verdict) => {
                 if let Err(failure) = result {
@@ -92,7 +121,34 @@ impl Reply {
 
     /// Whether somebody waits for the answer.
     pub fn is_request(&self) -> bool {
-        !matches!(self.0, ReplyTo::Nobody | ReplyTo::Handled(_))
+        !matches!(self.to, ReplyTo::Nobody | ReplyTo::Handled(_))
+    }
+
+    /// Resolves once the requester of event `E` (output `O`) stopped waiting: it timed out or
+    /// dropped its request. Never, for a notification or a tunnel's acceptor.
+    pub(crate) async fn requester_gone<E: Send + Sync + 'static, O: Send + 'static>(&mut self) {
+        let tx = match &mut self.to {
+            ReplyTo::Cell(cell) => {
+                cell.downcast_mut::<RequestCell<E, O>>().and_then(|c| c.reply.as_mut())
+            }
+            ReplyTo::Sender(inline) => inline.get_mut::<oneshot::Sender<Result<O, Failure>>>(),
+            ReplyTo::Nobody | ReplyTo::Verdict(_) | ReplyTo::Handled(_) => None,
+        };
+        match tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.is_request() {
+            let to = std::mem::replace(&mut self.to, ReplyTo::Nobody);
+            // A thread being torn down has no list any more: the reply is dropped then, and
+            // the requester sees that its responder stopped without answering.
+            let _ = PANICKED.try_with(|p| p.borrow_mut().push((to, self.fail)));
+        }
     }
 }
 
@@ -240,7 +296,7 @@ impl Envelope {
         match self.payload {
             Payload::Tunnel(any) => {
                 let (event, opening) = *any.downcast::<(E, crate::Opening<E>)>().ok()?;
-                let reply = Reply(ReplyTo::Verdict(opening.verdict().clone()));
+                let reply = Reply::new::<E, ()>(ReplyTo::Verdict(opening.verdict().clone()));
                 Some((EventBox::Owned(event), opening, reply))
             }
             _ => None,
@@ -281,34 +337,36 @@ impl Envelope {
         self,
     ) -> Option<(EventBox<E>, Reply)> {
         match self.payload {
-            Payload::Inline(inline) => {
-                inline.take::<E>().ok().map(|e| (EventBox::Owned(e), Reply(ReplyTo::Nobody)))
-            }
-            Payload::Owned(any) => {
-                any.downcast::<E>().ok().map(|e| (EventBox::Owned(*e), Reply(ReplyTo::Nobody)))
-            }
-            Payload::Shared(any) => {
-                any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), Reply(ReplyTo::Nobody)))
-            }
+            Payload::Inline(inline) => inline
+                .take::<E>()
+                .ok()
+                .map(|e| (EventBox::Owned(e), Reply::new::<E, O>(ReplyTo::Nobody))),
+            Payload::Owned(any) => any
+                .downcast::<E>()
+                .ok()
+                .map(|e| (EventBox::Owned(*e), Reply::new::<E, O>(ReplyTo::Nobody))),
+            Payload::Shared(any) => any
+                .downcast::<E>()
+                .ok()
+                .map(|e| (EventBox::Shared(e), Reply::new::<E, O>(ReplyTo::Nobody))),
             Payload::Request(any) => {
                 let mut cell = any.downcast::<RequestCell<E, O>>().ok()?;
                 let event = cell.event.take()?;
-                Some((event, Reply(ReplyTo::Cell(cell))))
+                Some((event, Reply::new::<E, O>(ReplyTo::Cell(cell))))
             }
             Payload::InlineRequest(inline) => {
                 let (event, tx) = inline.take::<(E, oneshot::Sender<Result<O, Failure>>)>().ok()?;
                 let sender = Inline::new(tx).ok()?;
-                Some((EventBox::Owned(event), Reply(ReplyTo::Sender(sender))))
+                Some((EventBox::Owned(event), Reply::new::<E, O>(ReplyTo::Sender(sender))))
             }
             Payload::Tracked(mut tracked) => {
                 let payload = tracked.payload.take()?;
                 let handled = tracked.handled.take()?;
                 let inner = Self { handler: self.handler, priority: self.priority, payload };
-                let (event, reply) = inner.open::<E, O>()?;
-                let reply = match reply.0 {
-                    ReplyTo::Nobody => Reply(ReplyTo::Handled(handled)),
-                    other => Reply(other),
-                };
+                let (event, mut reply) = inner.open::<E, O>()?;
+                if matches!(reply.to, ReplyTo::Nobody) {
+                    reply.to = ReplyTo::Handled(handled);
+                }
                 Some((event, reply))
             }
             Payload::Tunnel(_) | Payload::Stop => None,

@@ -75,6 +75,17 @@ impl Inline {
         // never dropped, so the value is moved out exactly once.
         unsafe { Ok(this.data.as_ptr().cast::<E>().read()) }
     }
+
+    /// The value as an `E`, in place; `None` when it holds another type.
+    #[inline]
+    pub(crate) fn get_mut<E: 'static>(&mut self) -> Option<&mut E> {
+        if self.vtable.type_id != TypeId::of::<E>() {
+            return None;
+        }
+        // SAFETY: the vtable says `data` holds an initialized `E` (same `TypeId`), aligned
+        // (checked in `new`); the borrow of `self` keeps it alive and unshared meanwhile.
+        unsafe { Some(&mut *self.data.as_mut_ptr().cast::<E>()) }
+    }
 }
 
 impl Drop for Inline {
@@ -110,7 +121,9 @@ mod tests {
 
         assert!(Inline::new([0u8; INLINE_BYTES + 1]).is_err(), "too large");
         assert!(Inline::new(0u128).is_err() || align_of::<u128>() <= align_of::<usize>());
-        let text = Inline::new(String::from("moved, not copied")).ok().unwrap();
+        let mut text = Inline::new(String::from("moved")).ok().unwrap();
+        assert!(text.get_mut::<u64>().is_none(), "another type");
+        text.get_mut::<String>().unwrap().push_str(", not copied");
         assert_eq!(text.take::<String>().ok().as_deref(), Some("moved, not copied"));
     }
 }

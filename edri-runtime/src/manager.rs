@@ -188,13 +188,17 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
         shared.record_call(ctx.origin(), handler, since);
         stats.end();
         if let Err(panic) = outcome {
+            let method = h.map_or("?", |h| h.method);
+            let text = panic_message(&*panic);
             tracing::error!(
                 manager = descriptor.name,
                 event = h.map_or("?", |h| h.event.name),
-                method = h.map_or("?", |h| h.method),
-                panic = panic_message(&*panic),
+                method,
+                panic = text,
                 "handler panicked; the requester gets `Crashed`"
             );
+            // The handler's reply was unwound on this thread, in the poll that caught it.
+            crate::envelope::answer_panicked(&panicked(descriptor.name, method, text));
             stats.crashed();
         }
     }
@@ -224,6 +228,11 @@ impl Drop for Leftovers<'_> {
             );
         }
     }
+}
+
+/// The failure a requester gets when handler `manager::method` panicked with `text`.
+pub(crate) fn panicked(manager: &str, method: &str, text: &str) -> crate::Failure {
+    crate::Failure::crashed(format!("`{manager}::{method}` panicked: {text}"))
 }
 
 /// The text of a panic payload.

@@ -40,7 +40,7 @@ impl HandlerStats {
 }
 
 /// Escapes a label value of the text format.
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -146,6 +146,7 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
             let _ = writeln!(out, "{name}{{manager=\"{}\"}} {}", label(&v.name), get(v));
         }
     }
+    crate::mode::process::render_kills(shared, out);
     if let Some(uplink) = &shared.uplink {
         uplink.render_metrics(out);
     }

@@ -13,7 +13,7 @@ use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
 use crate::{Ctx, Failure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 pub const WORKER_ENV: &str = "EDRI_WORKER";
 
 /// Version of the parent/worker protocol, checked when a worker starts.
-pub(crate) const PROTOCOL: u32 = 2;
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// Parent to worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,6 +48,11 @@ pub(crate) enum ToParent {
     Notify { id: u64, event: String, payload: Vec<u8> },
     /// `ctx.request` in the worker.
     Request { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
+    /// `ctx.try_notify` in the worker: the parent delivers it now or refuses it at once.
+    TryNotify { id: u64, event: String, payload: Vec<u8> },
+    /// `ctx.request_all` in the worker; the reply is the postcard of
+    /// `Vec<Result<Vec<u8>, Failure>>`, one answer per responder.
+    RequestAll { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
     /// A message of the current call's tunnel, from the acceptor's side.
     Tunnel { message: Message },
 }
@@ -87,6 +92,7 @@ fn run() -> Result<(), FrameError> {
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
         tunnel: Mutex::new(None),
+        in_call: AtomicBool::new(false),
     });
     let ctx =
         Ctx::with_uplink(runtime.handle().clone(), link.clone(), crate::router::DEFAULT_TIMEOUT);
@@ -97,7 +103,9 @@ fn run() -> Result<(), FrameError> {
         std::thread::Builder::new().name("edri-worker-call".into()).spawn(move || {
             for (manager, method, payload, tunnel) in queue {
                 *CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner) = tunnel;
+                answers.in_call.store(true, Ordering::Release);
                 let result = call(&manager, &method, &payload, ctx.clone());
+                answers.in_call.store(false, Ordering::Release);
                 CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take();
                 answers.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Err(e) = answers.send(&ToParent::Done { result }) {
@@ -165,8 +173,16 @@ fn protocol_stdout() -> std::io::Result<std::fs::File> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "process workers need a unix system"))
 }
 
-/// Where the parent's answer to one notify/request of the worker goes.
-type Waiter = oneshot::Sender<Result<Vec<u8>, Failure>>;
+/// Where the parent's answer to one notify/request of the worker goes: a task awaiting it,
+/// or a thread blocked on it (`try_notify`, which is not async).
+enum Waiter {
+    Task(oneshot::Sender<Result<Vec<u8>, Failure>>),
+    Thread(std::sync::mpsc::SyncSender<Result<Vec<u8>, Failure>>),
+}
+
+/// How long `try_notify` in a worker waits for the parent's verdict (the parent answers at
+/// once during a call; only a parent busy relaying something slow makes it wait).
+const TRY_NOTIFY_WAIT: Duration = Duration::from_secs(5);
 
 /// The tunnel of an acceptor call: its window and its link to the parent.
 type Tunnel = (usize, RemoteEnd);
@@ -199,6 +215,8 @@ struct ParentLink {
     next: AtomicU64,
     /// The current acceptor call's number and where its tunnel messages go.
     tunnel: Mutex<Option<(u64, tokio::sync::mpsc::UnboundedSender<Message>)>>,
+    /// Whether a call runs: the parent reads this worker's frames only then.
+    in_call: AtomicBool,
 }
 
 impl ParentLink {
@@ -212,26 +230,64 @@ impl ParentLink {
 
     /// Sends a notify/request frame and waits for the parent's reply.
     async fn ask(self: Arc<Self>, make: impl FnOnce(u64) -> ToParent) -> Result<Vec<u8>, Failure> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, tx);
-        if let Err(e) = self.send(&make(id)) {
-            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-            return Err(Failure::unavailable(format!("the parent router is gone: {e}")));
-        }
+        self.post(Waiter::Task(tx), make)?;
         rx.await.unwrap_or_else(|_| Err(Failure::unavailable("the parent router is gone")))
     }
 
+    /// Sends the frame `make(id)` whose answer goes to `waiter`.
+    fn post(&self, waiter: Waiter, make: impl FnOnce(u64) -> ToParent) -> Result<u64, Failure> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, waiter);
+        if let Err(e) = self.send(&make(id)) {
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            return Err(Failure::unavailable(format!("the parent router is gone: {e}")));
+        }
+        Ok(id)
+    }
+
     fn resolve(&self, id: u64, result: Result<Vec<u8>, Failure>) {
-        let waiter =
-            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-        if let Some(tx) = waiter {
-            let _ = tx.send(result);
+        let waiter = self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        match waiter {
+            Some(Waiter::Task(tx)) => drop(tx.send(result)),
+            Some(Waiter::Thread(tx)) => drop(tx.try_send(result)),
+            None => {}
         }
     }
 }
 
+/// Every event without a route in the worker (it has no managers) goes to the parent.
 impl Uplink for ParentLink {
+    fn wants(&self, _event: &'static str, local: bool) -> bool {
+        !local
+    }
+
+    /// Asks the parent, which delivers the notification now (room in every subscriber's
+    /// mailbox, and its switch buffer takes it) or refuses it. Outside a call the parent is
+    /// not listening: refused at once.
+    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
+        if !self.in_call.load(Ordering::Acquire) {
+            return Err(Failure::unavailable(
+                "the parent router reads a worker's events only while a call runs",
+            ));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let id = self.post(Waiter::Thread(tx), |id| ToParent::TryNotify {
+            id,
+            event: event.to_owned(),
+            payload: payload.to_vec(),
+        })?;
+        match rx.recv_timeout(TRY_NOTIFY_WAIT) {
+            Ok(result) => result.map(drop),
+            Err(_) => {
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                Err(Failure::timeout(format!(
+                    "the parent router did not take `{event}` within {TRY_NOTIFY_WAIT:?}"
+                )))
+            }
+        }
+    }
+
     fn notify(
         self: Arc<Self>,
         event: &'static str,
@@ -254,6 +310,45 @@ impl Uplink for ParentLink {
                 .await
         })
     }
+
+    /// The parent gathers its own responder's answer and those of its other routers.
+    fn request_all(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Vec<Result<Vec<u8>, Failure>>> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        Box::pin(async move {
+            let answers = self
+                .ask(|id| ToParent::RequestAll { id, event: event.to_owned(), payload, timeout_ms })
+                .await;
+            match answers {
+                Ok(bytes) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+                    vec![Err(Failure::invalid(format!(
+                        "malformed answers to `{event}` from the parent router: {e}"
+                    )))]
+                }),
+                Err(failure) => vec![Err(failure)],
+            }
+        })
+    }
+
+    fn open(
+        self: Arc<Self>,
+        event: &'static str,
+        _payload: Vec<u8>,
+        _window: usize,
+        _timeout: Duration,
+    ) -> BoxFuture<Result<RemoteEnd, Failure>> {
+        Box::pin(std::future::ready(Err(Failure::unavailable(format!(
+            "tunnel `{event}` cannot be opened from a process-mode worker (open it in the \
+             parent and hand the work to the worker as requests)"
+        )))))
+    }
+
+    /// A worker serves no metrics; its calls are counted by the parent.
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.
@@ -268,8 +363,7 @@ fn call(manager: &str, method: &str, payload: &[u8], ctx: Ctx) -> Result<Vec<u8>
         })?;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(payload, ctx))).unwrap_or_else(
         |panic| {
-            let message = crate::manager::panic_message(&*panic).to_owned();
-            Err(Failure::crashed(format!("`{manager}::{method}` panicked: {message}")))
+            Err(crate::manager::panicked(manager, method, crate::manager::panic_message(&*panic)))
         },
     )
 }

@@ -17,8 +17,17 @@ pub struct Crunch {
     pub thread: String,
 }
 
+/// Panics with a `&str` payload, or with a formatted `String` one carrying `n`.
 #[event(request)]
-pub struct ThreadPanic;
+pub struct ThreadPanic {
+    pub n: Option<u32>,
+}
+
+/// The inline twin of [`ThreadPanic`].
+#[event(request)]
+pub struct InlinePanic {
+    pub n: Option<u32>,
+}
 
 /// Shared by the thread handler (which has no `self`) and the test.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -45,8 +54,19 @@ impl Cruncher {
     }
 
     #[solve(thread)]
-    fn explode(_: ThreadPanic) -> ThreadPanicResponse {
-        panic!("thread handler bug");
+    fn explode(ev: ThreadPanic) -> ThreadPanicResponse {
+        match ev.n {
+            None => panic!("thread handler bug"),
+            Some(n) => panic!("thread handler bug number {n}"),
+        }
+    }
+
+    #[solve]
+    fn explode_inline(&mut self, ev: &InlinePanic) -> InlinePanicResponse {
+        match ev.n {
+            None => panic!("inline handler bug"),
+            Some(n) => panic!("inline handler bug number {n}"),
+        }
     }
 }
 
@@ -88,11 +108,31 @@ async fn thread_handlers_respect_their_limit_and_start_in_arrival_order() {
 #[tokio::test]
 async fn a_panicking_thread_handler_gives_crashed_and_is_counted() {
     let running = Edri::builder().only_explicit().manager(Cruncher).start().await.unwrap();
-    let err = running.ctx().request(ThreadPanic).await.unwrap_err();
+    let err = running.ctx().request(ThreadPanic { n: None }).await.unwrap_err();
     assert_eq!(err.status(), Status::Crashed);
-    assert!(err.message().contains("thread handler bug"), "{err}");
+    assert!(err.message().contains("`Cruncher::explode` panicked: thread handler bug"), "{err}");
+    let err = running.ctx().request(ThreadPanic { n: Some(7) }).await.unwrap_err();
+    assert!(err.message().contains("panicked: thread handler bug number 7"), "{err}");
     let v = running.vitals().into_iter().find(|v| v.name == "Cruncher").unwrap();
-    assert_eq!(v.crashed, 1);
+    assert_eq!(v.crashed, 2);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_inline_handler_gives_crashed_with_the_panic_text() {
+    let running = Edri::builder().only_explicit().manager(Cruncher).start().await.unwrap();
+    let err = running.ctx().request(InlinePanic { n: None }).await.unwrap_err();
+    assert_eq!(err.status(), Status::Crashed);
+    assert!(
+        err.message().contains("`Cruncher::explode_inline` panicked: inline handler bug"),
+        "{err}"
+    );
+    let err = running.ctx().request(InlinePanic { n: Some(7) }).await.unwrap_err();
+    assert_eq!(err.status(), Status::Crashed);
+    assert!(err.message().contains("panicked: inline handler bug number 7"), "{err}");
+    // The manager lived on to answer the second request, and counted both.
+    let v = running.vitals().into_iter().find(|v| v.name == "Cruncher").unwrap();
+    assert_eq!(v.crashed, 2);
     running.shutdown().await.unwrap();
 }
 
@@ -151,7 +191,7 @@ async fn priority_mailbox_serves_lane_by_lane_fifo_within_each() {
         sent.push((lane, seq));
     }
     gate.add_permits(1);
-    for _ in 0..500 {
+    for _ in 0..2_000 {
         if out.lock().unwrap().len() == 10_000 {
             break;
         }

@@ -3,7 +3,7 @@
 //! `main` calls `edri::serve_if_worker()` first), so every call below runs in a child process.
 
 use edri::prelude::*;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,8 +26,25 @@ pub struct Hang {
     pub millis: u64,
 }
 
+/// Panics with a `&str` payload, or with a formatted `String` one carrying `n`.
 #[event(request)]
-pub struct Panic;
+pub struct Panic {
+    pub n: Option<u32>,
+}
+
+/// Uses `try_notify` and `request_all` in the worker: answers what each gave.
+#[event(request)]
+pub struct TryAndGather {
+    pub text: String,
+    #[response]
+    pub tried: String,
+    #[response]
+    pub gathered: Vec<u64>,
+}
+
+/// Held by the parent's `Gate` until its gate opens.
+#[event(notification)]
+pub struct Held;
 
 #[event(request)]
 pub struct Report {
@@ -106,8 +123,28 @@ impl Workers {
     }
 
     #[solve(process)]
-    fn panic(_: Panic) -> PanicResponse {
-        panic!("a handler bug");
+    fn panic(ev: Panic) -> PanicResponse {
+        match ev.n {
+            None => panic!("a handler bug"),
+            Some(n) => panic!("a handler bug number {n}"),
+        }
+    }
+
+    #[solve(process)]
+    fn try_and_gather(ev: TryAndGather, ctx: Ctx) -> Result<TryAndGatherResponse, Failure> {
+        let tried = match ctx.try_notify(FromChild { pid: std::process::id(), text: ev.text }) {
+            Ok(()) => "taken".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        let tried = match ctx.try_notify(Held) {
+            Ok(()) => format!("{tried}, held taken"),
+            Err(e) => format!("{tried}, held refused: {e}"),
+        };
+        // `request_all` has no blocking twin: a small runtime of the handler's own runs it.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answers = runtime.block_on(ctx.request_all(Double { n: 21 }).into_future());
+        let gathered = answers.into_iter().map(|a| a.map(|r| r.twice)).collect::<Result<_, _>>()?;
+        Ok(TryAndGatherResponse { tried, gathered })
     }
 
     /// Uses its context: a notification and a request, both served by the parent's router.
@@ -137,6 +174,21 @@ impl Parent {
     }
 }
 
+/// Holds the first `Held` until its gate opens; its mailbox holds one more.
+pub struct Gate {
+    gate: Arc<tokio::sync::Semaphore>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[manager(manual, capacity = 1)]
+impl Gate {
+    #[solve]
+    async fn held(&mut self, _: &Held) {
+        self.gate.acquire().await.unwrap().forget();
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 async fn start(seen: Arc<Mutex<Vec<(u32, String)>>>) -> edri::Running {
     Edri::builder()
         .only_explicit()
@@ -155,8 +207,9 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `pid` is gone within 10 s.
 async fn wait_gone(pid: u32) -> bool {
-    for _ in 0..300 {
+    for _ in 0..1_000 {
         if !alive(pid) {
             return true;
         }
@@ -224,7 +277,8 @@ async fn a_hanging_worker_times_out_and_is_killed() {
     let started = Instant::now();
     let err = running.ctx().request(Hang { millis: 60_000 }).await.unwrap_err();
     assert_eq!(err.status(), Status::Timeout, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    // The worker timeout is 1.5 s.
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(wait_gone(pid).await, "the hanging worker {pid} was not killed");
     // The next call gets a new worker.
     running.ctx().request(Hang { millis: 1 }).await.unwrap();
@@ -234,9 +288,14 @@ async fn a_hanging_worker_times_out_and_is_killed() {
 
 async fn a_panicking_handler_gives_crashed_and_the_worker_lives_on() {
     let running = start(Arc::default()).await;
-    let err = running.ctx().request(Panic).await.unwrap_err();
+    let err = running.ctx().request(Panic { n: None }).await.unwrap_err();
     assert_eq!(err.status(), Status::Crashed);
-    assert!(err.message().contains("a handler bug"), "{err}");
+    assert!(err.message().contains("panicked: a handler bug"), "{err}");
+    let pid = running.worker_pids()[0];
+    let err = running.ctx().request(Panic { n: Some(7) }).await.unwrap_err();
+    assert_eq!(err.status(), Status::Crashed);
+    assert!(err.message().contains("panicked: a handler bug number 7"), "{err}");
+    assert_eq!(running.worker_pids(), [pid], "the same worker lives on");
     running.shutdown().await.unwrap();
 }
 
@@ -251,6 +310,54 @@ async fn a_worker_uses_its_ctx_through_the_parent() {
     running.shutdown().await.unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0], (pid, "hello parent".to_owned()));
+}
+
+async fn a_worker_uses_try_notify_and_request_all_through_the_parent() {
+    use std::sync::atomic::Ordering;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let running = Edri::builder()
+        .only_explicit()
+        .manager(Workers)
+        .manager(Parent { seen: seen.clone() })
+        .manager(Gate { gate: gate.clone(), held: held.clone() })
+        .start()
+        .await
+        .unwrap();
+    // `Gate` takes one `Held` and waits at its gate; a second one fills its mailbox.
+    running.ctx().notify(Held).await.unwrap();
+    for _ in 0..1_000 {
+        if running.vitals().iter().any(|v| v.name == "Gate" && v.busy && v.queued == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.ctx().notify(Held).await.unwrap();
+    let r = running.ctx().request(TryAndGather { text: "now".into() }).await.unwrap();
+    let pid = running.worker_pids()[0];
+    assert!(r.tried.starts_with("taken, held refused"), "{}", r.tried);
+    assert_eq!(seen.lock().unwrap().clone(), [(pid, "now".to_owned())], "delivered, not dropped");
+    assert_eq!(r.gathered, [42], "the parent's one responder answered");
+
+    // Room again: the worker's `try_notify` is taken.
+    gate.add_permits(100);
+    for _ in 0..1_000 {
+        if held.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = running.ctx().request(TryAndGather { text: "again".into() }).await.unwrap();
+    assert_eq!(r.tried, "taken, held taken");
+    for _ in 0..1_000 {
+        if held.load(Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(held.load(Ordering::SeqCst), 3);
+    running.shutdown().await.unwrap();
 }
 
 /// Makes a process call as soon as the application starts, and prints the worker's pid.
@@ -355,7 +462,7 @@ async fn a_tunnel_accepted_in_a_worker_process() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Status::Crashed, "{err}");
-    assert!(begin.elapsed() < Duration::from_secs(2), "{:?}", begin.elapsed());
+    assert!(begin.elapsed() < Duration::from_secs(10), "{:?}", begin.elapsed());
 
     // The worker process dies mid-stream: `Crashed` too, and the next tunnel gets a new one.
     let begin = Instant::now();
@@ -363,7 +470,7 @@ async fn a_tunnel_accepted_in_a_worker_process() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Status::Crashed, "{err}");
-    assert!(begin.elapsed() < Duration::from_secs(5), "{:?}", begin.elapsed());
+    assert!(begin.elapsed() < Duration::from_secs(10), "{:?}", begin.elapsed());
     let back = convert(ctx, Convert { fail_at: None, abort_at: None, refuse: false }, 8).await;
     assert_eq!(back.unwrap(), 8);
     running.shutdown().await.unwrap();
@@ -389,6 +496,9 @@ fn main() {
         }),
         ("a_worker_uses_its_ctx_through_the_parent", || {
             Box::pin(a_worker_uses_its_ctx_through_the_parent())
+        }),
+        ("a_worker_uses_try_notify_and_request_all_through_the_parent", || {
+            Box::pin(a_worker_uses_try_notify_and_request_all_through_the_parent())
         }),
         ("sigterm_leaves_no_worker_behind", || Box::pin(sigterm_leaves_no_worker_behind())),
         ("a_tunnel_accepted_in_a_worker_process", || {

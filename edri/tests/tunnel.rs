@@ -257,7 +257,7 @@ async fn no_acceptor_is_unavailable_and_an_undecided_one_times_out() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Status::Timeout);
-    assert!(begun.elapsed() < Duration::from_secs(2));
+    assert!(begun.elapsed() < Duration::from_secs(5), "{:?}", begun.elapsed());
     // Accepting after the opener gave up fails; the acceptor's end is never used.
     let kept = running.ctx().request(AcceptKept {}).await.unwrap();
     assert_eq!((kept.accepted, kept.too_late), (0, 1));
@@ -266,7 +266,7 @@ async fn no_acceptor_is_unavailable_and_an_undecided_one_times_out() {
     let begun = Instant::now();
     let err = running.ctx().open(Panicky).await.unwrap_err();
     assert_eq!(err.status(), Status::Crashed, "{err}");
-    assert!(begun.elapsed() < Duration::from_secs(1));
+    assert!(begun.elapsed() < Duration::from_secs(5), "{:?}", begun.elapsed());
     running.shutdown().await.unwrap();
 }
 
@@ -288,7 +288,8 @@ async fn a_panicking_acceptor_ends_the_stream_with_an_error_promptly() {
     };
     assert_eq!(echoed, 9);
     assert_eq!(failure.status(), Status::Crashed, "{failure}");
-    assert!(begun.elapsed() < Duration::from_secs(1), "{:?}", begun.elapsed());
+    // Promptly: well under any timeout (30 s), with room for a loaded machine.
+    assert!(begun.elapsed() < Duration::from_secs(5), "{:?}", begun.elapsed());
     running.shutdown().await.unwrap();
 }
 

@@ -1,9 +1,9 @@
 //! `#[solve(thread, limit = N)]`: handlers on tokio's blocking thread pool.
 
 use super::{WorkerStart, join_message};
+use crate::Ctx;
 use crate::envelope::Envelope;
 use crate::event::{Event, IntoReply, kind};
-use crate::{Ctx, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Prepares a thread-mode call of handler `handler` of the manager owning `ctx`.
@@ -29,9 +29,13 @@ where
             .await;
             let result = joined.unwrap_or_else(|join| {
                 let message = join_message(join);
-                tracing::error!(event = E::META.name, panic = %message, "thread handler panicked");
+                let manager = ctx.manager_name().unwrap_or("?");
+                let method = ctx.shared().managers[ctx.origin() as usize].descriptor.handlers
+                    [usize::from(handler)]
+                .method;
+                tracing::error!(manager, method, event = E::META.name, panic = %message, "thread handler panicked");
                 ctx.shared().stats(ctx.origin()).crashed();
-                Err(Failure::crashed(format!("handler of `{}` panicked: {message}", E::META.name)))
+                Err(crate::manager::panicked(manager, method, &message))
             });
             ctx.shared().record_call(ctx.origin(), handler, since);
             crate::__private::send::<E>(&ctx, reply, result);

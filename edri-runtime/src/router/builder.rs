@@ -524,6 +524,10 @@ impl Running {
     /// counted ([`ManagerVitals::dropped`], [`ShutdownReport::dropped`]) and logged with the
     /// count. [`shutdown_report`](Self::shutdown_report) tells what happened.
     ///
+    /// Process-mode workers still busy when the grace period ends are killed (counted in
+    /// `edri_workers_killed_total{reason="shutdown"}`, their requesters get `Unavailable`);
+    /// it returns once every worker process is reaped.
+    ///
     /// # Errors
     /// None today; the `Result` leaves room for reporting workers that had to be killed.
     pub async fn shutdown(self) -> Result<(), Error> {
@@ -574,9 +578,6 @@ impl Running {
             for task in &mut self.tasks {
                 task.await.ok();
             }
-            for pool in shared.managers.iter().flat_map(|m| m.pools.iter().flatten()) {
-                pool.shutdown().await;
-            }
         };
         let drained = tokio::time::timeout_at(deadline, drain).await.is_ok();
         if !drained {
@@ -604,6 +605,9 @@ impl Running {
         if dropped > 0 {
             tracing::warn!(dropped, "events were dropped unhandled at shutdown");
         }
+        // Idle workers exit, busy ones (only left when the grace period ran out) are killed;
+        // every one is reaped before this returns.
+        crate::mode::process::shutdown(&shared).await;
         tracing::info!("edri router stopped");
         drained
     }

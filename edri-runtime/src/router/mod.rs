@@ -47,19 +47,14 @@ pub(crate) type BoxFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
 /// Carries events to other routers, serialized: from a worker process to its parent router,
-/// or from a router through the switch.
+/// or from a router through the switch. No method has a default body: every implementor
+/// states what each one does (a silent default once dropped a worker's `try_notify`).
 pub(crate) trait Uplink: Send + Sync + 'static {
     /// Whether notification `event` goes up too; `local` tells whether this router has
     /// subscribers for it.
-    fn wants(&self, event: &'static str, local: bool) -> bool {
-        let _ = event;
-        !local
-    }
+    fn wants(&self, event: &'static str, local: bool) -> bool;
     /// Takes a notification now, or refuses it (full).
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure> {
-        let _ = (event, payload);
-        Ok(())
-    }
+    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure>;
     /// Delivers a notification elsewhere.
     fn notify(
         self: Arc<Self>,
@@ -79,10 +74,7 @@ pub(crate) trait Uplink: Send + Sync + 'static {
         event: &'static str,
         payload: Vec<u8>,
         timeout: Duration,
-    ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>> {
-        let _ = (event, payload, timeout);
-        Box::pin(std::future::ready(Vec::new()))
-    }
+    ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>>;
     /// Opens tunnel `event` elsewhere; the link once the acceptor confirmed it.
     fn open(
         self: Arc<Self>,
@@ -90,17 +82,9 @@ pub(crate) trait Uplink: Send + Sync + 'static {
         payload: Vec<u8>,
         window: usize,
         timeout: Duration,
-    ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>> {
-        let _ = (payload, window, timeout);
-        Box::pin(std::future::ready(Err(crate::Failure::unavailable(format!(
-            "no acceptor for tunnel `{event}` in this process (tunnels are not opened from \
-             process-mode workers)"
-        )))))
-    }
+    ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>>;
     /// Adds its lines to the metrics text.
-    fn render_metrics(&self, out: &mut String) {
-        let _ = out;
-    }
+    fn render_metrics(&self, out: &mut String);
 }
 
 /// One running manager, as seen by the router.
