@@ -234,6 +234,7 @@ impl Api {
     }
 
     /// The cap in effect: the configured one, or the default read off `RLIMIT_NOFILE`.
+    #[cfg(feature = "api")]
     pub(crate) fn connection_cap(&self) -> usize {
         self.max_connections.unwrap_or_else(default_max_connections)
     }
