@@ -14,7 +14,7 @@ where
     F: FnOnce(E, Ctx) -> R + Send + 'static,
 {
     let (event, reply) = E::__open(envelope);
-    let limit = ctx.shared().managers[ctx.origin() as usize].limits[usize::from(handler)].clone();
+    let limit = ctx.own_slot().limits[usize::from(handler)].clone();
     let ctx = ctx.clone();
     let span = tracing::Span::current();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
@@ -30,7 +30,7 @@ where
             let result = joined.unwrap_or_else(|join| {
                 let message = join_message(join);
                 let manager = ctx.manager_name().unwrap_or("?");
-                let method = ctx.shared().managers[ctx.origin() as usize].descriptor.handlers
+                let method = ctx.own_slot().descriptor.handlers
                     [usize::from(handler)]
                 .method;
                 tracing::error!(manager, method, event = E::META.name, panic = %message, "thread handler panicked");

@@ -3,6 +3,7 @@
 use super::{ManagerSlot, ManagerStats, ManagerVitals, Shared, table};
 use crate::Ctx;
 use crate::builtin::{Started, Stopping};
+use crate::ctx::Origin;
 use crate::envelope::Envelope;
 use crate::error::{Error, StartError};
 use crate::health::Health;
@@ -324,7 +325,7 @@ impl EdriBuilder {
             .zip(receivers)
             .enumerate()
             .map(|(i, (manager, rx))| {
-                let ctx = Ctx::new(shared.clone(), i as u32);
+                let ctx = Ctx::new(shared.clone(), Origin::Manager(i as u32));
                 manager.spawn(rx, ctx, &runtime)
             })
             .collect();
@@ -339,7 +340,7 @@ impl EdriBuilder {
             }
             return Err(e.into());
         }
-        let ctx = Ctx::new(shared, u32::MAX);
+        let ctx = Ctx::new(shared, Origin::Outside);
         Ok(Running {
             switch,
             #[cfg(feature = "api")]
@@ -563,7 +564,7 @@ impl Running {
         }
         let switch = self.switch.clone();
         let drain = async {
-            Ctx::new(shared.clone(), crate::ctx::ROUTER).notify(Stopping).await.ok();
+            Ctx::new(shared.clone(), Origin::Router).notify(Stopping).await.ok();
             shared.quiescent().await;
             // Other routers acknowledge what was sent to them; then this router leaves, and
             // whatever they delivered meanwhile is handled too.

@@ -9,6 +9,7 @@ pub use builder::{Edri, EdriBuilder, Running, ShutdownReport};
 pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
 
+use crate::ctx::Origin;
 use crate::envelope::Envelope;
 use crate::manager::ManagerDescriptor;
 use std::any::TypeId;
@@ -191,22 +192,27 @@ impl Shared {
         self.routes.get(&event)
     }
 
-    pub(crate) fn stats(&self, origin: u32) -> &ManagerStats {
-        self.managers.get(origin as usize).map_or(&OUTSIDE, |m| &m.stats)
+    pub(crate) fn stats(&self, origin: Origin) -> &ManagerStats {
+        origin.index().and_then(|i| self.managers.get(i)).map_or(&OUTSIDE, |m| &m.stats)
     }
 
     /// Records a call of handler `handler` of manager `origin` that began at `since`, when
     /// metrics are on.
     #[inline]
-    pub(crate) fn record_call(&self, origin: u32, handler: u16, since: Option<std::time::Instant>) {
+    pub(crate) fn record_call(
+        &self,
+        origin: Origin,
+        handler: u16,
+        since: Option<std::time::Instant>,
+    ) {
         if let Some(since) = since {
             self.record(origin, handler, since);
         }
     }
 
     #[cold]
-    fn record(&self, origin: u32, handler: u16, since: std::time::Instant) {
-        if let Some(m) = self.managers.get(origin as usize)
+    fn record(&self, origin: Origin, handler: u16, since: std::time::Instant) {
+        if let Some(m) = origin.index().and_then(|i| self.managers.get(i))
             && let Some(stats) = m.handler_stats.get(usize::from(handler))
         {
             stats.record(since.elapsed());

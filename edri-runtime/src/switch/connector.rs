@@ -28,9 +28,6 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-/// The origin of a [`Ctx`] that delivers events from other routers: what it sends is never
-/// sent back to the switch.
-pub(crate) const REMOTE: u32 = u32::MAX - 1;
 /// An acknowledgement waits at most this long (ms) for data to ride along with.
 const ACK_DELAY_MS: u64 = 1;
 /// The first byte of an encoded [`Item::Request`] and [`Item::Response`] (variant indices).
@@ -370,7 +367,7 @@ impl Connector {
 
     fn ctx(&self) -> Option<Ctx> {
         let shared = self.shared.get()?.upgrade()?;
-        Some(Ctx::new(shared, REMOTE))
+        Some(Ctx::new(shared, crate::ctx::Origin::Remote))
     }
 
     /// Stops: waits (until `deadline`) for every event sent to a connected router to be

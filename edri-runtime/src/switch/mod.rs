@@ -67,7 +67,7 @@ pub(crate) mod frame;
 mod progress;
 mod server;
 
-pub(crate) use connector::{Connector, REMOTE};
+pub(crate) use connector::Connector;
 pub use frame::PROTOCOL;
 pub use server::Server;
 

@@ -455,7 +455,7 @@ impl<'a, E: TunnelEvent> std::future::IntoFuture for Open<'a, E> {
                 }
                 return Err(Failure::unavailable(format!("no acceptor for tunnel `{name}`")));
             };
-            if target.manager == ctx.origin() {
+            if ctx.origin().is_manager(target.manager) {
                 return Err(Failure::failed(format!(
                     "`{}` would accept its own tunnel `{name}` and wait for itself forever",
                     ctx.manager_name().unwrap_or("?"),

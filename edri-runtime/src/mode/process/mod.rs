@@ -60,7 +60,7 @@ fn start<E: Event>(
     reply: crate::envelope::Reply,
     tunnel: Option<TunnelCall>,
 ) -> WorkerStart {
-    let slot = &ctx.shared().managers[ctx.origin() as usize];
+    let slot = ctx.own_slot();
     let limit = slot.limits[usize::from(handler)].clone();
     let pool = slot.pools[usize::from(handler)].clone();
     let ctx = ctx.clone();

@@ -45,7 +45,7 @@ fn registration(name: &str) -> Result<&'static EventRegistration, Failure> {
 /// A context that reaches this router's managers only (not its switch): for the parts of a
 /// relay that the relay sends to other routers itself.
 fn local_only(ctx: &Ctx) -> Ctx {
-    Ctx::new(ctx.shared().clone(), crate::switch::REMOTE)
+    Ctx::new(ctx.shared().clone(), crate::ctx::Origin::Remote)
 }
 
 async fn notify(ctx: &Ctx, event: &str, payload: Vec<u8>) -> Result<(), Failure> {
@@ -115,7 +115,7 @@ async fn request_all(
     let mut answers = Vec::new();
     let route = shared.route((registration.type_id)());
     if let Some(target) = route.and_then(|r| r.responder.as_ref()) {
-        answers.push(if target.manager == ctx.origin() {
+        answers.push(if ctx.origin().is_manager(target.manager) {
             Err(Failure::failed("a manager cannot answer its own request_all"))
         } else {
             (registration.request_bytes)(local_only(ctx), &payload, timeout).await
