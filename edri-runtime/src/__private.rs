@@ -19,11 +19,11 @@ pub use crate::event::{
     TunnelEvent, fingerprint, fingerprint_parts,
 };
 pub use crate::manager::{
-    ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions,
-    ManagerRegistration, Mode, ProcessFn, QueueKind,
+    ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,
+    QueueKind,
 };
 pub use crate::mode::WorkerStart;
-pub use crate::router::EventRegistration;
+pub use crate::registry::{EventRegistration, ManagerRegistration};
 pub use crate::tunnel::remote::accept_bytes;
 pub use crate::worker::serve_if_worker;
 pub use crate::{Ctx, Failure};

@@ -15,6 +15,7 @@ pub mod manager;
 mod metrics;
 mod mode;
 mod queue;
+mod registry;
 mod router;
 pub mod scheduler;
 pub mod store;

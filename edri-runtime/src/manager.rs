@@ -116,12 +116,6 @@ pub struct ManagerDescriptor {
     pub make_default: fn() -> Option<Box<dyn ErasedManager>>,
 }
 
-/// What `#[manager]` submits to `inventory`.
-#[derive(Debug)]
-pub struct ManagerRegistration(pub &'static ManagerDescriptor);
-
-inventory::collect!(ManagerRegistration);
-
 /// A manager instance with its type erased, ready to start.
 pub trait ErasedManager: Send + 'static {
     /// The descriptor of the instance's type.

@@ -27,7 +27,7 @@
 //!   job goes on from the next occurrence after now.
 //! - One-shot jobs (`at`, `after`) are removed once they fired.
 
-use crate::router::EventRegistration;
+use crate::registry::EventRegistration;
 use crate::{Ctx, Event, Failure};
 use edri_macros::{event, manager, solve};
 use serde::{Deserialize, Serialize};
@@ -287,8 +287,7 @@ fn next_of(progress: &Progress) -> Option<u64> {
 }
 
 fn registration(event: &str) -> Result<&'static EventRegistration, Failure> {
-    inventory::iter::<EventRegistration>()
-        .find(|r| r.meta.name == event)
+    crate::registry::event(event)
         .ok_or_else(|| Failure::invalid(format!("no event named `{event}` in this binary")))
 }
 

@@ -6,7 +6,6 @@
 //! over its stdin/stdout as length-prefixed postcard frames ([`crate::wire`]) until its stdin
 //! closes. A handler's `Ctx` in the child reaches the parent's router through the same pipe.
 
-use crate::manager::ManagerRegistration;
 use crate::router::{BoxFuture, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
@@ -353,9 +352,9 @@ impl Uplink for ParentLink {
 
 /// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.
 fn call(manager: &str, method: &str, payload: &[u8], ctx: Ctx) -> Result<Vec<u8>, Failure> {
-    let handler = inventory::iter::<ManagerRegistration>()
-        .filter(|r| r.0.name == manager)
-        .flat_map(|r| r.0.handlers.iter())
+    let handler = crate::registry::managers()
+        .filter(|d| d.name == manager)
+        .flat_map(|d| d.handlers.iter())
         .find(|h| h.method == method)
         .and_then(|h| h.process)
         .ok_or_else(|| {

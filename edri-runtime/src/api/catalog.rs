@@ -6,7 +6,7 @@ use super::schema::{
     Coerce, SchemaGenerator, bound_integers, follow_serde_names, unit_variants_as_objects,
 };
 use crate::event::EventKind;
-use crate::router::EventRegistration;
+use crate::registry::EventRegistration;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -39,7 +39,7 @@ impl Catalog {
     /// Every registration carrying API hooks, sorted by name.
     pub(crate) fn build() -> Self {
         let mut registrations: Vec<(&'static EventRegistration, ApiHooks)> =
-            inventory::iter::<EventRegistration>().filter_map(|r| r.api.map(|h| (r, h))).collect();
+            crate::registry::events().filter_map(|r| r.api.map(|h| (r, h))).collect();
         registrations.sort_by_key(|(r, _)| (r.meta.name, r.meta.location));
         registrations.dedup_by_key(|(r, _)| r.meta.name);
 

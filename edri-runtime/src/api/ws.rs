@@ -17,7 +17,7 @@ use crate::event::{EventKind, Location};
 use crate::manager::{
     ErasedManager, HandlerDescriptor, ManagerDescriptor, ManagerOptions, Mode, QueueKind,
 };
-use crate::router::EventRegistration;
+use crate::registry::EventRegistration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -481,7 +481,7 @@ fn descriptor() -> &'static (Vec<&'static EventRegistration>, ManagerDescriptor)
     static DESCRIPTOR: OnceLock<(Vec<&'static EventRegistration>, ManagerDescriptor)> =
         OnceLock::new();
     DESCRIPTOR.get_or_init(|| {
-        let mut events: Vec<&'static EventRegistration> = inventory::iter::<EventRegistration>()
+        let mut events: Vec<&'static EventRegistration> = crate::registry::events()
             .filter(|r| r.meta.ws && r.meta.kind == EventKind::Notification && r.api.is_some())
             .collect();
         events.sort_by_key(|r| r.meta.name);

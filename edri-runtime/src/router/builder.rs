@@ -7,7 +7,7 @@ use crate::ctx::Origin;
 use crate::envelope::Envelope;
 use crate::error::{Error, StartError};
 use crate::health::Health;
-use crate::manager::{ErasedManager, Manager, ManagerDescriptor, ManagerRegistration, Mode};
+use crate::manager::{ErasedManager, Manager, ManagerDescriptor, Mode};
 use crate::mode::process::Pool;
 use crate::scheduler::{Job, SchedulerManager};
 use crate::store::{Store, StoreManager};
@@ -370,7 +370,7 @@ impl EdriBuilder {
         let mut out: Vec<Box<dyn ErasedManager>> = Vec::new();
         if !self.only_explicit {
             let mut registered: Vec<&'static ManagerDescriptor> =
-                inventory::iter::<ManagerRegistration>().map(|r| r.0).collect();
+                crate::registry::managers().collect();
             registered.sort_by_key(|d| (d.name, d.location));
             for d in registered {
                 let id = (d.type_id)();
@@ -390,9 +390,7 @@ impl EdriBuilder {
         }
         out.extend(self.explicit);
         if out.is_empty() {
-            return Err(StartError::NoManagers {
-                registered: inventory::iter::<ManagerRegistration>().count(),
-            });
+            return Err(StartError::NoManagers { registered: crate::registry::managers().count() });
         }
         // Every router answers `HealthCheck` and runs a store, unless told otherwise.
         let present = |out: &[Box<dyn ErasedManager>], id: TypeId| {

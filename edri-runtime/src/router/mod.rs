@@ -6,7 +6,6 @@ mod table;
 
 pub(crate) use builder::DEFAULT_TIMEOUT;
 pub use builder::{Edri, EdriBuilder, Running, ShutdownReport};
-pub use table::EventRegistration;
 pub(crate) use table::{Route, Target};
 
 use crate::ctx::Origin;

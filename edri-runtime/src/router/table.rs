@@ -2,8 +2,9 @@
 
 use crate::envelope::Envelope;
 use crate::error::StartError;
-use crate::event::{EventKind, EventMeta};
+use crate::event::EventKind;
 use crate::manager::ManagerDescriptor;
+use crate::registry::EventRegistration;
 use std::any::TypeId;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -24,43 +25,10 @@ pub(crate) struct Target {
     pub(crate) mailbox: mpsc::Sender<Envelope>,
 }
 
-/// Decodes a serialized event from another process and delivers it as a notification; the
-/// token, if any, is dropped once every local handler returned.
-pub type NotifyBytes = fn(
-    crate::Ctx,
-    &[u8],
-    Option<crate::envelope::Handled>,
-) -> super::BoxFuture<Result<(), crate::Failure>>;
-
-/// Decodes a serialized request from another process, requests it, encodes the response.
-pub type RequestBytes =
-    fn(crate::Ctx, &[u8], std::time::Duration) -> super::BoxFuture<Result<Vec<u8>, crate::Failure>>;
-
-/// What every `#[event]` submits to `inventory`: duplicate names are found even for events
-/// nobody handles, and events arriving serialized from another process are found by name.
-#[derive(Debug)]
-pub struct EventRegistration {
-    /// The event's metadata.
-    pub meta: &'static EventMeta,
-    /// The event's type id.
-    pub type_id: fn() -> TypeId,
-    /// Decodes the event and delivers it as a notification.
-    pub notify_bytes: NotifyBytes,
-    /// Decodes the event, requests it and encodes the response.
-    pub request_bytes: RequestBytes,
-    /// Tunnels: decodes the event and offers it to this router's acceptor, for a router that
-    /// opened it through the switch.
-    pub accept_bytes: Option<crate::tunnel::remote::AcceptBytes>,
-    /// The JSON side, for events exposed through `http = ..` or `ws`.
-    pub api: Option<crate::api::ApiHooks>,
-}
-
-inventory::collect!(EventRegistration);
-
 /// Refuses two event types with one name anywhere in the binary.
 pub(crate) fn check_event_names() -> Result<(), StartError> {
     let mut seen: HashMap<&'static str, &EventRegistration> = HashMap::new();
-    let mut all: Vec<&EventRegistration> = inventory::iter::<EventRegistration>().collect();
+    let mut all: Vec<&EventRegistration> = crate::registry::events().collect();
     all.sort_by_key(|r| (r.meta.location, r.meta.name));
     for reg in all {
         if let Some(first) = seen.insert(reg.meta.name, reg)

@@ -12,7 +12,8 @@ use crate::envelope::Handled;
 use crate::error::StartError;
 use crate::event::EventKind;
 use crate::manager::ManagerDescriptor;
-use crate::router::{BoxFuture, EventRegistration, FastMap, Shared, Uplink};
+use crate::registry::EventRegistration;
+use crate::router::{BoxFuture, FastMap, Shared, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, MAX_FRAME};
 use crate::{Ctx, Failure};
@@ -266,7 +267,7 @@ impl Connector {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let registry: FastMap<&'static str, &'static EventRegistration> =
-            inventory::iter::<EventRegistration>().map(|r| (r.meta.name, r)).collect();
+            crate::registry::events().map(|r| (r.meta.name, r)).collect();
         let mut catalog: Vec<CatalogEntry> = registry
             .values()
             .filter(|r| !r.meta.local)

@@ -2,11 +2,9 @@
 //! and `request_all`, answered by the parent's router as if a handler of the calling manager
 //! had sent them.
 
-use crate::router::EventRegistration;
+use crate::registry::EventRegistration;
 use crate::worker::ToParent;
 use crate::{Ctx, Failure};
-use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Answers a worker's `Notify`, `TryNotify`, `Request` or `RequestAll` frame: the id to reply
@@ -30,14 +28,8 @@ pub(super) async fn answer(ctx: &Ctx, frame: ToParent) -> Option<(u64, Result<Ve
     })
 }
 
-fn registrations() -> &'static HashMap<&'static str, &'static EventRegistration> {
-    static BY_NAME: OnceLock<HashMap<&'static str, &'static EventRegistration>> = OnceLock::new();
-    BY_NAME
-        .get_or_init(|| inventory::iter::<EventRegistration>().map(|r| (r.meta.name, r)).collect())
-}
-
 fn registration(name: &str) -> Result<&'static EventRegistration, Failure> {
-    registrations().get(name).copied().ok_or_else(|| {
+    crate::registry::event(name).ok_or_else(|| {
         Failure::invalid(format!("a worker sent `{name}`, an event this binary does not declare"))
     })
 }
