@@ -23,9 +23,9 @@ pub use crate::manager::{
     QueueKind,
 };
 pub use crate::mode::WorkerStart;
+pub use crate::mode::process::serve_if_worker;
 pub use crate::registry::{EventRegistration, ManagerRegistration};
 pub use crate::tunnel::remote::accept_bytes;
-pub use crate::worker::serve_if_worker;
 pub use crate::{Ctx, Failure};
 pub use core::any::TypeId;
 pub use inventory;

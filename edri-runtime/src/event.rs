@@ -203,7 +203,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
         R: IntoReply<()>,
         F: FnOnce(Self, crate::Opening<Self>, Ctx) -> R,
     {
-        crate::tunnel::worker::accept_in_worker::<Self, R, F>(input, ctx, f)
+        crate::mode::process::tunnel::accept_in_worker::<Self, R, F>(input, ctx, f)
     }
 
     #[doc(hidden)]

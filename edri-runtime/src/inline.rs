@@ -5,7 +5,7 @@
 //! [`INLINE_BYTES`] bytes whose alignment is at most a word's travels inline; larger ones are
 //! boxed as before.
 //!
-//! This module is the runtime's only `unsafe` code besides two `dup` calls in `worker.rs`:
+//! This module is the runtime's only `unsafe` code besides two `dup` calls in `mode/process/child.rs`:
 //! type-erased inline storage cannot be written without it. Each block says why it is sound,
 //! and the tests below check the type check, the move-out and the drop.
 #![allow(unsafe_code)]

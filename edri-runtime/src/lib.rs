@@ -11,10 +11,10 @@ pub mod event;
 mod failure;
 pub mod health;
 mod inline;
+mod mailbox;
 pub mod manager;
 mod metrics;
 mod mode;
-mod queue;
 mod registry;
 mod router;
 pub mod scheduler;
@@ -22,7 +22,6 @@ pub mod store;
 pub mod switch;
 pub mod tunnel;
 pub mod wire;
-pub mod worker;
 
 #[doc(hidden)]
 pub mod __private;
@@ -37,8 +36,8 @@ pub use event::{
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
 pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
+pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running, ShutdownReport};
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};
 pub use tunnel::{Acceptor, Chunk, Open, Opener, Opening, Tunnel, TunnelReceiver, TunnelSender};
-pub use worker::{is_worker, serve_if_worker};

@@ -4,7 +4,7 @@
 use crate::Ctx;
 use crate::envelope::{Envelope, Payload};
 use crate::event::{EventMeta, Location};
-use crate::queue::Mailbox;
+use crate::mailbox::Mailbox;
 use std::any::TypeId;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

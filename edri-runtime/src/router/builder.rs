@@ -226,8 +226,10 @@ impl EdriBuilder {
     /// differently elsewhere). An unreachable switch is not an error: the router starts and
     /// keeps trying to join.
     pub async fn start(mut self) -> Result<Running, Error> {
-        if crate::worker::is_worker() {
-            return Err(StartError::StartedAsWorker { env: crate::worker::WORKER_ENV }.into());
+        if crate::mode::process::is_worker() {
+            return Err(
+                StartError::StartedAsWorker { env: crate::mode::process::WORKER_ENV }.into()
+            );
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         table::check_event_names()?;

@@ -52,7 +52,6 @@
 pub(crate) mod pipe;
 #[doc(hidden)]
 pub mod remote;
-pub(crate) mod worker;
 
 use crate::event::TunnelEvent;
 use crate::{Failure, Status};
@@ -109,8 +108,8 @@ impl Side for Acceptor {
 pub struct Tunnel<E: TunnelEvent, S: Side = Opener> {
     // Dropped in this order: the other side's sending fails before its receiving ends, so
     // whoever sees the end of the stream finds sending over too.
-    rx: TunnelReceiver<S::In<E>>,
-    tx: TunnelSender<S::Out<E>>,
+    pub(crate) rx: TunnelReceiver<S::In<E>>,
+    pub(crate) tx: TunnelSender<S::Out<E>>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -209,7 +208,7 @@ impl<E: TunnelEvent, S: Side> Tunnel<E, S> {
 
 /// The sending half of a [`Tunnel`].
 pub struct TunnelSender<T> {
-    pipe: PipeTx<T>,
+    pub(crate) pipe: PipeTx<T>,
     window: usize,
     /// Across routers: the credits the bridge has left, to tell what is in flight.
     credit: Option<Arc<std::sync::atomic::AtomicUsize>>,
@@ -269,7 +268,7 @@ impl<T: Send + 'static> TunnelSender<T> {
 
 /// The receiving half of a [`Tunnel`].
 pub struct TunnelReceiver<T> {
-    pipe: PipeRx<T>,
+    pub(crate) pipe: PipeRx<T>,
 }
 
 impl<T> std::fmt::Debug for TunnelReceiver<T> {

@@ -11,9 +11,14 @@
 //! fresh worker.
 
 mod bridge;
+mod child;
 mod kills;
 mod pool;
+mod protocol;
 mod relay;
+pub(crate) mod tunnel;
+
+pub use child::{WORKER_ENV, is_worker, serve_if_worker};
 
 pub(crate) use kills::render as render_kills;
 pub(crate) use pool::Pool;
@@ -46,7 +51,7 @@ pub(crate) fn accept<E: crate::TunnelEvent>(
     let (event, opening, reply) = E::__accept(envelope);
     let window = opening.window();
     let decided = Box::new(move |answer, remote| {
-        crate::tunnel::worker::decided(opening, answer, remote);
+        tunnel::decided(opening, answer, remote);
     });
     start(ctx, handler, event, reply, Some(TunnelCall { decided, window }))
 }

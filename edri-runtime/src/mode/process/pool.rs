@@ -1,12 +1,13 @@
 //! The workers of one process handler: started on first need, reused, killed when a call
 //! overruns (the worker timeout, or the requester's own deadline) or when the router stops.
 
+use super::WORKER_ENV;
 use super::bridge::{Bridged, ToCall, end_tunnel, outgoing};
 use super::kills::{Kill, Kills};
+use super::protocol::{PROTOCOL, ToParent, ToWorker};
 use super::relay;
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, FrameReader, write_frame};
-use crate::worker::{PROTOCOL, ToParent, ToWorker, WORKER_ENV};
 use crate::{Ctx, Failure};
 use std::future::Future;
 use std::pin::Pin;

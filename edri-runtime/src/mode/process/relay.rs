@@ -2,8 +2,8 @@
 //! and `request_all`, answered by the parent's router as if a handler of the calling manager
 //! had sent them.
 
+use super::protocol::ToParent;
 use crate::registry::EventRegistration;
-use crate::worker::ToParent;
 use crate::{Ctx, Failure};
 use std::time::Duration;
 

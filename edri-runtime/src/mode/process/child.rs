@@ -6,11 +6,12 @@
 //! over its stdin/stdout as length-prefixed postcard frames ([`crate::wire`]) until its stdin
 //! closes. A handler's `Ctx` in the child reaches the parent's router through the same pipe.
 
+use super::protocol::{PROTOCOL, ToParent, ToWorker};
 use crate::router::{BoxFuture, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
 use crate::{Ctx, Failure};
-use serde::{Deserialize, Serialize};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,42 +20,6 @@ use tokio::sync::oneshot;
 
 /// The environment variable that makes a process of this binary a worker.
 pub const WORKER_ENV: &str = "EDRI_WORKER";
-
-/// Version of the parent/worker protocol, checked when a worker starts.
-pub(crate) const PROTOCOL: u32 = 3;
-
-/// Parent to worker.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToWorker {
-    /// Run `manager::method` on this serialized event.
-    Call { manager: String, method: String, payload: Vec<u8> },
-    /// The answer to the worker's notify/request `id`.
-    Reply { id: u64, result: Result<Vec<u8>, Failure> },
-    /// Run acceptor `manager::method` on this serialized tunnel event; its tunnel is `call`.
-    Accept { manager: String, method: String, payload: Vec<u8>, window: u32, call: u64 },
-    /// A message of the tunnel of call `call`, from the opener's side.
-    Tunnel { call: u64, message: Message },
-}
-
-/// Worker to parent.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToParent {
-    /// First frame of every worker.
-    Ready { protocol: u32 },
-    /// The result of the current call: the serialized output, or a failure.
-    Done { result: Result<Vec<u8>, Failure> },
-    /// `ctx.notify` in the worker.
-    Notify { id: u64, event: String, payload: Vec<u8> },
-    /// `ctx.request` in the worker.
-    Request { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
-    /// `ctx.try_notify` in the worker: the parent delivers it now or refuses it at once.
-    TryNotify { id: u64, event: String, payload: Vec<u8> },
-    /// `ctx.request_all` in the worker; the reply is the postcard of
-    /// `Vec<Result<Vec<u8>, Failure>>`, one answer per responder.
-    RequestAll { id: u64, event: String, payload: Vec<u8>, timeout_ms: u64 },
-    /// A message of the current call's tunnel, from the acceptor's side.
-    Tunnel { message: Message },
-}
 
 /// Whether this process was started as a worker.
 pub fn is_worker() -> bool {

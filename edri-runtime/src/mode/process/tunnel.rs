@@ -4,12 +4,12 @@
 //! the worker's own. When the worker's acceptor answers, the router answers the real opening
 //! the same way and bridges the accepted end to the worker over the worker's pipe; in the
 //! worker, a bridge joins the acceptor's end to that pipe. Both bridges are the ones that join
-//! routers ([`super::remote`]), with the same credits. The worker's call lasts as long as its
+//! routers ([`crate::tunnel::remote`]), with the same credits. The worker's call lasts as long as its
 //! tunnel (the router reads a worker's pipe only during a call).
 
-use super::remote::{Message, RemoteEnd, bridge};
-use super::{Opening, Tunnel, Verdict, pair, verdict};
 use crate::event::{IntoReply, TunnelEvent};
+use crate::tunnel::remote::{Message, RemoteEnd, bridge};
+use crate::tunnel::{Opening, Tunnel, Verdict, pair, verdict};
 use crate::{Ctx, Failure};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -52,7 +52,7 @@ where
     let name = E::META.name;
     let event: E = postcard::from_bytes(input)
         .map_err(|e| Failure::invalid(format!("malformed `{name}` from the parent: {e}")))?;
-    let (window, remote) = crate::worker::take_tunnel()
+    let (window, remote) = super::child::take_tunnel()
         .ok_or_else(|| Failure::failed(format!("`{name}` reached a worker without its tunnel")))?;
     let (theirs, mut mine) = pair::<E>(window);
     let credit = mine.bridged();
