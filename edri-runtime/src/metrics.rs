@@ -147,8 +147,8 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         }
     }
     crate::mode::process::render_kills(shared, out);
-    if let Some(uplink) = &shared.uplink {
-        uplink.render_metrics(out);
+    for attachment in shared.attachments.iter().filter_map(std::sync::Weak::upgrade) {
+        attachment.render_metrics(out);
     }
 }
 

@@ -32,6 +32,8 @@ pub mod hooks;
 pub mod schema;
 
 #[cfg(feature = "api")]
+mod attach;
+#[cfg(feature = "api")]
 mod catalog;
 #[cfg(feature = "api")]
 mod conn;
@@ -49,8 +51,6 @@ mod ws;
 pub use hooks::{ApiHooks, FieldError};
 #[cfg(feature = "api")]
 pub use rest::http_status;
-#[cfg(feature = "api")]
-pub(crate) use server::{ApiServer, Prepared};
 
 use std::time::Duration;
 
@@ -278,5 +278,13 @@ impl From<String> for Api {
 impl From<std::net::SocketAddr> for Api {
     fn from(addr: std::net::SocketAddr) -> Self {
         Self::new(addr.to_string())
+    }
+}
+
+#[cfg(not(feature = "api"))]
+impl crate::Running {
+    /// Where the API broker listens: always `None` in a build without the `api` feature.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        None
     }
 }

@@ -66,6 +66,11 @@ impl Prepared {
         Ok(Self { listener, addr, config, catalog, router, hub })
     }
 
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The manager that receives `ws` notifications for pushing, if any event is one.
     pub(crate) fn bridge(&self) -> Option<Box<dyn ErasedManager>> {
         ws::Bridge::boxed(self.hub.clone())
@@ -99,27 +104,23 @@ impl Prepared {
         let (stop, stopped) = watch::channel(Stop::Running);
         let task = ctx.spawn(listen::serve(self.listener, app, conns.clone(), stopped));
         tracing::info!(addr = %self.addr, max_connections = conns.max, "edri API listening");
-        ApiServer { addr: self.addr, stop, task, state }
+        ApiServer { stop, abort: task.abort_handle(), task: Mutex::new(Some(task)), state }
     }
 }
 
-/// The running broker, owned by [`Running`](crate::Running).
+/// The running broker, attached to a router ([`super::attach`]).
 pub(crate) struct ApiServer {
-    addr: SocketAddr,
     stop: watch::Sender<Stop>,
-    task: JoinHandle<()>,
+    /// Taken by the shutdown, which waits for it.
+    task: Mutex<Option<JoinHandle<()>>>,
+    abort: tokio::task::AbortHandle,
     state: Arc<ApiState>,
 }
 
 impl ApiServer {
-    /// Where it listens.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Stops accepting connections, closes WebSocket clients (code 1001) and waits for the
     /// requests in flight.
-    pub(crate) async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&self) {
         self.stop.send_if_modified(|stop| {
             let running = *stop == Stop::Running;
             if running {
@@ -128,7 +129,9 @@ impl ApiServer {
             running
         });
         self.state.hub.close_all(1001, "the server is stopping");
-        if let Err(e) = (&mut self.task).await
+        let task = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(task) = task
+            && let Err(e) = task.await
             && !e.is_cancelled()
         {
             tracing::warn!(error = %e, "the API server task failed");
@@ -139,20 +142,20 @@ impl ApiServer {
     pub(crate) fn abort(&self) {
         self.stop.send_replace(Stop::Abort);
         self.state.hub.close_all(1001, "the server is stopping");
-        self.task.abort();
+        self.abort.abort();
     }
 
-    /// The router's and the broker's metrics, in the Prometheus text format.
-    pub(crate) fn metrics(&self) -> String {
-        metrics_text(&self.state)
+    /// The broker's own metrics, in the Prometheus text format.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        render_api_metrics(&self.state, out);
     }
 }
 
-/// What `GET /metrics` answers: the router's metrics, then the broker's own.
+/// What `GET /metrics` answers: the router's metrics, with those of its attachments (this
+/// broker's among them).
 fn metrics_text(state: &ApiState) -> String {
     let mut out = String::new();
     crate::metrics::render(state.ctx.shared(), &mut out);
-    render_api_metrics(state, &mut out);
     out
 }
 

@@ -343,6 +343,7 @@ impl Ctx {
             shutdown_requested: tokio::sync::Notify::new(),
             started: std::time::Instant::now(),
             uplink: Some(uplink),
+            attachments: Box::new([]),
             metrics: false,
             tunnel_window: crate::tunnel::DEFAULT_WINDOW,
         };

@@ -1,5 +1,6 @@
 //! `Edri::builder()`: choosing the managers, starting them, stopping them.
 
+use super::attach::{Attachment, Stage};
 use super::{ManagerSlot, ManagerStats, ManagerVitals, Shared, table};
 use crate::Ctx;
 use crate::builtin::{Started, Stopping};
@@ -53,9 +54,7 @@ impl Edri {
             grace: DEFAULT_GRACE,
             metrics: false,
             tunnel_window: crate::tunnel::DEFAULT_WINDOW,
-            switch: None,
-            #[cfg(feature = "api")]
-            api: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -74,9 +73,7 @@ pub struct EdriBuilder {
     grace: Duration,
     metrics: bool,
     tunnel_window: usize,
-    switch: Option<crate::switch::Switch>,
-    #[cfg(feature = "api")]
-    api: Option<crate::api::Api>,
+    attachments: Vec<Box<dyn Attachment>>,
 }
 
 impl std::fmt::Debug for EdriBuilder {
@@ -163,7 +160,7 @@ impl EdriBuilder {
         self
     }
 
-    /// Counts and times events for [`Running::metrics`] (always on with [`api`](Self::api)).
+    /// Counts and times events for [`Running::metrics`] (always on with the API broker).
     /// Costs two clock reads and three relaxed atomic adds per handled event, all in the
     /// task that handles it; senders count nothing.
     pub fn metrics(mut self, on: bool) -> Self {
@@ -171,40 +168,10 @@ impl EdriBuilder {
         self
     }
 
-    /// Starts the API broker ([`crate::api`]): REST routes from `#[event(http = ..)]`, the
-    /// WebSocket endpoint `/edri/ws`, `/edri/health`, `/edri/events` and `/metrics`.
-    ///
-    /// ```no_run
-    /// # async fn f() -> edri_runtime::Result<()> {
-    /// use edri_runtime::{Edri, api::Api};
-    /// let running = Edri::builder().api("127.0.0.1:8080").start().await?;
-    /// let running = Edri::builder().api(Api::new("127.0.0.1:0").token("s3cret")).start().await?;
-    /// println!("listening on {:?}", running.api_addr());
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "api")]
-    pub fn api(mut self, api: impl Into<crate::api::Api>) -> Self {
-        self.api = Some(api.into());
-        self
-    }
-
-    /// Joins the other routers of a switch ([`crate::switch`]): notifications reach their
-    /// subscribers too, requests without a responder here go to one of theirs, `request_all`
-    /// asks every router; nothing is lost or duplicated through outages of the outage window.
-    ///
-    /// ```no_run
-    /// # async fn f() -> edri_runtime::Result<()> {
-    /// use edri_runtime::{Edri, switch::Switch};
-    /// // The secret from EDRI_SWITCH_SECRET:
-    /// let running = Edri::builder().switch("127.0.0.1:7800").start().await?;
-    /// let running = Edri::builder()
-    ///     .switch(Switch::new("127.0.0.1:7800").secret("s3cret").id("billing"))
-    ///     .start()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn switch(mut self, switch: impl Into<crate::switch::Switch>) -> Self {
-        self.switch = Some(switch.into());
+    /// Attaches `attachment` (the API broker, a transport), replacing one of the same type.
+    pub(crate) fn attach<A: Attachment>(mut self, attachment: A) -> Self {
+        self.attachments.retain(|a| a.as_any().type_id() != std::any::TypeId::of::<A>());
+        self.attachments.push(Box::new(attachment));
         self
     }
 
@@ -238,29 +205,28 @@ impl EdriBuilder {
         }
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
-        let metrics = self.metrics;
         let tunnel_window = self.tunnel_window;
-        let switch_config = self.switch.take();
-        #[cfg(feature = "api")]
-        let api = match self.api.take() {
-            Some(config) => Some(crate::api::Prepared::new(config).await?),
-            None => None,
-        };
-        #[cfg(feature = "api")]
-        let metrics = metrics || api.is_some();
-        #[cfg_attr(not(feature = "api"), allow(unused_mut))]
+        let mut attachments = std::mem::take(&mut self.attachments);
+        for attachment in &mut attachments {
+            attachment.prepare().await?;
+        }
+        let metrics = self.metrics || attachments.iter().any(|a| a.counts_calls());
         let mut instances = self.instances()?;
-        #[cfg(feature = "api")]
-        if let Some(bridge) = api.as_ref().and_then(crate::api::Prepared::bridge) {
-            instances.push(bridge);
+        let before = instances.len();
+        instances.extend(attachments.iter_mut().flat_map(|a| a.managers()));
+        if instances.len() > before {
             instances.sort_by_key(|m| (m.descriptor().name, m.descriptor().location));
         }
         check_manager_names(&instances)?;
         let descriptors: Vec<_> = instances.iter().map(|m| m.descriptor()).collect();
-        let switch = match switch_config {
-            Some(config) => Some(Arc::new(crate::switch::Connector::new(config, &descriptors)?)),
-            None => None,
-        };
+        let mut uplink = None;
+        for attachment in &mut attachments {
+            if let Some(link) = attachment.uplink(&descriptors)? {
+                uplink = Some(link);
+            }
+        }
+        let attachments: Vec<Arc<dyn Attachment>> =
+            attachments.into_iter().map(Arc::from).collect();
 
         let mut mailboxes = Vec::with_capacity(instances.len());
         let mut receivers = Vec::with_capacity(instances.len());
@@ -305,7 +271,8 @@ impl EdriBuilder {
             draining: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
             started: std::time::Instant::now(),
-            uplink: switch.clone().map(|c| c as Arc<dyn super::Uplink>),
+            uplink,
+            attachments: attachments.iter().map(Arc::downgrade).collect(),
             metrics,
             tunnel_window,
         });
@@ -333,25 +300,18 @@ impl EdriBuilder {
             .collect();
         let names: Vec<&str> = shared.managers.iter().map(|m| m.descriptor.name).collect();
         tracing::info!(managers = ?names, "edri router started");
-        if let Some(switch) = &switch
-            && let Err(e) = switch.start(&shared).await
-        {
-            shared.stopping.store(true, Ordering::Release);
-            for task in &tasks {
-                task.abort();
+        let ctx = Ctx::new(shared.clone(), Origin::Outside);
+        for (i, attachment) in attachments.iter().enumerate() {
+            if let Err(e) = attachment.start(&ctx).await {
+                shared.stopping.store(true, Ordering::Release);
+                attachments[..i].iter().for_each(|a| a.abort());
+                for task in &tasks {
+                    task.abort();
+                }
+                return Err(e);
             }
-            return Err(e.into());
         }
-        let ctx = Ctx::new(shared, Origin::Outside);
-        Ok(Running {
-            switch,
-            #[cfg(feature = "api")]
-            api: api.map(|api| api.serve(ctx.clone())),
-            ctx,
-            tasks,
-            grace,
-            stopped: false,
-        })
+        Ok(Running { attachments, ctx, tasks, grace, stopped: false })
     }
 
     /// Starts, then runs until Ctrl-C, SIGTERM or [`Ctx::shutdown`], then shuts down
@@ -434,9 +394,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     grace: Duration,
     stopped: bool,
-    switch: Option<Arc<crate::switch::Connector>>,
-    #[cfg(feature = "api")]
-    api: Option<crate::api::ApiServer>,
+    attachments: Vec<Arc<dyn Attachment>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -472,32 +430,18 @@ impl Running {
             .collect()
     }
 
-    /// Where the API broker listens (`None` without [`EdriBuilder::api`]); with port 0 in
-    /// the configured address, the port the system picked.
-    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
-        #[cfg(feature = "api")]
-        return self.api.as_ref().map(crate::api::ApiServer::addr);
-        #[cfg(not(feature = "api"))]
-        None
-    }
-
     /// The router's metrics in the Prometheus text format: what the API broker serves at
-    /// `GET /metrics`. Counting is on with [`EdriBuilder::api`] or
-    /// [`EdriBuilder::metrics`]; otherwise the counters stay at zero.
+    /// `GET /metrics`, with the lines of every attachment (broker, switch). Counting is on with
+    /// the API broker or [`EdriBuilder::metrics`]; otherwise the counters stay at zero.
     pub fn metrics(&self) -> String {
-        #[cfg(feature = "api")]
-        if let Some(api) = &self.api {
-            return api.metrics();
-        }
         let mut out = String::new();
         crate::metrics::render(self.ctx.shared(), &mut out);
         out
     }
 
-    /// What the connector knows about the switch and the other routers (`None` without
-    /// [`EdriBuilder::switch`]).
-    pub fn switch(&self) -> Option<crate::switch::SwitchStatus> {
-        self.switch.as_ref().map(|s| s.status())
+    /// The attachment of type `A`, if this router has one.
+    pub(crate) fn attachment<A: Attachment>(&self) -> Option<&A> {
+        self.attachments.iter().find_map(|a| a.as_any().downcast_ref::<A>())
     }
 
     /// Resolves on Ctrl-C, SIGTERM or [`Ctx::shutdown`].
@@ -554,22 +498,24 @@ impl Running {
         let deadline = tokio::time::Instant::now() + self.grace;
         // From now on code outside managers is refused; handlers still send while draining.
         shared.draining.store(true, Ordering::Release);
-        // The API goes first: no new outside requests, the ones in flight are answered.
-        #[cfg(feature = "api")]
-        if let Some(api) = &mut self.api
-            && tokio::time::timeout_at(deadline, api.shutdown()).await.is_err()
-        {
-            tracing::warn!("API requests still running at the end of the grace period");
-            api.abort();
+        // Intake first (the API): no new outside requests, the ones in flight are answered.
+        for intake in self.attachments.iter().filter(|a| a.stage() == Stage::Intake) {
+            if tokio::time::timeout_at(deadline, intake.drain(deadline)).await.is_err() {
+                tracing::warn!("outside requests still running at the end of the grace period");
+                intake.abort();
+            }
         }
-        let switch = self.switch.clone();
+        let links: Vec<_> =
+            self.attachments.iter().filter(|a| a.stage() == Stage::Link).cloned().collect();
         let drain = async {
             Ctx::new(shared.clone(), Origin::Router).notify(Stopping).await.ok();
             shared.quiescent().await;
             // Other routers acknowledge what was sent to them; then this router leaves, and
             // whatever they delivered meanwhile is handled too.
-            if let Some(switch) = &switch {
-                switch.close(deadline).await;
+            if !links.is_empty() {
+                for link in &links {
+                    link.drain(deadline).await;
+                }
                 shared.quiescent().await;
             }
             shared.stopping.store(true, Ordering::Release);
@@ -583,8 +529,8 @@ impl Running {
         let drained = tokio::time::timeout_at(deadline, drain).await.is_ok();
         if !drained {
             shared.stopping.store(true, Ordering::Release);
-            if let Some(switch) = &self.switch {
-                switch.abort();
+            for link in &links {
+                link.abort();
             }
             tracing::warn!(grace = ?self.grace, "the router did not drain within the grace period; stopping managers now");
             for task in &self.tasks {
@@ -629,13 +575,9 @@ pub struct ShutdownReport {
 impl Drop for Running {
     fn drop(&mut self) {
         if !self.stopped {
-            #[cfg(feature = "api")]
-            if let Some(api) = &self.api {
-                api.abort();
-            }
             self.ctx.shared().stopping.store(true, Ordering::Release);
-            if let Some(switch) = &self.switch {
-                switch.abort();
+            for attachment in &self.attachments {
+                attachment.abort();
             }
             for task in &self.tasks {
                 task.abort();

@@ -1,6 +1,7 @@
 //! The router: owns the routing table that senders use to push straight into the
 //! subscribers' mailboxes. It is not a queue that events pass through.
 
+pub(crate) mod attach;
 mod builder;
 mod table;
 
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) started: std::time::Instant,
     /// Where events without a local route go (a worker process's parent), if anywhere.
     pub(crate) uplink: Option<Arc<dyn Uplink>>,
+    /// What is attached to the router (API broker, transport), for their metrics.
+    pub(crate) attachments: Box<[std::sync::Weak<dyn attach::Attachment>]>,
     /// Whether handler calls are counted and timed ([`crate::metrics`]).
     pub(crate) metrics: bool,
     /// The window of tunnels that do not set their own.

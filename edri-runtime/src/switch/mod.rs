@@ -62,6 +62,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attach;
 mod connector;
 pub(crate) mod frame;
 mod progress;

@@ -1,0 +1,57 @@
+//! The seam between the router and what joins it to the outside world: the API broker, the
+//! switch connector, any other transport. The router knows only this trait; each attachment
+//! extends [`EdriBuilder`](super::EdriBuilder) with its own method (`.api(..)`, `.switch(..)`)
+//! and [`Running`](super::Running) with its own status.
+
+use super::Uplink;
+use crate::Ctx;
+use crate::error::{Error, StartError};
+use crate::manager::{ErasedManager, ManagerDescriptor};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A future borrowing its attachment.
+pub(crate) type AttachFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// When an attachment is drained during [`Running::shutdown`](super::Running::shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// First, before `Stopping` is sent: it brings work in from outside (the API broker), so
+    /// it stops taking new work and finishes what is in flight.
+    Intake,
+    /// Once the router is quiescent: it links this router to others (a transport), so what
+    /// was sent through it is acknowledged, and what arrives meanwhile is still handled.
+    Link,
+}
+
+/// Something attached to a router. Called in this order: `prepare`, `managers`,
+/// `counts_calls`, `uplink` (before any manager runs), `start` (once every manager runs), then
+/// `drain` at its [`Stage`] of the shutdown, and `abort` when the grace period ran out or the
+/// `Running` was dropped.
+pub(crate) trait Attachment: Send + Sync + 'static {
+    /// Acquires what can fail before anything runs (binds a listener).
+    fn prepare(&mut self) -> AttachFuture<'_, Result<(), StartError>>;
+    /// Managers it runs inside the router.
+    fn managers(&mut self) -> Vec<Box<dyn ErasedManager>>;
+    /// Whether it needs handler calls counted (it serves metrics).
+    fn counts_calls(&self) -> bool;
+    /// The way to other routers it provides, knowing the router's managers. At most one
+    /// attachment of a router provides one.
+    fn uplink(
+        &mut self,
+        managers: &[&'static ManagerDescriptor],
+    ) -> Result<Option<std::sync::Arc<dyn Uplink>>, StartError>;
+    /// Starts; `ctx` is the router's context for outside code.
+    fn start<'a>(&'a self, ctx: &'a Ctx) -> AttachFuture<'a, Result<(), Error>>;
+    /// When the shutdown drains it.
+    fn stage(&self) -> Stage;
+    /// Finishes what it has in flight, within `deadline` (the caller aborts it after that).
+    fn drain(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()>;
+    /// Ends at once: tasks aborted, waiting callers fail.
+    fn abort(&self);
+    /// Adds its lines to the router's metrics text.
+    fn render_metrics(&self, out: &mut String);
+    /// For [`Running`](super::Running)'s typed accessors.
+    fn as_any(&self) -> &dyn Any;
+}
