@@ -33,6 +33,7 @@ const CASES: &[(&str, Case)] = &[
     ("no_responder_unavailable", |t| Box::pin(routing::no_responder(t))),
     ("request_timeout", |t| Box::pin(routing::request_timeout(t))),
     ("wrong_secret_refused", |t| Box::pin(routing::wrong_secret(t))),
+    ("fingerprint_mismatch_refused", |t| Box::pin(routing::fingerprint_mismatch(t))),
     ("tunnels", |t| Box::pin(tunnels::tunnels(t))),
     ("tunnel_outage", |t| Box::pin(tunnels::tunnel_outage(t))),
     ("tunnel_outage_beyond_window", |t| Box::pin(tunnels::tunnel_outage_beyond_window(t))),

@@ -142,3 +142,43 @@ pub async fn wrong_secret(t: &'static dyn Transport) {
     assert!(!t.link(&running).knows("x"));
     running.shutdown().await.unwrap();
 }
+
+/// `tests/other_build.rs` declares it with another field: a router built from there is
+/// refused.
+#[event(notification)]
+#[derive(Debug, Clone)]
+pub struct Drifted {
+    pub n: u64,
+}
+
+/// The router binary built from `tests/other_build.rs`, next to this one.
+fn other_build() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    let built = std::fs::read_dir(dir).unwrap().filter_map(Result::ok).filter(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("other_build-") && !name.contains('.')
+    });
+    let newest = built.max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
+    let hint = "no other_build binary: build it with `cargo test -p edri-switch --no-run`";
+    newest.expect(hint).path()
+}
+
+/// A router whose binary defines an event differently is refused, with an error naming the
+/// event; the others go on.
+pub async fn fingerprint_mismatch(t: &'static dyn Transport) {
+    let hub = t.start_hub("127.0.0.1:0");
+    let _routers = routers(t, &hub.addr, &[("b", "counter")]);
+    let running = ctl(t, &hub.addr).await;
+    wait_for_peers(t, &running, &["b"]).await;
+
+    let join = Join::new(&hub.addr, "x");
+    let (mut other, line) = router_exe(&other_build(), t, &join, "echo", &[]);
+    assert!(line.starts_with("error: ") && line.contains("`Drifted`"), "{line}");
+    assert!(line.contains("defined differently"), "{line}");
+    assert_eq!(other.child.wait().unwrap().code(), Some(3));
+    let link = t.link(&running);
+    assert!(link.connected && link.is_up("b") && !link.knows("x"), "{link:?}");
+    running.shutdown().await.unwrap();
+}
