@@ -22,7 +22,9 @@ mod outages;
 mod routing;
 mod tunnels;
 
+use edri::Running;
 use support::switch::SwitchTransport;
+use support::transport::Hub;
 use support::*;
 
 /// The cases, in the order they run.
@@ -54,6 +56,20 @@ fn routers(transport: &dyn Transport, addr: &str, routers: &[(&str, &str)]) -> V
         procs.push(proc);
     }
     procs
+}
+
+/// A hub, router processes (`(id, managers)`) joined to it, and this process's router `ctl`
+/// once it sees them all.
+async fn cluster(
+    transport: &'static dyn Transport,
+    ids: &[(&str, &str)],
+) -> (Hub, Vec<Proc>, Running) {
+    let hub = transport.start_hub("127.0.0.1:0");
+    let procs = routers(transport, &hub.addr, ids);
+    let running = ctl(transport, &hub.addr).await;
+    let ids: Vec<&str> = ids.iter().map(|&(id, _)| id).collect();
+    wait_for_peers(transport, &running, &ids).await;
+    (hub, procs, running)
 }
 
 fn main() {

@@ -1,7 +1,7 @@
 //! Routing across routers: notifications to every subscribed router, a request to exactly
 //! one responder, `request_all`, no responder, timeouts, failures, refused routers.
 
-use super::routers;
+use super::{cluster, routers};
 use crate::support::*;
 use edri::prelude::*;
 use std::collections::HashSet;
@@ -23,10 +23,8 @@ async fn reports(ctx: &Ctx, count: u64) -> Vec<ReportResponse> {
 /// A notification reaches the subscribers of every router, once each and in order: from
 /// this router, and from a manager on router a.
 pub async fn notify_fan_out(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("a", "streamer"), ("b", "counter"), ("c", "counter")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["a", "b", "c"]).await;
+    let (_hub, _routers, running) =
+        cluster(t, &[("a", "streamer"), ("b", "counter"), ("c", "counter")]).await;
     let ctx = running.ctx();
 
     for n in 0..10 {
@@ -56,10 +54,7 @@ pub async fn notify_fan_out(t: &'static dyn Transport) {
 /// A request goes to exactly one router (round-robin over b and c), its answer comes back
 /// here only, and a failure keeps its status.
 pub async fn request_one_responder(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("b", "echo"), ("c", "echo")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["b", "c"]).await;
+    let (_hub, _routers, running) = cluster(t, &[("b", "echo"), ("c", "echo")]).await;
     let ctx = running.ctx();
 
     let mut routers = HashSet::new();
@@ -85,10 +80,7 @@ pub async fn request_one_responder(t: &'static dyn Transport) {
 
 /// `request_all` gathers one answer per router: this router's responder and every other's.
 pub async fn request_all(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("b", "counter,echo"), ("c", "echo")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["b", "c"]).await;
+    let (_hub, _routers, running) = cluster(t, &[("b", "counter,echo"), ("c", "echo")]).await;
 
     let all = running.ctx().request_all(Who {}).await;
     let mut ids: Vec<String> = all.into_iter().map(|r| r.unwrap().router).collect();
@@ -99,10 +91,7 @@ pub async fn request_all(t: &'static dyn Transport) {
 
 /// A request nobody answers, on any router, fails with `Unavailable` at once.
 pub async fn no_responder(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("b", "echo")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["b"]).await;
+    let (_hub, _routers, running) = cluster(t, &[("b", "echo")]).await;
 
     let begin = Instant::now();
     let failure = running.ctx().request(Nobody {}).await.unwrap_err();
@@ -113,10 +102,7 @@ pub async fn no_responder(t: &'static dyn Transport) {
 
 /// The requester's timeout holds across routers, and the responder's router goes on.
 pub async fn request_timeout(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("b", "echo")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["b"]).await;
+    let (_hub, _routers, running) = cluster(t, &[("b", "echo")]).await;
     let ctx = running.ctx();
 
     let begin = Instant::now();
@@ -168,10 +154,7 @@ fn other_build() -> std::path::PathBuf {
 /// A router whose binary defines an event differently is refused, with an error naming the
 /// event; the others go on.
 pub async fn fingerprint_mismatch(t: &'static dyn Transport) {
-    let hub = t.start_hub("127.0.0.1:0");
-    let _routers = routers(t, &hub.addr, &[("b", "counter")]);
-    let running = ctl(t, &hub.addr).await;
-    wait_for_peers(t, &running, &["b"]).await;
+    let (hub, _routers, running) = cluster(t, &[("b", "counter")]).await;
 
     let join = Join::new(&hub.addr, "x");
     let (mut other, line) = router_exe(&other_build(), t, &join, "echo", &[]);
