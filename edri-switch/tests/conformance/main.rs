@@ -5,9 +5,13 @@
 //! Every case is written once against [`Transport`] and runs for every transport listed in
 //! `main`, as `<transport>::<case>`. To add a transport:
 //!
-//! 1. implement [`Transport`] in `tests/support/<name>.rs` (start its hub on an address, join
-//!    an `EdriBuilder` to it from a [`Join`], read a router's [`Link`] status);
+//! 1. implement [`Transport`] in `tests/support/<name>.rs`, declared in `support/mod.rs`
+//!    (start its hub on an address, join an `EdriBuilder` to it from a [`Join`], read a
+//!    router's [`Link`] status);
 //! 2. add it to the list in `main` below.
+//!
+//! Child routers are this binary started again: they rebuild their [`Join`] from the
+//! environment and join with the transport of the same name.
 //!
 //! `cargo test -p edri-switch --test conformance [-- FILTER...]` runs the cases whose name
 //! contains a filter (`switch::`, `tunnel`, `switch::receiver_killed`).
