@@ -3,18 +3,17 @@
 
 use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, Item, PROTOCOL, PeerInfo, Proof,
-    ToSwitch, Transcript, TunnelMessage, Verdict, decode, encode_item, frame, nonce, push_data,
-    push_frame, read_body, split_items,
+    ToSwitch, Transcript, TunnelMessage, Verdict, encode_item, nonce, push_data, split_items,
 };
 use super::progress::{Delivery, Progress};
 use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
 use crate::envelope::Handled;
 use crate::error::StartError;
 use crate::event::EventKind;
+use crate::framing::{FrameError, MAX_FRAME, decode, frame, push_frame, read_body};
 use crate::manager::ManagerDescriptor;
 use crate::router::{BoxFuture, EventRegistration, FastMap, Shared, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
-use crate::wire::{FrameError, MAX_FRAME};
 use crate::{Ctx, Failure};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
