@@ -64,7 +64,6 @@
 
 mod connector;
 pub(crate) mod frame;
-mod progress;
 mod server;
 
 pub(crate) use connector::{Connector, REMOTE};

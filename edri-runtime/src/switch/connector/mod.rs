@@ -1,11 +1,12 @@
 //! A router's end of the switch: one connection, kept up; numbered streams to every other
 //! router, kept until acknowledged; deduplicated, ordered delivery of theirs.
 
+mod progress;
+
 use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, Item, PROTOCOL, PeerInfo, Proof,
     ToSwitch, Transcript, TunnelMessage, Verdict, encode_item, nonce, push_data, split_items,
 };
-use super::progress::{Delivery, Progress};
 use super::{DEAD_AFTER, IDLE_PING, Peer, SECRET_ENV, Switch, SwitchStatus, WRITE_BATCH};
 use crate::envelope::Handled;
 use crate::error::StartError;
@@ -16,6 +17,7 @@ use crate::router::{BoxFuture, EventRegistration, FastMap, Shared, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::{Ctx, Failure};
 use bytes::Bytes;
+use progress::{Delivery, Progress};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
