@@ -398,6 +398,15 @@ mod tests {
         frames
     }
 
+    /// An outbox that sent events `0..n` to the connected router `b` at time 0.
+    fn sent_to_b(n: u8) -> Outbox {
+        let mut out = outbox(16);
+        out.up(id("b"), 0);
+        push(&mut out, "b", 0..n, 0);
+        assert_eq!(fill(&mut out, 0), [Sent::Data("b", 0, 0, (0..n).collect())]);
+        out
+    }
+
     #[test]
     fn sends_in_order_within_the_window_and_frees_what_is_acknowledged() {
         let mut out = outbox(2);
@@ -434,10 +443,7 @@ mod tests {
 
     #[test]
     fn resends_everything_unacknowledged_after_a_reconnection() {
-        let mut out = outbox(16);
-        out.up(id("b"), 0);
-        push(&mut out, "b", 0..4, 0);
-        assert_eq!(fill(&mut out, 0), [Sent::Data("b", 0, 0, vec![0, 1, 2, 3])]);
+        let mut out = sent_to_b(4);
         assert!(out.acked("b", 2, 1));
         out.disconnected();
         push(&mut out, "b", 4..5, 2);
@@ -453,10 +459,7 @@ mod tests {
 
     #[test]
     fn a_resend_request_goes_back_to_the_gap_only() {
-        let mut out = outbox(16);
-        out.up(id("b"), 0);
-        push(&mut out, "b", 0..5, 0);
-        fill(&mut out, 0);
+        let mut out = sent_to_b(5);
         assert!(out.acked("b", 1, 0));
         assert_eq!(out.resend("b", 3, 1), 2);
         assert_eq!(fill(&mut out, 1), [Sent::Data("b", 1, 3, vec![3, 4])]);
@@ -491,10 +494,7 @@ mod tests {
 
     #[test]
     fn in_flight_events_without_progress_are_sent_again() {
-        let mut out = outbox(16);
-        out.up(id("b"), 0);
-        push(&mut out, "b", 0..2, 0);
-        fill(&mut out, 0);
+        let mut out = sent_to_b(2);
         assert_eq!(out.expire(RETRANSMIT_MS), Expired::default());
         assert!(out.acked("b", 1, 1_000));
         assert_eq!(out.expire(RETRANSMIT_MS + 1), Expired::default(), "progress at 1 s");
@@ -549,10 +549,7 @@ mod tests {
 
     #[test]
     fn a_router_forgotten_loses_what_it_did_not_acknowledge() {
-        let mut out = outbox(16);
-        out.up(id("b"), 0);
-        push(&mut out, "b", 0..3, 0);
-        fill(&mut out, 0);
+        let mut out = sent_to_b(3);
         assert!(out.acked("b", 1, 0));
         assert_eq!(out.in_flight("b"), 2);
         assert_eq!(out.remove("b"), Some(2));
