@@ -1,5 +1,6 @@
-//! Frames between a router and its worker processes: [`crate::framing`] frames whose bodies
-//! are the postcard messages of the worker protocol ([`crate::worker`]).
+//! Frames between a router and its worker processes: a little-endian `u32` length, then that
+//! many bytes of postcard, carrying the messages of the worker protocol ([`crate::worker`]).
+//! The switch links use the same frames.
 //!
 //! Reading never trusts the peer: a length above [`MAX_FRAME`] or bytes that do not decode
 //! are errors, never panics or unbounded allocations.
