@@ -9,6 +9,7 @@ pub mod envelope;
 mod error;
 pub mod event;
 mod failure;
+mod framing;
 pub mod health;
 mod inline;
 mod mailbox;

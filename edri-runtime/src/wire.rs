@@ -1,55 +1,16 @@
-//! Frames between processes: a little-endian `u32` length, then that many bytes of postcard.
+//! Frames between a router and its worker processes: a little-endian `u32` length, then that
+//! many bytes of postcard, carrying the messages of the worker protocol ([`crate::worker`]).
+//! The switch links use the same frames.
 //!
 //! Reading never trusts the peer: a length above [`MAX_FRAME`] or bytes that do not decode
 //! are errors, never panics or unbounded allocations.
 
+pub(crate) use crate::framing::FrameReader;
+pub use crate::framing::{FrameError, MAX_FRAME};
+use crate::framing::{decode, frame, read_body, read_body_blocking};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// The largest frame accepted (64 MiB).
-pub const MAX_FRAME: usize = 64 << 20;
-
-/// What can go wrong reading or writing a frame.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// The peer closed the stream between frames.
-    #[error("the peer closed the connection")]
-    Closed,
-    /// Reading or writing failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The announced length is above [`MAX_FRAME`].
-    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
-    /// The bytes are not a valid frame.
-    #[error("malformed frame: {0}")]
-    Malformed(#[from] postcard::Error),
-}
-
-/// The bytes of one frame: length prefix and postcard body.
-fn encode<T: Serialize + ?Sized>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let body = postcard::to_stdvec(message)?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|&n| n as usize <= MAX_FRAME)
-        .ok_or(FrameError::TooLarge(body.len()))?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&body);
-    Ok(frame)
-}
-
-/// The body length announced by a frame's prefix, refused above [`MAX_FRAME`].
-fn body_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
-    let len = u32::from_le_bytes(prefix) as usize;
-    if len > MAX_FRAME { Err(FrameError::TooLarge(len)) } else { Ok(len) }
-}
-
-/// The error of reading a frame's prefix: a clean end of stream is [`FrameError::Closed`].
-fn prefix_error(e: std::io::Error) -> FrameError {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Closed } else { e.into() }
-}
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Writes one frame (and flushes).
 ///
@@ -60,7 +21,7 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize + ?Sized,
 {
-    writer.write_all(&encode(message)?).await?;
+    writer.write_all(&frame(message)?).await?;
     writer.flush().await?;
     Ok(())
 }
@@ -74,51 +35,7 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
-    let mut prefix = [0u8; 4];
-    reader.read_exact(&mut prefix).await.map_err(prefix_error)?;
-    let mut body = vec![0u8; body_len(prefix)?];
-    reader.read_exact(&mut body).await?;
-    Ok(postcard::from_bytes(&body)?)
-}
-
-/// Reads frames like [`read_frame`], but a read may be abandoned (in a `select!`) without
-/// losing bytes: what was read waits in the reader's buffer for the next call.
-pub(crate) struct FrameReader<R> {
-    inner: R,
-    buf: Vec<u8>,
-}
-
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        Self { inner, buf: Vec::new() }
-    }
-
-    /// The next frame.
-    ///
-    /// # Errors
-    /// As [`read_frame`].
-    pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
-        loop {
-            if let Some(prefix) = self.buf.first_chunk::<4>() {
-                let len = body_len(*prefix)?;
-                if self.buf.len() >= 4 + len {
-                    let message = postcard::from_bytes(&self.buf[4..4 + len]);
-                    self.buf.drain(..4 + len);
-                    return Ok(message?);
-                }
-                self.buf.reserve(4 + len - self.buf.len());
-            } else {
-                self.buf.reserve(64 << 10);
-            }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return Err(if self.buf.is_empty() {
-                    FrameError::Closed
-                } else {
-                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()
-                });
-            }
-        }
-    }
+    decode(&read_body(reader, MAX_FRAME).await?)
 }
 
 /// Blocking twin of [`write_frame`], for threads that own their pipe.
@@ -130,7 +47,7 @@ where
     W: std::io::Write,
     T: Serialize + ?Sized,
 {
-    writer.write_all(&encode(message)?)?;
+    writer.write_all(&frame(message)?)?;
     writer.flush()?;
     Ok(())
 }
@@ -144,11 +61,7 @@ where
     R: std::io::Read,
     T: DeserializeOwned,
 {
-    let mut prefix = [0u8; 4];
-    reader.read_exact(&mut prefix).map_err(prefix_error)?;
-    let mut body = vec![0u8; body_len(prefix)?];
-    reader.read_exact(&mut body)?;
-    Ok(postcard::from_bytes(&body)?)
+    decode(&read_body_blocking(reader, MAX_FRAME)?)
 }
 
 #[cfg(test)]

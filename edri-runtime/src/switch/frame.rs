@@ -1,7 +1,7 @@
 //! The switch protocol: what routers and the switch say to each other.
 //!
-//! Every frame is a little-endian `u32` length and that many bytes of postcard, as between a
-//! router and its worker processes ([`crate::wire`]). A connection goes through three stages:
+//! Every frame is a little-endian `u32` length and that many bytes of postcard
+//! ([`crate::framing`]), as between a router and its worker processes. A connection goes through three stages:
 //!
 //! 1. **Authentication**, with small fixed types only ([`Hello`], [`Challenge`], [`Proof`],
 //!    [`Verdict`]), each frame at most [`HANDSHAKE_LIMIT`] bytes. Both sides prove that they
@@ -16,11 +16,9 @@
 //!    they delivered and ask for a resend when they see a gap.
 
 use crate::Failure;
-use crate::wire::{FrameError, MAX_FRAME};
-use bytes::Bytes;
+use crate::framing::{FrameError, MAX_FRAME, push_frame, seal};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Version of the switch protocol; both sides must speak the same one.
 pub const PROTOCOL: u32 = 2;
@@ -316,29 +314,6 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Appends one frame (length prefix and postcard body) to `out`.
-pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, message: &T) -> Result<(), FrameError> {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    if let Err(e) = postcard::to_io(message, &mut *out) {
-        out.truncate(at);
-        return Err(e.into());
-    }
-    seal(out, at)
-}
-
-/// Writes the length of the frame that starts at `at` (its 4-byte prefix) and runs to the end
-/// of `out`; removes the frame when it is too large.
-fn seal(out: &mut Vec<u8>, at: usize) -> Result<(), FrameError> {
-    let len = out.len() - at - 4;
-    if len > MAX_FRAME {
-        out.truncate(at);
-        return Err(FrameError::TooLarge(len));
-    }
-    out[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(())
-}
-
 /// Pushes a `Data` frame whose items are `items` one after the other (`total` bytes in all),
 /// without gathering them into one buffer first: the same bytes as [`push_frame`] of
 /// `ToSwitch::Data { .., items: &all }`.
@@ -366,44 +341,6 @@ pub(crate) fn push_data<'a>(
         out.extend_from_slice(item);
     }
     seal(out, at)
-}
-
-/// One frame's bytes.
-pub(crate) fn frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = Vec::new();
-    push_frame(&mut out, message)?;
-    Ok(out)
-}
-
-/// Reads one frame's body, refusing a length above `limit` before allocating anything.
-///
-/// # Errors
-/// [`FrameError::Closed`] at a clean end of stream, [`FrameError::TooLarge`], or I/O.
-pub(crate) async fn read_body<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: usize,
-) -> Result<Bytes, FrameError> {
-    let mut prefix = [0u8; 4];
-    reader.read_exact(&mut prefix).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Closed } else { e.into() }
-    })?;
-    let len = u32::from_le_bytes(prefix) as usize;
-    if len > limit.min(MAX_FRAME) {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await?;
-    Ok(Bytes::from(body))
-}
-
-/// Decodes a whole frame body as `T` (trailing bytes are an error too).
-pub(crate) fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
-    let (value, rest) = postcard::take_from_bytes(body)?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(FrameError::Malformed(postcard::Error::DeserializeBadEncoding))
-    }
 }
 
 /// A fresh random nonce.
@@ -467,6 +404,7 @@ impl<'a> Transcript<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::{decode, frame, read_body};
 
     /// A small deterministic generator, so that a failing case can be replayed.
     struct XorShift(u64);

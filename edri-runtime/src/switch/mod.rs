@@ -65,7 +65,6 @@
 mod attach;
 mod connector;
 pub(crate) mod frame;
-mod progress;
 mod server;
 
 pub(crate) use connector::Connector;

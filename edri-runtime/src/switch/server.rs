@@ -7,10 +7,10 @@
 
 use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, PROTOCOL, PeerInfo, Proof,
-    ToSwitch, Transcript, Verdict, decode, frame, nonce, read_body,
+    ToSwitch, Transcript, Verdict, nonce,
 };
 use super::{DEAD_AFTER, IDLE_PING, WRITE_BATCH};
-use crate::wire::{FrameError, MAX_FRAME};
+use crate::framing::{FrameError, MAX_FRAME, decode, frame, read_body};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
