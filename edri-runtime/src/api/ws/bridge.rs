@@ -68,6 +68,9 @@ impl Bridge {
         Some(Box::new(Self { hub, events: events.as_slice() }))
     }
 
+    /// Serves the mailbox. Not the serve loop of `#[manager]` types: that one reads the
+    /// compile-time `Manager::DESCRIPTOR`, and this descriptor's handlers (one per `ws`
+    /// notification of the binary) are known only once `inventory` is read.
     async fn serve(self, mut mailbox: mpsc::Receiver<Envelope>, ctx: Ctx) {
         let shared = ctx.shared().clone();
         let stats = shared.stats(ctx.origin());

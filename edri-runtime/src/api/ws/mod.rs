@@ -1,11 +1,12 @@
 //! `GET /edri/ws`: events both ways over one WebSocket per client.
 //!
 //! A client sends `{"event": name, "id": n, "data": {..}}` for `ws` events and gets
-//! `{"id": n, "ok": ..}` or `{"id": n, "error": {"status", "message"}}`; it chooses pushed
-//! notifications with `{"subscribe": name, "filter": {field: value}}` and
-//! `{"unsubscribe": name}`. Pushes are `{"event": name, "data": {..}}`.
+//! `{"id": n, "ok": ..}` or `{"id": n, "error": {"status", "message", "field"?}}`; it chooses
+//! pushed notifications with `{"subscribe": name, "filter": {field: value}}` and
+//! `{"unsubscribe": name}`. Pushes are `{"event": name, "data": {..}}`. Messages are read in
+//! `message`, clients and their queues kept in `hub`.
 //!
-//! `ws` notifications reach the broker through an ordinary manager, `edri.api`, subscribed to
+//! `ws` notifications reach the broker through a manager, `edri.api` (`bridge`), subscribed to
 //! each of them; it encodes a notification once (only when some client subscribes to it) and
 //! hands it to every matching client's bounded queue. A client whose queue is full is
 //! disconnected (close code 1008, with the reason) instead of growing memory.
@@ -135,21 +136,20 @@ fn reply_error(state: &ApiState, client: u64, id: &Value, refused: &Refused) {
 /// One text message from client `client`.
 fn handle(state: &Arc<ApiState>, client: u64, text: &str, permit: OwnedSemaphorePermit) {
     let (id, message) = ClientMessage::parse(text);
-    let answered = match message {
-        Ok(ClientMessage::Call(call)) => send_event(state, client, &id, call, permit),
-        Ok(ClientMessage::Subscribe(subscribe)) => {
-            add_subscription(state, client, subscribe).map(|name| {
-                reply(state, client, &json!({ "id": id, "subscribed": name }));
-            })
+    let answered = message.and_then(|message| match message {
+        ClientMessage::Call(call) => send_event(state, client, &id, call, permit),
+        ClientMessage::Subscribe(subscribe) => {
+            let name = add_subscription(state, client, subscribe)?;
+            reply(state, client, &json!({ "id": id, "subscribed": name }));
+            Ok(())
         }
-        Ok(ClientMessage::Unsubscribe(Unsubscribe { unsubscribe: name })) => {
+        ClientMessage::Unsubscribe(Unsubscribe { unsubscribe: name }) => {
             let was = state.hub.unsubscribe(client, &name);
             let answer = json!({ "id": id, "unsubscribed": name, "was_subscribed": was });
             reply(state, client, &answer);
             Ok(())
         }
-        Err(refused) => Err(refused),
-    };
+    });
     if let Err(refused) = answered {
         reply_error(state, client, &id, &refused);
     }
