@@ -7,7 +7,7 @@
 //! non-event, and each value would repeat the error); the return check is the bound of
 //! `Event::__finish::<R>`, spanned at the user's return type.
 
-pub use crate::api::ApiHooks;
+pub use crate::api::hooks::ApiHooks;
 pub use crate::api::schema::{
     EventSchema, FieldSchema, SchemaGenerator, SchemaProbe, ViaJsonSchema, ViaNoSchema,
     object as object_schema,

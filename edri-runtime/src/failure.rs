@@ -28,6 +28,10 @@ pub enum Status {
     Timeout,
     /// The handler panicked or its worker died (HTTP 500).
     Crashed,
+    /// The route exists, but not for this HTTP method (HTTP 405).
+    MethodNotAllowed,
+    /// The request, or one message of it, is over the size limit (HTTP 413).
+    TooLarge,
 }
 
 impl Status {
@@ -43,6 +47,8 @@ impl Status {
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Crashed => "crashed",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooLarge => "too_large",
         }
     }
 }

@@ -1076,6 +1076,70 @@ async fn ws_malformed_messages_are_answered_and_the_socket_stays_open() {
     stop(running).await;
 }
 
+/// Messages of an unknown kind, with values of the wrong type, or with fields the event does
+/// not have: each gets an error reply naming the key at fault (or none, for the message as a
+/// whole); the socket keeps answering calls and pushing to its subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_bad_messages_name_the_key_at_fault_and_the_socket_keeps_working() {
+    let (running, addr) = start(local()).await;
+    let mut ws = ws_connect(addr).await;
+    ws_send(&mut ws, json!({"subscribe": "Said", "id": "sub", "filter": {"room": "k"}})).await;
+    assert_eq!(ws_recv(&mut ws).await, json!({"id": "sub", "subscribed": "Said"}));
+
+    // (message, status, field, words the message must contain)
+    let cases: [(Value, &str, Option<&str>, &[&str]); 10] = [
+        (json!({"id": 1, "type": "call", "name": "Echo"}), "invalid", None, &["`event`"]),
+        (json!({"id": 2, "Event": "Echo"}), "invalid", None, &["`subscribe`"]),
+        (json!({"id": 3, "event": 5}), "invalid", Some("event"), &["`event`", "string"]),
+        (json!({"id": 4, "event": null}), "invalid", Some("event"), &["`event`", "string"]),
+        (json!({"id": 5, "event": "Echo", "data": "text"}), "invalid", Some("data"), &["object"]),
+        (
+            json!({"id": 6, "event": "Echo", "data": {"text": "x", "colour": "red"}}),
+            "invalid",
+            Some("colour"),
+            &["`colour`", "text"],
+        ),
+        (json!({"id": 7, "event": "Echo", "data": null}), "invalid", Some("text"), &["`text`"]),
+        (json!({"id": 8, "subscribe": "Nope"}), "not_found", Some("subscribe"), &["`Nope`"]),
+        (
+            json!({"id": 9, "subscribe": "Said", "filter": ["room"]}),
+            "invalid",
+            Some("filter"),
+            &["`filter`", "an array"],
+        ),
+        (json!({"id": 10, "unsubscribe": 1}), "invalid", Some("unsubscribe"), &["string"]),
+    ];
+    for (message, status, field, words) in cases {
+        let id = message["id"].clone();
+        ws_send(&mut ws, message.clone()).await;
+        let (reply, pushes) = ws_until_id(&mut ws, &id).await;
+        assert!(pushes.is_empty(), "{message}: {pushes:?}");
+        assert_eq!(reply["error"]["status"], status, "{message}: {reply}");
+        assert_eq!(reply["error"]["field"].as_str(), field, "{message}: {reply}");
+        let text = reply["error"]["message"].as_str().unwrap_or_default();
+        for word in words {
+            assert!(text.contains(word), "{message}: `{word}` missing from {reply}");
+        }
+        let (ok, _) = ws_call(&mut ws, json!("after"), "Echo", json!({"text": "still here"})).await;
+        assert_eq!(ok["ok"]["said"], "still here", "after {message}: {ok}");
+    }
+
+    // Keys a message does not use are ignored, as they always were.
+    let extra = json!({"event": "Echo", "id": 11, "data": {"text": "hi"}, "trace": "t-1"});
+    ws_send(&mut ws, extra).await;
+    let (reply, _) = ws_until_id(&mut ws, &json!(11)).await;
+    assert_eq!(reply["ok"]["said"], "hi", "{reply}");
+
+    // The subscription made before the bad messages still pushes.
+    running.ctx().notify(Said { room: "k".into(), text: "still pushed".into() }).await.unwrap();
+    assert_eq!(
+        ws_recv(&mut ws).await,
+        json!({"event": "Said", "data": {"room": "k", "text": "still pushed"}})
+    );
+    drop(ws);
+    stop(running).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. Slow client
 // ---------------------------------------------------------------------------------------------

@@ -180,10 +180,10 @@ async fn connection(
 
 /// Answers `503` without reading the request, and closes.
 fn refuse(stream: TcpStream, max: usize) {
-    let body = serde_json::json!({"error": {
-        "status": "unavailable",
-        "message": format!("the server has reached its limit of {max} connections; try again later"),
-    }})
+    let message = format!("the server has reached its limit of {max} connections; try again later");
+    let body = serde_json::json!({
+        "error": super::rest::error_object(crate::Status::Unavailable, &message, None)
+    })
     .to_string();
     let head = format!(
         "HTTP/1.1 {}\r\n{}: application/json\r\n{}: {}\r\n{}: close\r\n\r\n",

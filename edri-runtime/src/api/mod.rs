@@ -11,7 +11,8 @@
 //!   for events declared with `ws`, get `{"id": n, "ok": ..}` or
 //!   `{"id": n, "error": {"status", "message"}}`, and `{"subscribe": name, "filter": {..}}` /
 //!   `{"unsubscribe": name}` to `ws` notifications, which are pushed as
-//!   `{"event": name, "data": {..}}`.
+//!   `{"event": name, "data": {..}}`. A message that is none of these, or whose values have
+//!   the wrong type, gets an error reply naming the key at fault; the socket stays open.
 //! * **Built in.** `GET /edri/health` ([`HealthCheck`](crate::HealthCheck)), `GET /edri/events`
 //!   (the catalog, with JSON schemas), `GET /metrics` (Prometheus text).
 //!
@@ -20,16 +21,27 @@
 //! (header, body and idle timeouts, the connection cap).
 //!
 //! Errors are `{"error": {"status", "message", "field"?}}` (`field` when one input field or
-//! parameter is at fault). `status` is the [`Status`](crate::Status) of a failure
-//! (`invalid`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `failed`,
-//! `unavailable`, `timeout`, `crashed`) or one of the broker's own: `method_not_allowed`
-//! (405), `too_large` (413); a request whose body did not arrive in time gets `timeout`
-//! (408), a connection refused at the cap `unavailable` (503).
+//! parameter is at fault). `status` is the name of a [`Status`](crate::Status)
+//! ([`Status::as_str`](crate::Status::as_str)): a failure's (`invalid`, `unauthorized`,
+//! `forbidden`, `not_found`, `conflict`, `failed`, `unavailable`, `timeout`, `crashed`) or
+//! the broker's own `method_not_allowed` (405) and `too_large` (413); a request whose body
+//! did not arrive in time gets `timeout` (408), a connection refused at the cap
+//! `unavailable` (503).
+//!
+//! The catalog describes a field or response type fully when the type implements
+//! [`schemars::JsonSchema`]; other types get an open schema naming them. Derive it on your
+//! own types:
+//!
+//! ```ignore
+//! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, edri::schemars::JsonSchema)]
+//! #[schemars(crate = "edri::schemars")]
+//! pub struct Point { pub x: f64, pub y: f64 }
+//! ```
 //!
 //! [`EdriBuilder::api`]: crate::EdriBuilder::api
 
-pub mod hooks;
-pub mod schema;
+pub(crate) mod hooks;
+pub(crate) mod schema;
 
 #[cfg(feature = "api")]
 mod attach;
@@ -48,7 +60,7 @@ mod server;
 #[cfg(feature = "api")]
 mod ws;
 
-pub use hooks::{ApiHooks, FieldError};
+pub(crate) use hooks::ApiHooks;
 #[cfg(feature = "api")]
 pub use rest::http_status;
 

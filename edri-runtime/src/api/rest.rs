@@ -18,24 +18,21 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The error status of `405 Method Not Allowed`.
-pub(crate) const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-/// The error status of `413 Content Too Large`.
-pub(crate) const TOO_LARGE: &str = "too_large";
-
 /// Paths the broker serves itself.
 const RESERVED: &[&str] = &["/edri/health", "/edri/events", "/edri/ws", "/metrics"];
 
 /// The HTTP status code of a failure status: `Invalid` 400, `Unauthorized` 401, `Forbidden`
-/// 403, `NotFound` 404, `Conflict` 409, `Failed` and `Crashed` 500, `Unavailable` 503,
-/// `Timeout` 504.
+/// 403, `NotFound` 404, `MethodNotAllowed` 405, `Conflict` 409, `TooLarge` 413, `Failed` and
+/// `Crashed` 500, `Unavailable` 503, `Timeout` 504.
 pub fn http_status(status: Status) -> u16 {
     match status {
         Status::Invalid => 400,
         Status::Unauthorized => 401,
         Status::Forbidden => 403,
         Status::NotFound => 404,
+        Status::MethodNotAllowed => 405,
         Status::Conflict => 409,
+        Status::TooLarge => 413,
         Status::Failed | Status::Crashed => 500,
         Status::Unavailable => 503,
         Status::Timeout => 504,
@@ -49,28 +46,20 @@ pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
 ) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed",
-            &format!("cannot encode the response: {e}"),
-            None,
-        ),
+        Err(e) => error_response(Status::Failed, &format!("cannot encode the response: {e}"), None),
     }
 }
 
-/// `{"error": {"status", "message", "field"?}}` with an HTTP status.
-pub(crate) fn error_response(
-    code: StatusCode,
-    status: &str,
-    message: &str,
-    field: Option<&str>,
-) -> Response {
+/// `{"error": {"status", "message", "field"?}}` with the HTTP status of `status`.
+pub(crate) fn error_response(status: Status, message: &str, field: Option<&str>) -> Response {
+    let code =
+        StatusCode::from_u16(http_status(status)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(code, &json!({ "error": error_object(status, message, field) }))
 }
 
 /// `{"status", "message", "field"?}`: the error of a REST response and of a WebSocket reply.
-pub(crate) fn error_object(status: &str, message: &str, field: Option<&str>) -> Value {
-    let mut error = json!({ "status": status, "message": message });
+pub(crate) fn error_object(status: Status, message: &str, field: Option<&str>) -> Value {
+    let mut error = json!({ "status": status.as_str(), "message": message });
     if let Some(field) = field {
         error["field"] = Value::from(field);
     }
@@ -79,9 +68,7 @@ pub(crate) fn error_object(status: &str, message: &str, field: Option<&str>) -> 
 
 /// The response of a failed request.
 pub(crate) fn failure_response(failure: &Failure) -> Response {
-    let code = StatusCode::from_u16(http_status(failure.status()))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error_response(code, failure.status().as_str(), failure.message(), None)
+    error_response(failure.status(), failure.message(), None)
 }
 
 /// One route per `http = ..` event, grouped by path so that a wrong method gets `405`.
@@ -138,12 +125,7 @@ pub(crate) fn routes(catalog: &Catalog) -> Result<Router<Arc<ApiState>>, StartEr
                     request.uri().path(),
                     allow.to_str().unwrap_or("")
                 );
-                let mut response = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    METHOD_NOT_ALLOWED,
-                    &message,
-                    None,
-                );
+                let mut response = error_response(Status::MethodNotAllowed, &message, None);
                 response.headers_mut().insert(header::ALLOW, allow);
                 response
             }
@@ -205,7 +187,7 @@ async fn call(
     body: axum::body::Body,
 ) -> Response {
     let Some(entry) = state.catalog.events.get(event) else {
-        return error_response(StatusCode::NOT_FOUND, "not_found", "no such event", None);
+        return error_response(Status::NotFound, "no such event", None);
     };
     let body = match read_body(&state, body).await {
         Ok(body) => body,
@@ -217,14 +199,7 @@ async fn call(
     };
     let pending = match (entry.hooks.call)(state.ctx.clone(), value, state.timeout) {
         Ok(pending) => pending,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                &e.to_string(),
-                e.field.as_deref(),
-            );
-        }
+        Err(e) => return error_response(Status::Invalid, &e.to_string(), e.field.as_deref()),
     };
     match pending.await {
         Ok(response) => json_response(StatusCode::OK, &response),
@@ -245,15 +220,16 @@ async fn read_body(state: &ApiState, body: axum::body::Body) -> Result<Bytes, Bo
                 .any(|e| e.is::<http_body_util::LengthLimitError>());
             Err(Box::new(if too_large {
                 let message = format!("the body is over the limit of {limit} bytes");
-                error_response(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, &message, None)
+                error_response(Status::TooLarge, &message, None)
             } else {
                 *bad(&format!("cannot read the body: {e}"), None)
             }))
         }
         Err(_) => {
             let message = format!("the body did not arrive within {timeout:?}");
-            let mut response =
-                error_response(StatusCode::REQUEST_TIMEOUT, "timeout", &message, None);
+            // `408`: the client was too slow, where `Timeout` otherwise means the server was.
+            let mut response = error_response(Status::Timeout, &message, None);
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             Err(Box::new(response))
         }
@@ -261,7 +237,7 @@ async fn read_body(state: &ApiState, body: axum::body::Body) -> Result<Bytes, Bo
 }
 
 fn bad(message: &str, field: Option<&str>) -> Box<Response> {
-    Box::new(error_response(StatusCode::BAD_REQUEST, "invalid", message, field))
+    Box::new(error_response(Status::Invalid, message, field))
 }
 
 /// The event's JSON: the body's object, then query and path parameters (a field given twice
@@ -374,7 +350,7 @@ fn insert(
     Ok(())
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -402,7 +378,9 @@ mod tests {
             (Status::Unauthorized, 401),
             (Status::Forbidden, 403),
             (Status::NotFound, 404),
+            (Status::MethodNotAllowed, 405),
             (Status::Conflict, 409),
+            (Status::TooLarge, 413),
             (Status::Failed, 500),
             (Status::Crashed, 500),
             (Status::Unavailable, 503),

@@ -11,14 +11,7 @@
 //! `#[event]` does not require `JsonSchema` of anyone: for each field (and the response) it
 //! probes at the expansion site whether the type implements [`JsonSchema`]. Types that do
 //! (every std type, and user types deriving it) get their full schema; others an open schema
-//! whose description names the type. Derive `JsonSchema` on your own field types for a full
-//! catalog:
-//!
-//! ```ignore
-//! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, edri::schemars::JsonSchema)]
-//! #[schemars(crate = "edri::schemars")]
-//! pub struct Point { pub x: f64, pub y: f64 }
-//! ```
+//! whose description names the type (the module doc of `api` shows the derive).
 
 use core::marker::PhantomData;
 pub use schemars::{JsonSchema, Schema, SchemaGenerator};

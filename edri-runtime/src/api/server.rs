@@ -5,11 +5,11 @@ use super::Api;
 use super::catalog::Catalog;
 use super::conn::{Connections, Timeouts};
 use super::listen::{self, Stop};
-use super::rest::{self, TOO_LARGE, error_response, failure_response, json_response};
+use super::rest::{self, error_response, failure_response, json_response};
 use super::ws::{self, Hub};
 use crate::error::StartError;
 use crate::manager::ErasedManager;
-use crate::{Ctx, HealthCheck};
+use crate::{Ctx, HealthCheck, Status};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -186,12 +186,8 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
     let limit = state.config.body_limit;
     let response = match &state.config.token {
         Some(token) if !authorized(&request, token) => {
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer token is required: `Authorization: Bearer <token>`",
-                None,
-            );
+            let message = "a bearer token is required: `Authorization: Bearer <token>`";
+            let mut response = error_response(Status::Unauthorized, message, None);
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -202,8 +198,7 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
                 "the body is {} bytes; the limit is {limit}",
                 announced.unwrap_or_default()
             );
-            let mut response =
-                error_response(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, &message, None);
+            let mut response = error_response(Status::TooLarge, &message, None);
             // The body is not read: the connection cannot carry another request.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
@@ -253,17 +248,12 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = crate::manager::panic_message(&*panic).to_owned();
     tracing::error!(panic = %message, "the API broker panicked while serving a request");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "crashed",
-        "the server failed while serving this request",
-        None,
-    )
+    error_response(Status::Crashed, "the server failed while serving this request", None)
 }
 
 async fn not_found(request: Request) -> Response {
     let message = format!("no route for {} {}", request.method(), request.uri().path());
-    error_response(StatusCode::NOT_FOUND, "not_found", &message, None)
+    error_response(Status::NotFound, &message, None)
 }
 
 async fn health(State(state): State<Arc<ApiState>>) -> Response {
