@@ -141,13 +141,40 @@ impl<M: Manager> ErasedManager for M {
         ctx: Ctx,
         runtime: &tokio::runtime::Handle,
     ) -> tokio::task::JoinHandle<()> {
-        runtime.spawn(serve(*self, mailbox, ctx))
+        runtime.spawn(serve(*self, M::DESCRIPTOR, mailbox, ctx))
     }
 }
 
-/// Serves one manager's mailbox until a stop envelope or until every sender is gone.
-async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ctx: Ctx) {
-    let descriptor = M::DESCRIPTOR;
+/// What the serve loop runs: every `#[manager]` type, and managers whose handlers are known
+/// only at start (the API broker's WebSocket bridge).
+pub(crate) trait Serve: Send + 'static {
+    /// Runs the handler the envelope is addressed to.
+    fn dispatch<'a>(
+        &'a mut self,
+        envelope: Envelope,
+        ctx: &'a Ctx,
+    ) -> impl Future<Output = ()> + Send + 'a;
+}
+
+impl<M: Manager> Serve for M {
+    #[inline]
+    fn dispatch<'a>(
+        &'a mut self,
+        envelope: Envelope,
+        ctx: &'a Ctx,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        Manager::dispatch(self, envelope, ctx)
+    }
+}
+
+/// Serves one manager's mailbox until a stop envelope or until every sender is gone: the
+/// handlers of `descriptor`, one event at a time, panics caught, leftovers counted.
+pub(crate) async fn serve<M: Serve>(
+    mut manager: M,
+    descriptor: &'static ManagerDescriptor,
+    channel: mpsc::Receiver<Envelope>,
+    ctx: Ctx,
+) {
     let shared = ctx.shared().clone();
     let stats = shared.stats(ctx.origin());
     let mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
@@ -176,7 +203,7 @@ async fn serve<M: Manager>(mut manager: M, channel: mpsc::Receiver<Envelope>, ct
         };
         let handler = envelope.handler;
         stats.begin();
-        let delivery = CatchUnwind { inner: manager.dispatch(envelope, &ctx) };
+        let delivery = CatchUnwind { inner: Serve::dispatch(&mut manager, envelope, &ctx) };
         let outcome =
             if span.is_disabled() { delivery.await } else { delivery.instrument(span).await };
         shared.record_call(ctx.origin(), handler, since);

@@ -3,10 +3,11 @@
 
 use super::hub::Hub;
 use crate::Ctx;
-use crate::envelope::{Envelope, Payload};
+use crate::envelope::Envelope;
 use crate::event::{EventKind, Location};
 use crate::manager::{
-    ErasedManager, HandlerDescriptor, ManagerDescriptor, ManagerOptions, Mode, QueueKind,
+    ErasedManager, HandlerDescriptor, ManagerDescriptor, ManagerOptions, Mode, QueueKind, Serve,
+    serve,
 };
 use crate::registry::EventRegistration;
 use std::any::TypeId;
@@ -67,30 +68,22 @@ impl Bridge {
         }
         Some(Box::new(Self { hub, events: events.as_slice() }))
     }
+}
 
-    /// Serves the mailbox. Not the serve loop of `#[manager]` types: that one reads the
-    /// compile-time `Manager::DESCRIPTOR`, and this descriptor's handlers (one per `ws`
-    /// notification of the binary) are known only once `inventory` is read.
-    async fn serve(self, mut mailbox: mpsc::Receiver<Envelope>, ctx: Ctx) {
-        let shared = ctx.shared().clone();
-        let stats = shared.stats(ctx.origin());
-        while let Some(envelope) = mailbox.recv().await {
-            if matches!(envelope.payload, Payload::Stop) {
-                break;
-            }
-            stats.begin();
-            let since = shared.clock();
-            let handler = envelope.handler;
-            if let Some(reg) = self.events.get(usize::from(handler))
-                && self.hub.subscribed(reg.meta.name)
-                && let Some(encode) = reg.api.map(|h| h.encode)
-                && let Some(data) = encode(envelope)
-            {
-                self.hub.push(reg.meta.name, data);
-            }
-            shared.record_call(ctx.origin(), handler, since);
-            stats.end();
+impl Serve for Bridge {
+    fn dispatch<'a>(
+        &'a mut self,
+        envelope: Envelope,
+        _ctx: &'a Ctx,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        if let Some(reg) = self.events.get(usize::from(envelope.handler))
+            && self.hub.subscribed(reg.meta.name)
+            && let Some(encode) = reg.api.map(|h| h.encode)
+            && let Some(data) = encode(envelope)
+        {
+            self.hub.push(reg.meta.name, data);
         }
+        std::future::ready(())
     }
 }
 
@@ -105,6 +98,6 @@ impl ErasedManager for Bridge {
         ctx: Ctx,
         runtime: &tokio::runtime::Handle,
     ) -> tokio::task::JoinHandle<()> {
-        runtime.spawn(self.serve(mailbox, ctx))
+        runtime.spawn(serve(*self, &descriptor().1, mailbox, ctx))
     }
 }

@@ -68,16 +68,18 @@ impl Connector {
                     if let Some(first) = first.take() {
                         let _ = first.send(Ok(()));
                     }
-                    let mut writer = tokio::spawn(self.clone().write_loop(write));
+                    // Aborted with this task too (`Connector::abort`): the writer owns the
+                    // socket's write half, which must close when the connector stops.
+                    let mut writer = AbortOnDrop(tokio::spawn(self.clone().write_loop(write)));
                     let outcome = tokio::select! {
                         outcome = self.read_loop(read, &mut origins) => outcome,
-                        outcome = &mut writer => match outcome {
+                        outcome = &mut writer.0 => match outcome {
                             Ok(Ok(())) => Ok(()),
                             Ok(Err(e)) => Err(e),
                             Err(e) => Err(format!("writer ended: {e}")),
                         },
                     };
-                    writer.abort();
+                    drop(writer);
                     self.connected.store(false, Ordering::Release);
                     self.leaving.store(false, Ordering::Release);
                     self.outbox().disconnected();
@@ -252,6 +254,15 @@ impl Connector {
             wrote = tokio::time::Instant::now();
             buf.clear();
         }
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
