@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The largest frame accepted (64 MiB).
-pub const MAX_FRAME: usize = 64 << 20;
+pub(crate) const MAX_FRAME: usize = 64 << 20;
 
 /// Bytes of the length prefix.
 const PREFIX: usize = 4;
 
 /// What can go wrong reading or writing a frame.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The peer closed the stream between frames.
     #[error("the peer closed the connection")]
     Closed,

@@ -2,18 +2,20 @@
 //!
 //! Users depend on the `edri` facade, which re-exports this crate together with the macros.
 
+#![warn(unreachable_pub)]
+
 pub mod api;
-pub mod builtin;
+mod builtin;
 mod ctx;
-pub mod envelope;
+mod envelope;
 mod error;
-pub mod event;
+mod event;
 mod failure;
 mod framing;
 pub mod health;
 mod inline;
 mod mailbox;
-pub mod manager;
+mod manager;
 mod metrics;
 mod mode;
 mod registry;
@@ -22,7 +24,7 @@ pub mod scheduler;
 pub mod store;
 pub mod switch;
 pub mod tunnel;
-pub mod wire;
+mod wire;
 
 #[doc(hidden)]
 pub mod __private;
@@ -31,12 +33,15 @@ pub use builtin::{Started, Stopping};
 pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};
 pub use event::{
-    Event, EventKind, EventMeta, IntoFailure, IntoReply, Location, Notification, Request, Response,
-    TunnelEvent,
+    Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoFailure, IntoReply, Location,
+    Notification, Request, Response, TunnelEvent,
 };
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
-pub use manager::{Manager, ManagerDescriptor, Mode, QueueKind};
+pub use manager::{
+    ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,
+    QueueKind,
+};
 pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
 pub use router::{Edri, EdriBuilder, ManagerVitals, Running, ShutdownReport};
 pub use scheduler::{Job, SchedulerManager};

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram buckets, in seconds (`+Inf` follows).
-pub const LATENCY_BUCKETS: [f64; 12] =
+pub(crate) const LATENCY_BUCKETS: [f64; 12] =
     [1e-6, 5e-6, 25e-6, 1e-4, 5e-4, 25e-4, 0.01, 0.05, 0.25, 1.0, 5.0, 30.0];
 
 /// Counters of one handler of one manager.

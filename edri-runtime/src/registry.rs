@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 
 /// Decodes a serialized event from another process and delivers it as a notification; the
 /// token, if any, is dropped once every local handler returned.
-pub type NotifyBytes = fn(
+pub(crate) type NotifyBytes = fn(
     crate::Ctx,
     &[u8],
     Option<crate::envelope::Handled>,
 ) -> crate::router::BoxFuture<Result<(), crate::Failure>>;
 
 /// Decodes a serialized request from another process, requests it, encodes the response.
-pub type RequestBytes = fn(
+pub(crate) type RequestBytes = fn(
     crate::Ctx,
     &[u8],
     std::time::Duration,

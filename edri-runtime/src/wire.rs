@@ -6,17 +6,17 @@
 //! are errors, never panics or unbounded allocations.
 
 pub(crate) use crate::framing::FrameReader;
-pub use crate::framing::{FrameError, MAX_FRAME};
-use crate::framing::{decode, frame, read_body, read_body_blocking};
+pub(crate) use crate::framing::{FrameError, MAX_FRAME};
+use crate::framing::{decode, frame, read_body_blocking};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Writes one frame (and flushes).
 ///
 /// # Errors
 /// [`FrameError::Io`] or, for a message over the limit, [`FrameError::TooLarge`].
-pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
+pub(crate) async fn write_frame<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
 where
     W: AsyncWrite + Unpin,
     T: Serialize + ?Sized,
@@ -26,23 +26,11 @@ where
     Ok(())
 }
 
-/// Reads one frame.
-///
-/// # Errors
-/// [`FrameError::Closed`] at a clean end of stream, otherwise as [`FrameError`] says.
-pub async fn read_frame<R, T>(reader: &mut R) -> Result<T, FrameError>
-where
-    R: AsyncRead + Unpin,
-    T: DeserializeOwned,
-{
-    decode(&read_body(reader, MAX_FRAME).await?)
-}
-
 /// Blocking twin of [`write_frame`], for threads that own their pipe.
 ///
 /// # Errors
 /// As [`write_frame`].
-pub fn write_frame_blocking<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
+pub(crate) fn write_frame_blocking<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
 where
     W: std::io::Write,
     T: Serialize + ?Sized,
@@ -52,11 +40,11 @@ where
     Ok(())
 }
 
-/// Blocking twin of [`read_frame`].
+/// Reads one frame, blocking (the worker's side of the pipe).
 ///
 /// # Errors
-/// As [`read_frame`].
-pub fn read_frame_blocking<R, T>(reader: &mut R) -> Result<T, FrameError>
+/// [`FrameError::Closed`] at a clean end of stream, otherwise as [`FrameError`] says.
+pub(crate) fn read_frame_blocking<R, T>(reader: &mut R) -> Result<T, FrameError>
 where
     R: std::io::Read,
     T: DeserializeOwned,
@@ -67,6 +55,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads one frame, as the parent's [`FrameReader`] does.
+    async fn read_frame<R, T>(reader: &mut R) -> Result<T, FrameError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        T: serde::de::DeserializeOwned,
+    {
+        decode(&crate::framing::read_body(reader, MAX_FRAME).await?)
+    }
 
     #[tokio::test]
     async fn round_trip_and_garbage() {

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 /// Sends an event decoded from JSON: a request answers with its JSON response, a notification
 /// with `null` once delivered.
-pub type CallJson =
+pub(crate) type CallJson =
     fn(Ctx, Value, Duration) -> Result<BoxFuture<Result<Value, Failure>>, FieldError>;
 
 /// The JSON form of a notification taken out of an envelope (for WebSocket pushes).
-pub type EncodeJson = fn(Envelope) -> Option<Value>;
+pub(crate) type EncodeJson = fn(Envelope) -> Option<Value>;
 
 /// The JSON schemas of an event's fields and response.
-pub type SchemaFn = fn(&mut SchemaGenerator) -> EventSchema;
+pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> EventSchema;
 
 /// What the API broker needs of one event, monomorphised for it by `#[event]`.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +121,7 @@ impl std::fmt::Display for FieldError {
 /// An empty object also decodes a unit struct (`struct Ping;` is `null` in serde's JSON form).
 /// A number with no fractional part (`1.0`, `1e2`) is an integer, as in JSON Schema: an
 /// integer field takes it.
-pub fn decode<T: DeserializeOwned>(mut value: Value) -> Result<T, FieldError> {
+pub(crate) fn decode<T: DeserializeOwned>(mut value: Value) -> Result<T, FieldError> {
     super::schema::integral_numbers(&mut value);
     let empty = matches!(&value, Value::Object(map) if map.is_empty());
     match serde_path_to_error::deserialize::<_, T>(value) {

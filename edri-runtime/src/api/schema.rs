@@ -14,7 +14,8 @@
 //! whose description names the type (the module doc of `api` shows the derive).
 
 use core::marker::PhantomData;
-pub use schemars::{JsonSchema, Schema, SchemaGenerator};
+pub use schemars::SchemaGenerator;
+pub(crate) use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value};
 
 /// The schemas of one event.

@@ -20,13 +20,13 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 /// Mailbox capacity of a manager that does not set `capacity = N`.
-pub const DEFAULT_CAPACITY: usize = 1024;
+pub(crate) const DEFAULT_CAPACITY: usize = 1024;
 /// Timeout of a request that does not set its own.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `shutdown` waits for an aborted manager's task to end, after the grace period.
 const ABORT_WAIT: Duration = Duration::from_secs(2);
 /// How long `shutdown` waits for mailboxes to drain.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// The entry point: `Edri::builder()`.
 ///

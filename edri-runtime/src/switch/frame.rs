@@ -25,10 +25,10 @@ pub const PROTOCOL: u32 = 2;
 
 /// The largest item (one event, or one tunnel item) between routers: a frame's limit minus room
 /// for the frame's header.
-pub const MAX_ITEM: usize = MAX_FRAME - 4096;
+pub(crate) const MAX_ITEM: usize = MAX_FRAME - 4096;
 
 /// The largest frame accepted before the peer is authenticated.
-pub const HANDSHAKE_LIMIT: usize = 4096;
+pub(crate) const HANDSHAKE_LIMIT: usize = 4096;
 
 /// Length of nonces and proofs.
 pub(crate) const NONCE: usize = 32;
