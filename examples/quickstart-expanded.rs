@@ -59,8 +59,8 @@ const _: () = {
     ::edri::__private::inventory::submit! {
         ::edri::__private::EventRegistration { meta : < FileUploaded as
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
-        FileUploaded >, notify_bytes : < FileUploaded as ::edri::__private::Event >
-        ::__notify_bytes, request_bytes : < FileUploaded as ::edri::__private::Event >
+        FileUploaded >, notify_bytes : < FileUploaded as ::edri::__private::Dispatch >
+        ::__notify_bytes, request_bytes : < FileUploaded as ::edri::__private::Dispatch >
         ::__request_bytes, accept_bytes : ::core::option::Option::None, api :
         ::core::option::Option::None, }
     }
@@ -133,10 +133,10 @@ const _: () = {
     ::edri::__private::inventory::submit! {
         ::edri::__private::EventRegistration { meta : < Divide as
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
-        Divide >, notify_bytes : < Divide as ::edri::__private::Event > ::__notify_bytes,
-        request_bytes : < Divide as ::edri::__private::Event > ::__request_bytes,
-        accept_bytes : ::core::option::Option::None, api : ::core::option::Option::None,
-        }
+        Divide >, notify_bytes : < Divide as ::edri::__private::Dispatch >
+        ::__notify_bytes, request_bytes : < Divide as ::edri::__private::Dispatch >
+        ::__request_bytes, accept_bytes : ::core::option::Option::None, api :
+        ::core::option::Option::None, }
     }
 };
 #[derive(::edri::__private::serde::Serialize, ::edri::__private::serde::Deserialize)]
@@ -199,8 +199,8 @@ const _: () = {
     ::edri::__private::inventory::submit! {
         ::edri::__private::EventRegistration { meta : < FileStats as
         ::edri::__private::Event > ::META, type_id : ::edri::__private::type_id_of:: <
-        FileStats >, notify_bytes : < FileStats as ::edri::__private::Event >
-        ::__notify_bytes, request_bytes : < FileStats as ::edri::__private::Event >
+        FileStats >, notify_bytes : < FileStats as ::edri::__private::Dispatch >
+        ::__notify_bytes, request_bytes : < FileStats as ::edri::__private::Dispatch >
         ::__request_bytes, accept_bytes : ::core::option::Option::None, api :
         ::core::option::Option::None, }
     }
@@ -262,11 +262,11 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
-                        let (event, reply) = <Divide as ::edri::__private::Event>::__open(
+                        let (event, reply) = <Divide as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Calc>::divide(self, &*event);
-                        <Divide as ::edri::__private::Event>::__finish::<
+                        <Divide as ::edri::__private::Dispatch>::__finish::<
                             Result<DivideResponse, Failure>,
                         >(ctx, reply, out);
                     }
@@ -365,20 +365,20 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
-                        let (event, reply) = <FileUploaded as ::edri::__private::Event>::__open(
+                        let (event, reply) = <FileUploaded as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Indexer>::uploaded(self, &*event);
-                        <FileUploaded as ::edri::__private::Event>::__finish::<
+                        <FileUploaded as ::edri::__private::Dispatch>::__finish::<
                             (),
                         >(ctx, reply, out);
                     }
                     1 => {
-                        let (event, reply) = <FileStats as ::edri::__private::Event>::__open(
+                        let (event, reply) = <FileStats as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Indexer>::stats(self, &*event);
-                        <FileStats as ::edri::__private::Event>::__finish::<
+                        <FileStats as ::edri::__private::Dispatch>::__finish::<
                             FileStatsResponse,
                         >(ctx, reply, out);
                     }
@@ -469,20 +469,20 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
-                        let (event, reply) = <Started as ::edri::__private::Event>::__open(
+                        let (event, reply) = <Started as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Auditor>::started(self, &*event, ctx);
-                        <Started as ::edri::__private::Event>::__finish::<
+                        <Started as ::edri::__private::Dispatch>::__finish::<
                             (),
                         >(ctx, reply, out);
                     }
                     1 => {
-                        let (event, reply) = <FileUploaded as ::edri::__private::Event>::__open(
+                        let (event, reply) = <FileUploaded as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Auditor>::uploaded(self, &*event).await;
-                        <FileUploaded as ::edri::__private::Event>::__finish::<
+                        <FileUploaded as ::edri::__private::Dispatch>::__finish::<
                             (),
                         >(ctx, reply, out);
                     }

@@ -1,11 +1,11 @@
 //! What the macros' expansions call. Not a public API: names and shapes change freely.
 //!
-//! Expansions reach an event only through qualified paths `<E as Event>::…` (its `META` and
-//! its hidden provided methods), every one spanned at the user's event type: a non-event type
+//! Expansions reach an event only through qualified paths `<E as Event>::META` and
+//! `<E as Dispatch>::…`, every one spanned at the user's event type: a non-event type
 //! then raises the same obligation at the same place everywhere, which rustc reports once.
 //! No generated value has a type naming `E::Output` (such a type cannot be formed for a
 //! non-event, and each value would repeat the error); the return check is the bound of
-//! `Event::__finish::<R>`, spanned at the user's return type.
+//! `Dispatch::__finish::<R>`, spanned at the user's return type.
 
 pub use crate::api::hooks::ApiHooks;
 pub use crate::api::schema::{
@@ -22,8 +22,8 @@ pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,
     QueueKind,
 };
-pub use crate::mode::WorkerStart;
 pub use crate::mode::process::serve_if_worker;
+pub use crate::mode::{Dispatch, WorkerStart};
 pub use crate::registry::{EventRegistration, ManagerRegistration};
 pub use crate::tunnel::remote::accept_bytes;
 pub use crate::{Ctx, Failure};

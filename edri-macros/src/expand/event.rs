@@ -144,8 +144,8 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
                 #p::EventRegistration {
                     meta: <#ident as #p::Event>::META,
                     type_id: #p::type_id_of::<#ident>,
-                    notify_bytes: <#ident as #p::Event>::__notify_bytes,
-                    request_bytes: <#ident as #p::Event>::__request_bytes,
+                    notify_bytes: <#ident as #p::Dispatch>::__notify_bytes,
+                    request_bytes: <#ident as #p::Dispatch>::__request_bytes,
                     accept_bytes: #accept_bytes,
                     api: #api,
                 }

@@ -1,10 +1,10 @@
 //! Expansion of `#[manager]`: the user's impl block (with `#[solve]` removed), then in a
 //! `const _` the `Manager` impl (descriptor + dispatch) and the `inventory` registration.
 //!
-//! Each handler reaches its event only through `<E as Event>::…` paths whose tokens carry the
-//! span of the user's event type: a non-event parameter raises the same `E: Event` obligation
-//! at the same place everywhere, which rustc reports once. The result goes through
-//! `<E as Event>::__finish::<R>` with `R` spanned at the user's return type, so a wrong
+//! Each handler reaches its event only through `<E as Dispatch>::…` paths whose tokens carry
+//! the span of the user's event type: a non-event parameter raises the same `E: Event`
+//! obligation at the same place everywhere, which rustc reports once. The result goes through
+//! `<E as Dispatch>::__finish::<R>` with `R` spanned at the user's return type, so a wrong
 //! return type is one error there.
 
 use crate::model::{ManagerDef, Mode, Queue, SolveDef};
@@ -78,13 +78,22 @@ pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     }
 }
 
-/// `<E as Event>`, spanned over the user's event type: `<` at its first token, the rest at its
-/// last, so that every path or call built on it covers exactly the user's tokens.
+/// `<E as Dispatch>`, spanned over the user's event type: `<` at its first token, the rest at
+/// its last, so that every path or call built on it covers exactly the user's tokens.
 fn event(p: &TokenStream, h: &SolveDef) -> TokenStream {
+    qualified(h, quote!(#p::Dispatch))
+}
+
+/// `<E as Event>`, spanned like [`event`]: for the event's metadata.
+fn event_meta(p: &TokenStream, h: &SolveDef) -> TokenStream {
+    qualified(h, quote!(#p::Event))
+}
+
+fn qualified(h: &SolveDef, as_trait: TokenStream) -> TokenStream {
     let ev = &h.event;
     let (first, last) = first_last(ev);
     let open = quote_spanned!(first=> <);
-    let close = quote_spanned!(last=> as #p::Event>);
+    let close = quote_spanned!(last=> as #as_trait>);
     quote!(#open #ev #close)
 }
 
@@ -112,7 +121,7 @@ fn mode(h: &SolveDef) -> TokenStream {
 
 fn descriptor(p: &TokenStream, index: usize, h: &SolveDef) -> TokenStream {
     let ev = &h.event;
-    let event = event(p, h);
+    let event = event_meta(p, h);
     let type_id = quote_spanned!(first_last(ev).1=> #p::type_id_of::<#ev>);
     let method = h.method.to_string();
     let mode = mode(h);

@@ -4,6 +4,7 @@ use super::{WorkerStart, join_message};
 use crate::Ctx;
 use crate::envelope::Envelope;
 use crate::event::{Event, IntoReply, kind};
+use crate::mode::Dispatch;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Prepares a thread-mode call of handler `handler` of the manager owning `ctx`.

@@ -20,6 +20,7 @@ pub(crate) mod tunnel;
 
 pub use child::{WORKER_ENV, is_worker, serve_if_worker};
 
+use crate::mode::Dispatch;
 pub(crate) use kills::render as render_kills;
 pub(crate) use pool::Pool;
 use pool::TunnelCall;

@@ -1,0 +1,157 @@
+//! [`Dispatch`]: the per-event entry points of the `#[manager]` expansion.
+//!
+//! Kept off [`Event`] so that the event traits import nothing of the runtime. Every path the
+//! expansion writes is `<E as Dispatch>::…`, spanned at the user's event type: a non-event
+//! raises the one `E: Event` obligation there, reported once.
+
+use super::WorkerStart;
+use crate::envelope::{Envelope, EventBox, Reply};
+use crate::event::{Event, IntoReply, TunnelEvent, kind};
+use crate::router::BoxFuture;
+use crate::{Ctx, Failure};
+
+/// What the `#[manager]` expansion calls for one event type: open its envelope, finish a
+/// call, run it on a thread or in a worker, deliver it from another process. Implemented for
+/// every [`Event`]; not a public API.
+#[doc(hidden)]
+pub trait Dispatch: Event {
+    #[doc(hidden)]
+    /// Opens an envelope addressed to a handler of this event.
+    #[inline]
+    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply)
+    where
+        Self::Kind: kind::Plain,
+    {
+        envelope.open::<Self, Self::Output>().unwrap_or_else(|| {
+            unreachable!(
+                "envelope routed to a handler of `{}` holds another event",
+                Self::META.name
+            )
+        })
+    }
+
+    #[doc(hidden)]
+    /// Opens an envelope addressed to the acceptor of this tunnel.
+    #[inline]
+    fn __accept(envelope: Envelope) -> (EventBox<Self>, crate::Opening<Self>, Reply)
+    where
+        Self: TunnelEvent,
+    {
+        envelope.open_tunnel::<Self>().unwrap_or_else(|| {
+            unreachable!(
+                "envelope routed to the acceptor of `{}` holds another event",
+                Self::META.name
+            )
+        })
+    }
+
+    #[doc(hidden)]
+    /// The event, owned (for handlers that take it by value).
+    #[inline]
+    fn __own(event: EventBox<Self>) -> Result<Self, Failure> {
+        crate::__private::own(event)
+    }
+
+    #[doc(hidden)]
+    /// Delivers the handler's result; `R: IntoReply<Self::Output>` is the return-type check.
+    #[inline]
+    fn __finish<R: IntoReply<Self::Output>>(ctx: &Ctx, reply: Reply, result: R) {
+        crate::__private::send::<Self>(ctx, reply, result.into_reply());
+    }
+
+    #[doc(hidden)]
+    /// Answers with the failure of obtaining the event.
+    fn __fail(ctx: &Ctx, reply: Reply, failure: Failure) {
+        crate::__private::send::<Self>(ctx, reply, Err(failure));
+    }
+
+    #[doc(hidden)]
+    /// Prepares a thread-mode call of handler `handler`.
+    fn __thread<R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
+    where
+        R: IntoReply<Self::Output>,
+        F: FnOnce(Self, Ctx) -> R + Send + 'static,
+        Self::Kind: kind::Plain,
+    {
+        crate::mode::thread::call::<Self, R, F>(ctx, handler, envelope, f)
+    }
+
+    #[doc(hidden)]
+    /// Prepares a process-mode call of handler `handler` (parent side).
+    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
+    where
+        Self::Kind: kind::Plain,
+    {
+        crate::mode::process::call::<Self>(ctx, handler, envelope)
+    }
+
+    #[doc(hidden)]
+    /// Prepares a process-mode call of tunnel acceptor `handler` (parent side).
+    fn __process_accept_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
+    where
+        Self: TunnelEvent,
+    {
+        crate::mode::process::accept::<Self>(ctx, handler, envelope)
+    }
+
+    #[doc(hidden)]
+    /// Runs a process-mode tunnel acceptor on serialized input (worker side).
+    fn __process_accept<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        Self: TunnelEvent,
+        R: IntoReply<()>,
+        F: FnOnce(Self, crate::Opening<Self>, Ctx) -> R,
+    {
+        crate::mode::process::tunnel::accept_in_worker::<Self, R, F>(input, ctx, f)
+    }
+
+    #[doc(hidden)]
+    /// Runs a process-mode handler on serialized input (worker side).
+    fn __process<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        R: IntoReply<Self::Output>,
+        F: FnOnce(Self, Ctx) -> R,
+    {
+        let event: Self = postcard::from_bytes(input).map_err(|e| {
+            Failure::invalid(format!("malformed `{}` from the parent: {e}", Self::META.name))
+        })?;
+        let output = f(event, ctx).into_reply()?;
+        crate::ctx::encode(&output)
+    }
+
+    #[doc(hidden)]
+    /// Decodes a serialized event from another process and delivers it as a notification.
+    /// With `handled`, the token is dropped once every local handler returned (see
+    /// [`Handled`](crate::envelope::Handled)).
+    fn __notify_bytes(
+        ctx: Ctx,
+        bytes: &[u8],
+        handled: Option<crate::envelope::Handled>,
+    ) -> BoxFuture<Result<(), Failure>> {
+        let event: Result<Self, Failure> = postcard::from_bytes(bytes)
+            .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
+        Box::pin(async move {
+            match handled {
+                Some(handled) => ctx.notify_handled(event?, Self::META.priority, handled).await,
+                None => ctx.notify_event(event?, Self::META.priority).await,
+            }
+        })
+    }
+
+    #[doc(hidden)]
+    /// Decodes a serialized request from another process, requests it and encodes the answer.
+    fn __request_bytes(
+        ctx: Ctx,
+        bytes: &[u8],
+        timeout: std::time::Duration,
+    ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        let event: Result<Self, Failure> = postcard::from_bytes(bytes)
+            .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
+        Box::pin(async move {
+            let output = ctx.request_event(event?, timeout, Self::META.priority).await?;
+            crate::ctx::encode(&output)
+        })
+    }
+}
+
+impl<E: Event> Dispatch for E {}
