@@ -3,13 +3,15 @@
 //! extends [`EdriBuilder`](super::EdriBuilder) with its own method (`.api(..)`, `.switch(..)`)
 //! and [`Running`](super::Running) with its own status.
 
-use super::Uplink;
+use super::BoxFuture;
 use crate::Ctx;
 use crate::error::{Error, StartError};
 use crate::manager::{ErasedManager, ManagerDescriptor};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A future borrowing its attachment.
 pub(crate) type AttachFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,7 +43,7 @@ pub(crate) trait Attachment: Send + Sync + 'static {
     fn uplink(
         &mut self,
         managers: &[&'static ManagerDescriptor],
-    ) -> Result<Option<std::sync::Arc<dyn Uplink>>, StartError>;
+    ) -> Result<Option<Arc<dyn Uplink>>, StartError>;
     /// Starts; `ctx` is the router's context for outside code.
     fn start<'a>(&'a self, ctx: &'a Ctx) -> AttachFuture<'a, Result<(), Error>>;
     /// When the shutdown drains it.
@@ -54,4 +56,43 @@ pub(crate) trait Attachment: Send + Sync + 'static {
     fn render_metrics(&self, out: &mut String);
     /// For [`Running`](super::Running)'s typed accessors.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// Carries events to other routers, serialized: from a worker process to its parent router,
+/// or from a router through the switch. No method has a default body: every implementor
+/// states what each one does (a silent default once dropped a worker's `try_notify`).
+pub(crate) trait Uplink: Send + Sync + 'static {
+    /// Whether notification `event` goes up too; `local` tells whether this router has
+    /// subscribers for it.
+    fn wants(&self, event: &'static str, local: bool) -> bool;
+    /// Takes a notification now, or refuses it (full).
+    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure>;
+    /// Delivers a notification elsewhere.
+    fn notify(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Result<(), crate::Failure>>;
+    /// Sends a request elsewhere and waits for its serialized response.
+    fn request(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Vec<u8>, crate::Failure>>;
+    /// Sends a request to every responder elsewhere and gathers their serialized responses.
+    fn request_all(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>>;
+    /// Opens tunnel `event` elsewhere; the link once the acceptor confirmed it.
+    fn open(
+        self: Arc<Self>,
+        event: &'static str,
+        payload: Vec<u8>,
+        window: usize,
+        timeout: Duration,
+    ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>>;
 }

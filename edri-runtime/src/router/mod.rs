@@ -5,6 +5,7 @@ pub(crate) mod attach;
 mod builder;
 mod table;
 
+pub(crate) use attach::Uplink;
 pub(crate) use builder::DEFAULT_TIMEOUT;
 pub use builder::{Edri, EdriBuilder, Running, ShutdownReport};
 pub(crate) use table::{Route, Target};
@@ -48,47 +49,6 @@ pub(crate) struct Shared {
 /// A future boxed for type erasure across process boundaries.
 pub(crate) type BoxFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
-
-/// Carries events to other routers, serialized: from a worker process to its parent router,
-/// or from a router through the switch. No method has a default body: every implementor
-/// states what each one does (a silent default once dropped a worker's `try_notify`).
-pub(crate) trait Uplink: Send + Sync + 'static {
-    /// Whether notification `event` goes up too; `local` tells whether this router has
-    /// subscribers for it.
-    fn wants(&self, event: &'static str, local: bool) -> bool;
-    /// Takes a notification now, or refuses it (full).
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure>;
-    /// Delivers a notification elsewhere.
-    fn notify(
-        self: Arc<Self>,
-        event: &'static str,
-        payload: Vec<u8>,
-    ) -> BoxFuture<Result<(), crate::Failure>>;
-    /// Sends a request elsewhere and waits for its serialized response.
-    fn request(
-        self: Arc<Self>,
-        event: &'static str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<Result<Vec<u8>, crate::Failure>>;
-    /// Sends a request to every responder elsewhere and gathers their serialized responses.
-    fn request_all(
-        self: Arc<Self>,
-        event: &'static str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<Vec<Result<Vec<u8>, crate::Failure>>>;
-    /// Opens tunnel `event` elsewhere; the link once the acceptor confirmed it.
-    fn open(
-        self: Arc<Self>,
-        event: &'static str,
-        payload: Vec<u8>,
-        window: usize,
-        timeout: Duration,
-    ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>>;
-    /// Adds its lines to the metrics text.
-    fn render_metrics(&self, out: &mut String);
-}
 
 /// One running manager, as seen by the router.
 pub(crate) struct ManagerSlot {

@@ -96,7 +96,7 @@ impl Attachment for Joined {
 
     fn render_metrics(&self, out: &mut String) {
         if let Some(connector) = self.connector.get() {
-            Uplink::render_metrics(&**connector, out);
+            connector.render_metrics(out);
         }
     }
 

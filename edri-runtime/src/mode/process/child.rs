@@ -310,9 +310,6 @@ impl Uplink for ParentLink {
              parent and hand the work to the worker as requests)"
         )))))
     }
-
-    /// A worker serves no metrics; its calls are counted by the parent.
-    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.

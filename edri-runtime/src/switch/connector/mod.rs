@@ -183,6 +183,11 @@ impl Connector {
     }
 
     /// A snapshot for [`Running::switch`](crate::Running::switch).
+    /// Adds the connector's lines to the metrics text.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        metrics::render(&self.status(), &self.stats, out);
+    }
+
     pub(crate) fn status(&self) -> SwitchStatus {
         let peers = self.peers.read().list();
         let buffered = self.outbox().buffered();
@@ -421,9 +426,5 @@ impl Uplink for Connector {
         timeout: Duration,
     ) -> BoxFuture<Vec<Result<Vec<u8>, Failure>>> {
         Box::pin(self.call_all(event, payload, timeout))
-    }
-
-    fn render_metrics(&self, out: &mut String) {
-        metrics::render(&self.status(), &self.stats, out);
     }
 }
