@@ -53,6 +53,7 @@ pub(crate) mod pipe;
 #[doc(hidden)]
 pub mod remote;
 
+use crate::Ctx;
 use crate::event::TunnelEvent;
 use crate::{Failure, Status};
 use pipe::{PipeRx, PipeTx, block_on};
@@ -98,6 +99,36 @@ impl Side for Opener {
 impl Side for Acceptor {
     type Out<E: TunnelEvent> = E::Receive;
     type In<E: TunnelEvent> = E::Send;
+}
+
+impl Ctx {
+    /// Opens a tunnel: the event goes to the one manager that accepts it (this router's first,
+    /// else another router's through the switch) and the tunnel is there once the acceptor
+    /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
+    /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
+    ///
+    /// ```ignore
+    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
+    /// tunnel.send(chunk).await?;
+    /// ```
+    ///
+    /// # Errors
+    /// The acceptor's rejection; `Unavailable` when no manager accepts `E`; `Timeout` when
+    /// the acceptor did not answer in time.
+    pub fn open<E: TunnelEvent>(&self, event: E) -> Open<'_, E> {
+        Open::new(self, event)
+    }
+
+    /// Blocking twin of [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    ///
+    /// # Panics
+    /// When called on a runtime worker thread (use `open(..).await` there).
+    pub fn blocking_open<E: TunnelEvent>(&self, event: E) -> Result<Tunnel<E>, Failure> {
+        self.shared().runtime.block_on(self.open(event).into_future())
+    }
 }
 
 /// One end of an open tunnel of event `E`, held by side `S`.
