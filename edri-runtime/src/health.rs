@@ -1,7 +1,7 @@
 //! `HealthCheck`: every router answers it with the vitals of its managers.
 
 use crate::Ctx;
-use crate::router::ManagerVitals;
+use crate::manager::ManagerVitals;
 use edri_macros::{event, manager, solve};
 
 /// Asks a router for its health; answered by the built-in `edri.health` manager that every

@@ -39,11 +39,11 @@ pub use event::{
 pub use failure::{Failure, Status};
 pub use health::{Health, HealthCheck, HealthCheckResponse};
 pub use manager::{
-    ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,
-    QueueKind,
+    ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, ManagerVitals,
+    Mode, ProcessFn, QueueKind,
 };
 pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
-pub use router::{Edri, EdriBuilder, ManagerVitals, Running, ShutdownReport};
+pub use router::{Edri, EdriBuilder, Running, ShutdownReport};
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};
 pub use tunnel::{Acceptor, Chunk, Open, Opener, Opening, Tunnel, TunnelReceiver, TunnelSender};

@@ -1,7 +1,7 @@
 //! `Edri::builder()`: choosing the managers, starting them, stopping them.
 
 use super::attach::{Attachment, Stage};
-use super::{ManagerSlot, ManagerStats, ManagerVitals, Shared, table};
+use super::{ManagerSlot, Shared, table};
 use crate::Ctx;
 use crate::builtin::{Started, Stopping};
 use crate::ctx::Origin;
@@ -9,6 +9,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, StartError};
 use crate::health::Health;
 use crate::manager::{ErasedManager, Manager, ManagerDescriptor, Mode};
+use crate::manager::{ManagerStats, ManagerVitals};
 use crate::mode::process::Pool;
 use crate::scheduler::{Job, SchedulerManager};
 use crate::store::{Store, StoreManager};

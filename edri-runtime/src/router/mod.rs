@@ -12,12 +12,12 @@ pub(crate) use table::{Route, Target};
 
 use crate::ctx::Origin;
 use crate::envelope::Envelope;
-use crate::manager::ManagerDescriptor;
+use crate::manager::{ManagerDescriptor, ManagerStats, ManagerVitals, OUTSIDE};
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
@@ -62,91 +62,6 @@ pub(crate) struct ManagerSlot {
     /// Metrics of each handler (by handler index).
     pub(crate) handler_stats: Box<[crate::metrics::HandlerStats]>,
 }
-
-/// The counters of one running manager ([`Running::vitals`], `HealthCheck`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct ManagerVitals {
-    /// The manager's name.
-    pub name: String,
-    /// Events waiting in its mailbox channel.
-    pub queued: usize,
-    /// Its mailbox capacity.
-    pub capacity: usize,
-    /// Events it has handled (including failed and crashed ones).
-    pub processed: u64,
-    /// Handlers that returned an error.
-    pub failed: u64,
-    /// Handlers that panicked (or whose worker died).
-    pub crashed: u64,
-    /// Events dropped because the router stopped before it could handle them (the grace
-    /// period of [`Running::shutdown`] ran out): left in its mailbox, or whose handler was
-    /// interrupted.
-    pub dropped: u64,
-    /// Whether it is handling an event right now.
-    pub busy: bool,
-    /// Live worker processes of its process handlers.
-    pub workers: usize,
-    /// Of those, the ones waiting for a call.
-    pub workers_idle: usize,
-}
-
-/// Counters of one manager. Only the manager's own task writes `processed` and `busy`.
-#[derive(Debug, Default)]
-pub(crate) struct ManagerStats {
-    processed: AtomicU64,
-    busy: AtomicBool,
-    failed: AtomicU64,
-    crashed: AtomicU64,
-    dropped: AtomicU64,
-}
-
-impl ManagerStats {
-    pub(crate) fn dropped(&self, n: u64) {
-        self.dropped.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn dropped_count(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-    pub(crate) fn failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn crashed(&self) {
-        self.crashed.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Marks the start of a delivery (single writer: plain stores, no read-modify-write).
-    #[inline]
-    pub(crate) fn begin(&self) {
-        self.busy.store(true, Ordering::Release);
-    }
-    /// Marks the end of a delivery.
-    #[inline]
-    pub(crate) fn end(&self) {
-        self.processed.store(self.processed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        self.busy.store(false, Ordering::Release);
-    }
-    pub(crate) fn processed(&self) -> u64 {
-        self.processed.load(Ordering::Acquire)
-    }
-    pub(crate) fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
-    }
-    pub(crate) fn failed_count(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-    pub(crate) fn crashed_count(&self) -> u64 {
-        self.crashed.load(Ordering::Relaxed)
-    }
-}
-
-/// Counters of code running outside any manager (a `Ctx` from `Running::ctx()`).
-static OUTSIDE: ManagerStats = ManagerStats {
-    processed: AtomicU64::new(0),
-    busy: AtomicBool::new(false),
-    failed: AtomicU64::new(0),
-    crashed: AtomicU64::new(0),
-    dropped: AtomicU64::new(0),
-};
 
 impl Shared {
     #[inline]
