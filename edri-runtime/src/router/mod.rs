@@ -3,11 +3,15 @@
 
 pub(crate) mod attach;
 mod builder;
+mod running;
+mod signals;
 mod table;
 
 pub(crate) use attach::Uplink;
 pub(crate) use builder::DEFAULT_TIMEOUT;
-pub use builder::{Edri, EdriBuilder, Running, ShutdownReport};
+pub use builder::{Edri, EdriBuilder};
+pub use running::{Running, ShutdownReport};
+use signals::StopSignals;
 pub(crate) use table::{Route, Target};
 
 use crate::ctx::Origin;
