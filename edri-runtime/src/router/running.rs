@@ -70,7 +70,7 @@ impl Running {
 
     /// The router's metrics in the Prometheus text format: what the API broker serves at
     /// `GET /metrics`, with the lines of every attachment (broker, switch). Counting is on with
-    /// the API broker or [`EdriBuilder::metrics`]; otherwise the counters stay at zero.
+    /// the API broker or [`EdriBuilder::metrics`](super::EdriBuilder::metrics); otherwise the counters stay at zero.
     pub fn metrics(&self) -> String {
         let mut out = String::new();
         crate::metrics::render(self.ctx.shared(), &mut out);
