@@ -49,19 +49,23 @@
 //! restart), or items given up beyond the outage window end the stream with an error on the
 //! other side, never a hang and never a hole in the stream.
 
+mod chunk;
+mod open;
 pub(crate) mod pipe;
 #[doc(hidden)]
 pub mod remote;
 
-use crate::Ctx;
+pub use chunk::Chunk;
+pub use open::{Open, Opening};
+pub(crate) use open::{Verdict, offer, pair, verdict};
+
+use crate::Failure;
 use crate::event::TunnelEvent;
-use crate::{Failure, Status};
 use pipe::{PipeRx, PipeTx, block_on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
 /// Items in flight per direction when nobody says otherwise.
 pub const DEFAULT_WINDOW: usize = 16;
@@ -99,36 +103,6 @@ impl Side for Opener {
 impl Side for Acceptor {
     type Out<E: TunnelEvent> = E::Receive;
     type In<E: TunnelEvent> = E::Send;
-}
-
-impl Ctx {
-    /// Opens a tunnel: the event goes to the one manager that accepts it (this router's first,
-    /// else another router's through the switch) and the tunnel is there once the acceptor
-    /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
-    /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
-    ///
-    /// ```ignore
-    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
-    /// tunnel.send(chunk).await?;
-    /// ```
-    ///
-    /// # Errors
-    /// The acceptor's rejection; `Unavailable` when no manager accepts `E`; `Timeout` when
-    /// the acceptor did not answer in time.
-    pub fn open<E: TunnelEvent>(&self, event: E) -> Open<'_, E> {
-        Open::new(self, event)
-    }
-
-    /// Blocking twin of [`open`](Self::open).
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    ///
-    /// # Panics
-    /// When called on a runtime worker thread (use `open(..).await` there).
-    pub fn blocking_open<E: TunnelEvent>(&self, event: E) -> Result<Tunnel<E>, Failure> {
-        self.shared().runtime.block_on(self.open(event).into_future())
-    }
 }
 
 /// One end of an open tunnel of event `E`, held by side `S`.
@@ -323,281 +297,5 @@ impl<T: Send + 'static> TunnelReceiver<T> {
     /// As [`Tunnel::recv`].
     pub fn blocking_recv(&mut self) -> Result<Option<T>, Failure> {
         block_on(self.pipe.recv())
-    }
-}
-
-/// The pipes of a new tunnel: the opener's end and the acceptor's end.
-pub(crate) fn pair<E: TunnelEvent>(window: usize) -> (Tunnel<E, Opener>, Tunnel<E, Acceptor>) {
-    let (to_acceptor, from_opener) = pipe::pipe::<E::Send>(window);
-    let (to_opener, from_acceptor) = pipe::pipe::<E::Receive>(window);
-    (Tunnel::new(to_acceptor, from_acceptor, window), Tunnel::new(to_opener, from_opener, window))
-}
-
-/// The acceptor's answer, shared by the [`Opening`] and the handler's result. Unanswered when
-/// both are gone, it answers with a failure.
-pub(crate) struct Verdict {
-    tx: Mutex<Option<oneshot::Sender<Result<(), Failure>>>>,
-    event: &'static str,
-}
-
-impl Verdict {
-    pub(crate) fn new(event: &'static str) -> (Arc<Self>, oneshot::Receiver<Result<(), Failure>>) {
-        let (tx, rx) = oneshot::channel();
-        (Arc::new(Self { tx: Mutex::new(Some(tx)), event }), rx)
-    }
-
-    /// Answers, unless answered already; `false` when the opener no longer waits.
-    pub(crate) fn answer(&self, result: Result<(), Failure>) -> bool {
-        let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner).take();
-        tx.is_some_and(|tx| tx.send(result).is_ok())
-    }
-}
-
-/// A tunnel waiting for its acceptor's answer: what an acceptor handler takes.
-///
-/// [`accept`](Self::accept) it (and move the end into a task or a thread) or
-/// [`reject`](Self::reject) it. Dropped without either, the opener gets a failure; a handler
-/// that returns `Err(x)` while the opening is unanswered rejects it with `x`.
-// No `E: TunnelEvent` bound on the type itself (only on its methods): an acceptor written for
-// an event that is not a tunnel gets one error, on the event, not one per mention of the type.
-pub struct Opening<E> {
-    verdict: Arc<Verdict>,
-    /// The acceptor's end, a `Tunnel<E, Acceptor>`.
-    end: Option<Box<dyn std::any::Any + Send>>,
-    window: usize,
-    _event: PhantomData<fn() -> E>,
-}
-
-impl<E> std::fmt::Debug for Opening<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opening").field("event", &self.verdict.event).finish_non_exhaustive()
-    }
-}
-
-impl<E: TunnelEvent> Opening<E> {
-    pub(crate) fn new(end: Tunnel<E, Acceptor>, verdict: Arc<Verdict>) -> Self {
-        let window = end.window();
-        Self { verdict, end: Some(Box::new(end)), window, _event: PhantomData }
-    }
-
-    /// Confirms the tunnel and returns this side's end.
-    ///
-    /// # Errors
-    /// `Unavailable` when the opener no longer waits (it timed out or went away).
-    pub fn accept(mut self) -> Result<Tunnel<E, Acceptor>, Failure> {
-        let end = self.end.take().and_then(|end| end.downcast::<Tunnel<E, Acceptor>>().ok());
-        match end {
-            Some(end) if self.verdict.answer(Ok(())) => Ok(*end),
-            _ => Err(Failure::unavailable(format!(
-                "the opener of tunnel `{}` no longer waits for it",
-                E::META.name
-            ))),
-        }
-    }
-
-    /// Refuses the tunnel: the opener's [`Ctx::open`](crate::Ctx::open) returns `failure`.
-    pub fn reject(mut self, failure: impl Into<Failure>) {
-        self.end = None;
-        self.verdict.answer(Err(failure.into()));
-    }
-}
-
-impl<E> Opening<E> {
-    pub(crate) fn verdict(&self) -> &Arc<Verdict> {
-        &self.verdict
-    }
-
-    /// The window of the tunnel: items each side may have in flight.
-    pub fn window(&self) -> usize {
-        self.window
-    }
-}
-
-impl Drop for Verdict {
-    fn drop(&mut self) {
-        let event = self.event;
-        let failure = if std::thread::panicking() {
-            Failure::crashed(format!("the acceptor of tunnel `{event}` panicked"))
-        } else {
-            Failure::failed(format!(
-                "the acceptor of tunnel `{event}` neither accepted nor rejected it"
-            ))
-        };
-        self.answer(Err(failure));
-    }
-}
-
-/// Waits for the acceptor's answer.
-pub(crate) async fn verdict(
-    rx: oneshot::Receiver<Result<(), Failure>>,
-    event: &str,
-) -> Result<(), Failure> {
-    rx.await.unwrap_or_else(|_| {
-        Err(Failure::new(
-            Status::Unavailable,
-            format!("the acceptor of tunnel `{event}` went away before answering"),
-        ))
-    })
-}
-
-/// A tunnel being opened: `.await` it, or set [`timeout`](Self::timeout) or
-/// [`window`](Self::window) first. See [`Ctx::open`](crate::Ctx::open).
-#[must_use = "a tunnel is not opened until awaited"]
-pub struct Open<'a, E> {
-    ctx: &'a crate::Ctx,
-    event: E,
-    timeout: std::time::Duration,
-    window: usize,
-}
-
-impl<'a, E: TunnelEvent> Open<'a, E> {
-    pub(crate) fn new(ctx: &'a crate::Ctx, event: E) -> Self {
-        let shared = ctx.shared();
-        Self { ctx, event, timeout: shared.default_timeout, window: shared.tunnel_window }
-    }
-
-    /// How long the acceptor may take to answer.
-    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Items each side may have in flight, sent and not yet taken by the other (at least 1).
-    pub fn window(mut self, items: usize) -> Self {
-        self.window = items.max(1);
-        self
-    }
-}
-
-impl<'a, E: TunnelEvent> std::future::IntoFuture for Open<'a, E> {
-    type Output = Result<Tunnel<E>, Failure>;
-    type IntoFuture =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let Self { ctx, event, timeout, window } = self;
-            let name = E::META.name;
-            let route = ctx.shared().route(std::any::TypeId::of::<E>());
-            let Some(target) = route.and_then(|r| r.responder.as_ref()) else {
-                if let Some(uplink) = ctx.uplink::<E>() {
-                    return remote::open(ctx, uplink.clone(), event, window, timeout).await;
-                }
-                return Err(Failure::unavailable(format!("no acceptor for tunnel `{name}`")));
-            };
-            if ctx.origin().is_manager(target.manager) {
-                return Err(Failure::failed(format!(
-                    "`{}` would accept its own tunnel `{name}` and wait for itself forever",
-                    ctx.manager_name().unwrap_or("?"),
-                )));
-            }
-            let (mine, theirs) = pair::<E>(window);
-            offer(target, event, theirs, timeout).await?;
-            Ok(mine)
-        })
-    }
-}
-
-/// Offers tunnel `event` with the acceptor's end `end` to its acceptor `target`, and waits
-/// (until `timeout`) for the answer.
-pub(crate) async fn offer<E: TunnelEvent>(
-    target: &crate::router::Target,
-    event: E,
-    end: Tunnel<E, Acceptor>,
-    timeout: std::time::Duration,
-) -> Result<(), Failure> {
-    let name = E::META.name;
-    let (answer, rx) = Verdict::new(name);
-    let envelope = crate::envelope::Envelope::tunnel(
-        target.handler,
-        E::META.priority,
-        event,
-        Opening::new(end, answer),
-    );
-    let answered = async {
-        target.mailbox.send(envelope).await.map_err(|_| crate::ctx::stopped::<E>())?;
-        verdict(rx, name).await
-    };
-    tokio::time::timeout(timeout, answered).await.unwrap_or_else(|_| {
-        Err(Failure::timeout(format!(
-            "the acceptor of tunnel `{name}` did not answer within {timeout:?}"
-        )))
-    })
-}
-
-/// A run of bytes as a tunnel item: serialized as one block (a plain `Vec<u8>` is serialized
-/// byte by byte, which costs far more across routers).
-///
-/// ```ignore
-/// #[event(tunnel, send = Chunk, receive = Chunk)]
-/// pub struct Upper;
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Chunk(pub Vec<u8>);
-
-impl Chunk {
-    /// The bytes.
-    pub fn into_inner(self) -> Vec<u8> {
-        self.0
-    }
-}
-
-impl std::ops::Deref for Chunk {
-    type Target = Vec<u8>;
-    fn deref(&self) -> &Vec<u8> {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Chunk {
-    fn deref_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.0
-    }
-}
-
-impl From<Vec<u8>> for Chunk {
-    fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-}
-
-impl From<&[u8]> for Chunk {
-    fn from(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
-    }
-}
-
-impl Serialize for Chunk {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Chunk {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Chunk;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Chunk, E> {
-                Ok(Chunk(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Chunk, E> {
-                Ok(Chunk(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Chunk, A::Error> {
-                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(b) = seq.next_element()? {
-                    bytes.push(b);
-                }
-                Ok(Chunk(bytes))
-            }
-        }
-        deserializer.deserialize_byte_buf(Visitor)
     }
 }
