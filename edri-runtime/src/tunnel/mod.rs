@@ -53,7 +53,7 @@ mod chunk;
 mod open;
 pub(crate) mod pipe;
 #[doc(hidden)]
-pub mod remote;
+pub(crate) mod remote;
 
 pub use chunk::Chunk;
 pub use open::{Open, Opening};

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 /// Decodes a tunnel event opened on another router and offers it to this router's acceptor;
 /// bridges the tunnel once accepted. Generated for every tunnel event.
-pub type AcceptBytes = fn(Ctx, &[u8], usize, Duration, RemoteEnd) -> BoxFuture<()>;
+pub(crate) type AcceptBytes = fn(Ctx, &[u8], usize, Duration, RemoteEnd) -> BoxFuture<()>;
 
 /// What travels on a tunnel's link, either way (between a router and its process worker
 /// as it is; between routers as [`crate::switch`]'s `TunnelMessage`).
