@@ -82,7 +82,7 @@ pub(crate) async fn open<E: TunnelEvent>(
     Ok(mine)
 }
 
-/// The acceptor's side of a tunnel opened on another router (see [`AcceptBytes`]).
+/// The acceptor's side of a tunnel opened on another router (the registration's `accept_bytes`).
 pub fn accept_bytes<E: TunnelEvent>(
     ctx: Ctx,
     bytes: &[u8],
