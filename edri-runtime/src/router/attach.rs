@@ -1,7 +1,11 @@
 //! The seam between the router and what joins it to the outside world: the API broker, the
-//! switch connector, any other transport. The router knows only this trait; each attachment
-//! extends [`EdriBuilder`](super::EdriBuilder) with its own method (`.api(..)`, `.switch(..)`)
-//! and [`Running`](super::Running) with its own status.
+//! switch connector, any other transport. The router knows only these two traits:
+//! [`Attachment`] (started with the router, drained before a deadline when it stops, aborted,
+//! asked for metrics) and [`Uplink`] (how events without a local route reach other routers).
+//! Each attachment extends [`EdriBuilder`](super::EdriBuilder) with its own method (`.api(..)`,
+//! `.switch(..)`) and [`Running`](super::Running) with its own status; a new transport is one
+//! more attachment that provides an `Uplink`, and runs the conformance suite of
+//! `edri-switch/tests` by adding one line.
 
 use super::BoxFuture;
 use crate::Ctx;
