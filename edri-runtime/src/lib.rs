@@ -22,6 +22,7 @@ mod registry;
 mod router;
 pub mod scheduler;
 pub mod store;
+mod support;
 pub mod switch;
 pub mod tunnel;
 mod wire;

@@ -49,20 +49,20 @@ pub trait Dispatch: Event {
     /// The event, owned (for handlers that take it by value).
     #[inline]
     fn __own(event: EventBox<Self>) -> Result<Self, Failure> {
-        crate::__private::own(event)
+        own(event)
     }
 
     #[doc(hidden)]
     /// Delivers the handler's result; `R: IntoReply<Self::Output>` is the return-type check.
     #[inline]
     fn __finish<R: IntoReply<Self::Output>>(ctx: &Ctx, reply: Reply, result: R) {
-        crate::__private::send::<Self>(ctx, reply, result.into_reply());
+        send::<Self>(ctx, reply, result.into_reply());
     }
 
     #[doc(hidden)]
     /// Answers with the failure of obtaining the event.
     fn __fail(ctx: &Ctx, reply: Reply, failure: Failure) {
-        crate::__private::send::<Self>(ctx, reply, Err(failure));
+        send::<Self>(ctx, reply, Err(failure));
     }
 
     #[doc(hidden)]
@@ -155,3 +155,29 @@ pub trait Dispatch: Event {
 }
 
 impl<E: Event> Dispatch for E {}
+
+/// Ownership of a possibly shared event: the last holder moves it out; otherwise it is copied
+/// through its serde form (events need not be `Clone`).
+pub(crate) fn own<E: Event>(event: EventBox<E>) -> Result<E, Failure> {
+    match event {
+        EventBox::Owned(e) => Ok(e),
+        EventBox::Shared(arc) => std::sync::Arc::try_unwrap(arc).or_else(|arc| {
+            postcard::to_stdvec(&*arc)
+                .and_then(|bytes| postcard::from_bytes(&bytes))
+                .map_err(|e| Failure::failed(format!("copying `{}`: {e}", E::META.name)))
+        }),
+    }
+}
+
+/// Delivers a handler's result: to the requester, or (notifications) to the log.
+pub(crate) fn send<E: Event>(ctx: &Ctx, reply: Reply, result: Result<E::Output, Failure>) {
+    if let Err(failure) = &result {
+        ctx.shared().stats(ctx.origin()).failed();
+        if reply.is_request() {
+            tracing::debug!(event = E::META.name, %failure, "request failed");
+        } else {
+            tracing::warn!(event = E::META.name, %failure, "notification handler failed");
+        }
+    }
+    let _ = reply.send::<E, E::Output>(result);
+}

@@ -6,7 +6,7 @@
 //! manager waits for a free slot before taking its next event, so calls start in arrival
 //! order and a busy handler applies backpressure through the mailbox.
 
-mod dispatch;
+pub(crate) mod dispatch;
 pub(crate) mod process;
 pub(crate) mod thread;
 

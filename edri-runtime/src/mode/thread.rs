@@ -39,7 +39,7 @@ where
                 Err(crate::manager::panicked(manager, method, &message))
             });
             ctx.shared().record_call(ctx.origin(), handler, since);
-            crate::__private::send::<E>(&ctx, reply, result);
+            crate::mode::dispatch::send::<E>(&ctx, reply, result);
         });
     };
     WorkerStart { limit, start: Box::new(start) }

@@ -92,7 +92,7 @@ fn start<E: Event>(
                 ctx.shared().stats(ctx.origin()).crashed();
             }
             ctx.shared().record_call(ctx.origin(), handler, since);
-            crate::__private::send::<E>(&ctx, reply, result);
+            crate::mode::dispatch::send::<E>(&ctx, reply, result);
         });
     };
     WorkerStart { limit, start: Box::new(start) }
