@@ -509,6 +509,7 @@ const _: () = {
     }
 };
 fn main() -> edri::Result<()> {
+    ::edri::__private::logs_at_start(true);
     ::edri::__private::serve_if_worker();
     ::edri::__private::build_runtime(false, ::core::option::Option::None)
         .block_on(async move {

@@ -75,6 +75,15 @@ pub(crate) fn path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
     Path::parse_mod_style(input)
 }
 
+/// `name = true` or `name = false`.
+pub(crate) fn boolean(meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
+    let input = meta.value()?;
+    if input.peek(syn::LitBool) {
+        return Ok(input.parse::<syn::LitBool>()?.value);
+    }
+    Err(input.error("expected `true` or `false`"))
+}
+
 pub(crate) fn int<T: std::str::FromStr>(meta: &ParseNestedMeta<'_>, what: &str) -> syn::Result<T>
 where
     T::Err: std::fmt::Display,

@@ -26,7 +26,8 @@ pub use crate::mode::process::serve_if_worker;
 pub use crate::mode::{Dispatch, WorkerStart};
 pub use crate::registry::{EventRegistration, ManagerRegistration};
 pub use crate::support::{
-    DefaultProbe, ViaDefault, ViaNoDefault, build_runtime, type_id_of, unknown_handler,
+    DefaultProbe, ViaDefault, ViaNoDefault, build_runtime, logs_at_start, type_id_of,
+    unknown_handler,
 };
 pub use crate::tunnel::remote::accept_bytes;
 pub use crate::{Ctx, Failure};

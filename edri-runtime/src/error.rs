@@ -6,7 +6,10 @@ use crate::event::Location;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Anything that can stop an EDRI application.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is its `Display` text, so that a `main` returning
+/// [`Result`] prints `Error: no managers to start (…)` rather than the variant's fields.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration cannot start.
@@ -18,6 +21,12 @@ pub enum Error {
     /// A request, a notification or a tunnel failed (`?` on their results in `main`).
     #[error(transparent)]
     Failure(#[from] crate::Failure),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Why a router refused to start. Every message names the source locations involved.

@@ -14,6 +14,7 @@ mod failure;
 mod framing;
 pub mod health;
 mod inline;
+pub mod logging;
 mod mailbox;
 mod manager;
 mod metrics;

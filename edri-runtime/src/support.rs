@@ -7,6 +7,12 @@ use crate::manager::{ErasedManager, Manager, ManagerDescriptor};
 use core::any::TypeId;
 use core::marker::PhantomData;
 
+/// `#[edri::main]`'s choice: install the default `tracing` subscriber when the router starts
+/// (or when this process serves as a worker), unless one is set by then.
+pub fn logs_at_start(on: bool) {
+    crate::logging::set_at_start(on);
+}
+
 /// An envelope whose handler index is unknown to the manager: a runtime bug, logged.
 #[cold]
 pub fn unknown_handler(descriptor: &ManagerDescriptor, envelope: &Envelope) {

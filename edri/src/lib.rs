@@ -209,7 +209,26 @@ pub use edri_macros::solve;
 /// Builds a tokio runtime (multi-threaded by default; `flavor = "current_thread"`,
 /// `worker_threads = N`) and blocks on the body. It is also the hook through which a binary
 /// serves as its own process-mode worker.
+///
+/// Logs come out of the box: when the router starts, a `tracing` subscriber printing to stderr
+/// is installed, filtered by `RUST_LOG` (default `info`), unless the program set its own first
+/// (before `Edri::builder().start()`) or opted out with `tracing = false`
+/// ([`tracing::init`] for a plain `main`). An error returned from `main`
+/// is printed with its `Display` text.
+///
+/// ```no_run
+/// #[edri::main(flavor = "current_thread", tracing = false)]
+/// async fn main() -> edri::Result<()> {
+///     edri::Edri::builder().run().await
+/// }
+/// ```
 pub use edri_macros::main;
+
+/// Logs out of the box: [`init`](tracing::init) installs the subscriber `#[edri::main]` installs
+/// (stderr, `RUST_LOG`, default `info`) in a program with a plain `main`.
+pub mod tracing {
+    pub use edri_runtime::logging::{DEFAULT_FILTER, init};
+}
 
 pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,

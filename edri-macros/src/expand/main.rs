@@ -1,5 +1,6 @@
-//! Expansion of `#[edri::main]`: a plain `fn main` that builds the tokio runtime and blocks on
-//! the user's body.
+//! Expansion of `#[edri::main]`: a plain `fn main` that asks for logs at the router's start
+//! (unless `tracing = false`), serves as a process worker when started as one, builds the tokio
+//! runtime and blocks on the user's body.
 
 use crate::attr::{self, Spanned};
 use crate::ctxt::Errors;
@@ -31,12 +32,13 @@ pub(crate) fn fallback(mut item: ItemFn) -> TokenStream {
     }
 }
 
-pub(crate) const MAIN_ARGS: &[&str] = &["flavor", "worker_threads", "crate"];
+pub(crate) const MAIN_ARGS: &[&str] = &["flavor", "worker_threads", "tracing", "crate"];
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -> TokenStream {
     let mut flavor: Option<Spanned<bool>> = None;
     let mut workers: Option<Spanned<usize>> = None;
     let mut krate: Option<Spanned<Path>> = None;
+    let mut tracing: Option<Spanned<bool>> = None;
     attr::parse_args(args, errors, |ident, meta, _| match ident.to_string().as_str() {
         "flavor" => {
             let lit: LitStr = attr::string(meta)?;
@@ -61,10 +63,12 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -
             }
             attr::set_once(&mut workers, ident, n)
         }
+        "tracing" => attr::set_once(&mut tracing, ident, attr::boolean(meta)?),
         "crate" => attr::set_once(&mut krate, ident, attr::path(meta)?),
         _ => Err(attr::unknown("edri main", ident, MAIN_ARGS)),
     });
     let current = flavor.as_ref().is_some_and(|f| f.value);
+    let logs = tracing.as_ref().is_none_or(|t| t.value);
     if let (true, Some(w)) = (current, &workers) {
         errors.at(w.span, "`worker_threads` is for the `multi_thread` flavor");
     }
@@ -94,6 +98,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemFn, errors: &mut Errors) -
     quote! {
         #(#attrs)*
         #vis #sig {
+            #p::logs_at_start(#logs);
             #p::serve_if_worker();
             #p::build_runtime(#current, #workers).block_on(async move #body)
         }

@@ -176,7 +176,12 @@ pub(crate) fn send<E: Event>(ctx: &Ctx, reply: Reply, result: Result<E::Output, 
         if reply.is_request() {
             tracing::debug!(event = E::META.name, %failure, "request failed");
         } else {
-            tracing::warn!(event = E::META.name, %failure, "notification handler failed");
+            tracing::warn!(
+                manager = ctx.manager_name().unwrap_or("(outside)"),
+                event = E::META.name,
+                %failure,
+                "notification handler failed"
+            );
         }
     }
     let _ = reply.send::<E, E::Output>(result);

@@ -198,6 +198,7 @@ impl EdriBuilder {
                 StartError::StartedAsWorker { env: crate::mode::process::WORKER_ENV }.into()
             );
         }
+        crate::logging::at_start();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         table::check_event_names()?;
         for job in &self.jobs {

@@ -34,6 +34,8 @@ pub fn serve_if_worker() {
     if !is_worker() {
         return;
     }
+    // The parent logs what this process writes to stderr, line by line, with its pid.
+    crate::logging::at_start();
     let code = match run() {
         Ok(()) => 0,
         Err(e) => {

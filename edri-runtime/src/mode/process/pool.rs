@@ -338,7 +338,7 @@ impl Pool {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::warn!(target: "edri::worker", pid, manager, method, "{line}");
+                tracing::info!(target: "edri::worker", pid, manager, method, "{line}");
             }
         });
         self.live.lock().unwrap_or_else(PoisonError::into_inner).push(pid);
