@@ -45,7 +45,10 @@ pub use manager::{
     Mode, ProcessFn, QueueKind,
 };
 pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
-pub use router::{Edri, EdriBuilder, Running, ShutdownReport};
+pub use router::{
+    Edri, EdriBuilder, EventNode, HandlerNode, ManagerNode, RouterNode, Running, ShutdownReport,
+    Topology,
+};
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};
 pub use tunnel::{Acceptor, Chunk, Open, Opener, Opening, Tunnel, TunnelReceiver, TunnelSender};

@@ -230,6 +230,9 @@ pub mod tracing {
     pub use edri_runtime::logging::{DEFAULT_FILTER, init};
 }
 
+/// What runs in a router and who it is joined to ([`Running::topology`], `GET /edri/topology`).
+pub use edri_runtime::{EventNode, HandlerNode, ManagerNode, RouterNode, Topology};
+
 pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
     Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,

@@ -111,6 +111,10 @@ impl Attachment for Broker {
         }
     }
 
+    fn routers(&self) -> Vec<crate::RouterNode> {
+        Vec::new()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -54,6 +54,7 @@ impl Prepared {
         let router = rest::routes(&catalog)?
             .route("/edri/health", axum::routing::get(health))
             .route("/edri/events", axum::routing::get(events))
+            .route("/edri/topology", axum::routing::get(topology))
             .route("/metrics", axum::routing::get(metrics))
             .route("/edri/ws", axum::routing::get(ws::upgrade));
         let listener = tokio::net::TcpListener::bind(&config.addr)
@@ -265,6 +266,10 @@ async fn health(State(state): State<Arc<ApiState>>) -> Response {
 
 async fn events(State(state): State<Arc<ApiState>>) -> Response {
     json_response(StatusCode::OK, &state.catalog.document)
+}
+
+async fn topology(State(state): State<Arc<ApiState>>) -> Response {
+    json_response(StatusCode::OK, &crate::router::topology::snapshot(state.ctx.shared()))
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

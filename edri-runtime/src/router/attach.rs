@@ -58,6 +58,8 @@ pub(crate) trait Attachment: Send + Sync + 'static {
     fn abort(&self);
     /// Adds its lines to the router's metrics text.
     fn render_metrics(&self, out: &mut String);
+    /// The other routers it joins this one to, for the [`Topology`](super::Topology).
+    fn routers(&self) -> Vec<super::RouterNode>;
     /// For [`Running`](super::Running)'s typed accessors.
     fn as_any(&self) -> &dyn Any;
 }

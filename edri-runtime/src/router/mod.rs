@@ -6,6 +6,7 @@ mod builder;
 mod running;
 mod signals;
 mod table;
+pub(crate) mod topology;
 
 pub(crate) use attach::Uplink;
 pub(crate) use builder::DEFAULT_TIMEOUT;
@@ -13,6 +14,7 @@ pub use builder::{Edri, EdriBuilder};
 pub use running::{Running, ShutdownReport};
 use signals::StopSignals;
 pub(crate) use table::{Route, Target};
+pub use topology::{EventNode, HandlerNode, ManagerNode, RouterNode, Topology};
 
 use crate::ctx::Origin;
 use crate::envelope::Envelope;

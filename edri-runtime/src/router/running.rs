@@ -77,6 +77,13 @@ impl Running {
         out
     }
 
+    /// What runs in this router and who it is joined to: managers with their live counters
+    /// and handlers, the events they handle, the other routers. What `GET /edri/topology`
+    /// serves.
+    pub fn topology(&self) -> crate::Topology {
+        super::topology::snapshot(self.ctx.shared())
+    }
+
     /// The attachment of type `A`, if this router has one.
     pub(crate) fn attachment<A: Attachment>(&self) -> Option<&A> {
         self.attachments.iter().find_map(|a| a.as_any().downcast_ref::<A>())

@@ -100,6 +100,16 @@ impl Attachment for Joined {
         }
     }
 
+    fn routers(&self) -> Vec<crate::RouterNode> {
+        let Some(connector) = self.connector.get() else { return Vec::new() };
+        connector
+            .status()
+            .peers
+            .into_iter()
+            .map(|p| crate::RouterNode::new("switch", p.id, p.connected, p.subscribes, p.responds))
+            .collect()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
