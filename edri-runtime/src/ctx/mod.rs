@@ -225,6 +225,37 @@ impl Ctx {
         CallAll::new(self, event, self.shared.default_timeout)
     }
 
+    /// Opens a tunnel: the event goes to the one manager that accepts it (this router's first,
+    /// else another router's through the switch) and the tunnel is there once the acceptor
+    /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
+    /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
+    ///
+    /// ```ignore
+    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
+    /// tunnel.send(chunk).await?;
+    /// ```
+    ///
+    /// # Errors
+    /// The acceptor's rejection; `Unavailable` when no manager accepts `E`; `Timeout` when
+    /// the acceptor did not answer in time.
+    pub fn open<E: crate::TunnelEvent>(&self, event: E) -> crate::Open<'_, E> {
+        crate::Open::new(self, event)
+    }
+
+    /// Blocking twin of [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    ///
+    /// # Panics
+    /// When called on a runtime worker thread (use `open(..).await` there).
+    pub fn blocking_open<E: crate::TunnelEvent>(
+        &self,
+        event: E,
+    ) -> Result<crate::Tunnel<E>, Failure> {
+        self.shared.runtime.block_on(self.open(event).into_future())
+    }
+
     /// Blocking twin of [`notify`](Self::notify) for thread-mode handlers and other
     /// non-async code.
     ///

@@ -3,42 +3,11 @@
 
 use super::{Acceptor, Opener, Tunnel};
 use super::{pipe, remote};
-use crate::Ctx;
 use crate::event::TunnelEvent;
 use crate::{Failure, Status};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
-
-impl Ctx {
-    /// Opens a tunnel: the event goes to the one manager that accepts it (this router's first,
-    /// else another router's through the switch) and the tunnel is there once the acceptor
-    /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
-    /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
-    ///
-    /// ```ignore
-    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
-    /// tunnel.send(chunk).await?;
-    /// ```
-    ///
-    /// # Errors
-    /// The acceptor's rejection; `Unavailable` when no manager accepts `E`; `Timeout` when
-    /// the acceptor did not answer in time.
-    pub fn open<E: TunnelEvent>(&self, event: E) -> Open<'_, E> {
-        Open::new(self, event)
-    }
-
-    /// Blocking twin of [`open`](Self::open).
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    ///
-    /// # Panics
-    /// When called on a runtime worker thread (use `open(..).await` there).
-    pub fn blocking_open<E: TunnelEvent>(&self, event: E) -> Result<Tunnel<E>, Failure> {
-        self.shared().runtime.block_on(self.open(event).into_future())
-    }
-}
 
 /// The pipes of a new tunnel: the opener's end and the acceptor's end.
 pub(crate) fn pair<E: TunnelEvent>(window: usize) -> (Tunnel<E, Opener>, Tunnel<E, Acceptor>) {
