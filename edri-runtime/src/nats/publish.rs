@@ -1,0 +1,213 @@
+//! Notifications into the JetStream stream: kept in memory (bounded in bytes) until JetStream
+//! acknowledged them, published pipelined (many acknowledgements awaited at once), published
+//! again with the same `Nats-Msg-Id` when an acknowledgement fails, given up beyond the
+//! outage window.
+
+use super::MAX_EVENT;
+use super::metrics::{Stats, add, sub};
+use crate::Failure;
+use async_nats::jetstream::{self, context::Publish};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// How long a failed publish waits before it is sent again.
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// What one kept event costs beyond its payload (subject, id, bookkeeping).
+const OVERHEAD: usize = 64;
+
+/// A notification on its way to the stream.
+struct Outgoing {
+    event: &'static str,
+    payload: Bytes,
+    room: OwnedSemaphorePermit,
+}
+
+/// A notification published, waiting for (or failing) its acknowledgement.
+struct Pending {
+    subject: String,
+    msg_id: String,
+    payload: Bytes,
+    first: Instant,
+    _room: OwnedSemaphorePermit,
+}
+
+type Acked = Pin<Box<dyn Future<Output = (Pending, bool)> + Send>>;
+
+/// The senders' side: room in the buffer, the queue to the publisher task.
+pub(super) struct Outbox {
+    room: Arc<Semaphore>,
+    capacity: usize,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+}
+
+impl Outbox {
+    pub(super) fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let capacity = capacity.min(Semaphore::MAX_PERMITS);
+        Self { room: Arc::new(Semaphore::new(capacity)), capacity, tx, rx: Mutex::new(Some(rx)) }
+    }
+
+    /// What `payload` costs in the buffer.
+    fn cost(&self, payload: &[u8]) -> Result<u32, Failure> {
+        if payload.len() > MAX_EVENT {
+            return Err(Failure::invalid(format!(
+                "the event is {} bytes: more than the {MAX_EVENT} a router sends through NATS",
+                payload.len()
+            )));
+        }
+        Ok(u32::try_from((payload.len() + OVERHEAD).min(self.capacity)).unwrap_or(u32::MAX))
+    }
+
+    /// Keeps notification `event` for the publisher, waiting for room in the buffer.
+    pub(super) async fn push(
+        &self,
+        event: &'static str,
+        payload: Vec<u8>,
+        stats: &Stats,
+    ) -> Result<(), Failure> {
+        let cost = self.cost(&payload)?;
+        let room = self.room.clone().acquire_many_owned(cost).await.map_err(|_| stopping())?;
+        self.send(Outgoing { event, payload: payload.into(), room }, stats)
+    }
+
+    /// Keeps notification `event` now, or refuses it (the buffer is full).
+    pub(super) fn try_push(
+        &self,
+        event: &'static str,
+        payload: &[u8],
+        stats: &Stats,
+    ) -> Result<(), Failure> {
+        let cost = self.cost(payload)?;
+        let room = self
+            .room
+            .clone()
+            .try_acquire_many_owned(cost)
+            .map_err(|_| Failure::unavailable("the buffer for other routers is full"))?;
+        self.send(Outgoing { event, payload: Bytes::copy_from_slice(payload), room }, stats)
+    }
+
+    fn send(&self, outgoing: Outgoing, stats: &Stats) -> Result<(), Failure> {
+        add(&stats.buffered, 1);
+        self.tx.send(outgoing).map_err(|_| {
+            sub(&stats.buffered, 1);
+            stopping()
+        })
+    }
+
+    /// Senders waiting for room fail from now on.
+    pub(super) fn close(&self) {
+        self.room.close();
+    }
+
+    /// The publisher's end of the queue (once).
+    fn take(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
+        self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+fn stopping() -> Failure {
+    Failure::unavailable("the router is stopping; not sent to other routers")
+}
+
+/// Who publishes, under which names.
+pub(super) struct Publisher {
+    pub(super) js: jetstream::Context,
+    pub(super) namespace: String,
+    pub(super) id: String,
+    pub(super) epoch: u64,
+    pub(super) in_flight: usize,
+    pub(super) window: Duration,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// Publishes what `outbox` receives, until the router stops.
+    pub(super) async fn run(self, outbox: &Outbox) {
+        let Some(mut rx) = outbox.take() else { return };
+        let mut seqs: HashMap<&'static str, u64> = HashMap::new();
+        let mut waiting: FuturesOrdered<Acked> = FuturesOrdered::new();
+        let mut retry: VecDeque<Pending> = VecDeque::new();
+        let mut retry_at = tokio::time::Instant::now();
+        loop {
+            let room = waiting.len() < self.in_flight;
+            let retrying = !retry.is_empty();
+            tokio::select! {
+                biased;
+                Some((pending, ok)) = waiting.next(), if !waiting.is_empty() => {
+                    self.acked(pending, ok, &mut retry);
+                }
+                () = tokio::time::sleep_until(retry_at), if room && retrying => {
+                    while waiting.len() < self.in_flight {
+                        let Some(pending) = retry.pop_front() else { break };
+                        add(&self.stats.republished, 1);
+                        self.publish(pending, &mut waiting, &mut retry).await;
+                    }
+                    retry_at = tokio::time::Instant::now() + RETRY_DELAY;
+                }
+                outgoing = rx.recv(), if room => {
+                    let Some(Outgoing { event, payload, room }) = outgoing else { return };
+                    let seq = seqs.entry(event).or_insert(0);
+                    let pending = Pending {
+                        subject: format!("{}.n.{event}", self.namespace),
+                        msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
+                        payload,
+                        first: Instant::now(),
+                        _room: room,
+                    };
+                    *seq += 1;
+                    self.publish(pending, &mut waiting, &mut retry).await;
+                }
+            }
+            if !retrying && !retry.is_empty() {
+                retry_at = tokio::time::Instant::now() + RETRY_DELAY;
+            }
+        }
+    }
+
+    /// Hands `pending` to the client; its acknowledgement joins `waiting`.
+    async fn publish(
+        &self,
+        pending: Pending,
+        waiting: &mut FuturesOrdered<Acked>,
+        retry: &mut VecDeque<Pending>,
+    ) {
+        let publish =
+            Publish::build().payload(pending.payload.clone()).message_id(pending.msg_id.as_str());
+        match self.js.send_publish(pending.subject.clone(), publish).await {
+            Ok(ack) => waiting.push_back(Box::pin(async move {
+                let ok = ack.await.is_ok();
+                (pending, ok)
+            })),
+            Err(error) => {
+                tracing::debug!(%error, "publish failed; sending it again");
+                retry.push_back(pending);
+            }
+        }
+    }
+
+    /// The acknowledgement of `pending` came (`ok`), or failed: again, or given up.
+    fn acked(&self, pending: Pending, ok: bool, retry: &mut VecDeque<Pending>) {
+        if ok {
+            add(&self.stats.published, 1);
+            sub(&self.stats.buffered, 1);
+        } else if pending.first.elapsed() > self.window {
+            add(&self.stats.lost, 1);
+            sub(&self.stats.buffered, 1);
+            tracing::warn!(
+                id = %pending.msg_id,
+                window = ?self.window,
+                "a notification not acknowledged by JetStream within the outage window was given up"
+            );
+        } else {
+            retry.push_back(pending);
+        }
+    }
+}
