@@ -144,7 +144,7 @@ impl Link {
             .message
             .headers
             .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .map(|v| v.as_str().to_owned());
         let subject_event =
             message.message.subject.as_str().strip_prefix(self.subjects.notify.as_str());

@@ -9,6 +9,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod managers;
+pub mod nats;
 pub mod switch;
 pub mod transport;
 
@@ -28,6 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub const ROLE_ENV: &str = "EDRI_TEST_ROLE";
 pub const TRANSPORT_ENV: &str = "EDRI_TEST_TRANSPORT";
 pub const ROUTER_ENV: &str = "EDRI_TEST_ROUTER";
+/// Set: every router process logs to standard error (at `RUST_LOG`'s level, `warn`).
+pub const TRACE_ENV: &str = "EDRI_TEST_TRACE";
 
 // ----- a router process ---------------------------------------------------------------------
 
@@ -36,6 +39,12 @@ pub const ROUTER_ENV: &str = "EDRI_TEST_ROUTER";
 fn serve_role(transports: &[&dyn Transport], role: &str) {
     let name = std::env::var(TRANSPORT_ENV).expect(TRANSPORT_ENV);
     let transport = *transports.iter().find(|t| t.name() == name).expect("a known transport");
+    if std::env::var_os(TRACE_ENV).is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut builder = Edri::builder().only_explicit();
@@ -265,7 +274,8 @@ pub type Case =
 
 /// Serves a router when started as one; otherwise runs every case for every transport, as
 /// `<transport>::<case>` (only those whose name contains an argument, if any are given), each
-/// on a fresh runtime with a 120 s bound; exits with 1 if any failed.
+/// on a fresh runtime with a 120 s bound; exits with 1 if any failed. A case that does not
+/// hold for a transport ([`Transport::differs`]) is listed as not run, with the reason.
 pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]) {
     edri::serve_if_worker();
     if let Ok(role) = std::env::var(ROLE_ENV) {
@@ -273,11 +283,16 @@ pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]
         return;
     }
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, Vec::new());
+    let (mut passed, mut failed, mut skipped) = (0, Vec::new(), 0);
     for &transport in transports {
         for &(case, test) in cases {
             let name = format!("{}::{case}", transport.name());
             if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+                continue;
+            }
+            if let Some(why) = transport.differs(case) {
+                println!("test {name} ... not run for this transport: {why}");
+                skipped += 1;
                 continue;
             }
             let begin = Instant::now();
@@ -308,7 +323,11 @@ pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]
             }
         }
     }
-    println!("{passed} passed, {} failed", failed.len());
+    if skipped == 0 {
+        println!("{passed} passed, {} failed", failed.len());
+    } else {
+        println!("{passed} passed, {} failed, {skipped} skipped", failed.len());
+    }
     if !failed.is_empty() {
         println!("failed: {}", failed.join(", "));
         std::process::exit(1);

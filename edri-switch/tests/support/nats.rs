@@ -1,0 +1,122 @@
+//! The NATS transport: a `nats-server -js` process as the hub (its token is the test's
+//! secret), `EdriBuilder::nats` to join.
+
+use super::Proc;
+use super::transport::{Hub, Join, Link, SECRET, Transport};
+use edri::nats::Nats;
+use edri::{EdriBuilder, Running};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Routers joined through a `nats-server` with JetStream.
+pub struct NatsTransport;
+
+/// The cases that do not hold for NATS, and why.
+const DIFFERENT: &[(&str, &str)] = &[
+    ("tunnels", "tunnels across routers need the switch: NATS refuses them (tests/nats.rs)"),
+    ("tunnel_outage", "tunnels across routers need the switch"),
+    ("tunnel_outage_beyond_window", "tunnels across routers need the switch"),
+    (
+        "bounded_buffer_and_outage_window",
+        "JetStream stores notifications for an absent router: the sender's buffer holds only \
+         publishes JetStream has not acknowledged",
+    ),
+    (
+        "healthy_link_while_another_router_is_away",
+        "JetStream stores notifications for an absent router: nothing is kept by the sender",
+    ),
+    (
+        "receiver_killed",
+        "the restarted receiver counts the redeliveries (JetStream's delivery count), not the \
+         sender",
+    ),
+];
+
+impl Transport for NatsTransport {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn start_hub(&self, addr: &str) -> Hub {
+        start(addr)
+    }
+
+    fn join(&self, builder: EdriBuilder, join: &Join) -> EdriBuilder {
+        let mut config =
+            Nats::new(format!("nats://{}", join.addr)).token(&join.secret).id(&join.id);
+        if let Some(window) = join.outage_window {
+            config = config.outage_window(window);
+        }
+        if let Some(bytes) = join.buffer {
+            config = config.buffer(bytes);
+        }
+        if let Some(events) = join.in_flight {
+            config = config.in_flight(events);
+        }
+        builder.nats(config)
+    }
+
+    fn link(&self, running: &Running) -> Link {
+        let status = running.nats().expect("a router joined through NATS");
+        Link {
+            connected: status.connected,
+            peers: status.peers.into_iter().map(|p| (p.id, p.connected)).collect(),
+            lost: status.lost,
+            redelivered: status.redelivered,
+            duplicates: status.duplicates,
+            buffered: status.buffered,
+            reconnects: status.reconnects,
+            tunnels: 0,
+        }
+    }
+
+    fn metrics_prefix(&self) -> &'static str {
+        "edri_nats"
+    }
+
+    fn differs(&self, case: &str) -> Option<&'static str> {
+        DIFFERENT.iter().find(|(name, _)| *name == case).map(|(_, why)| *why)
+    }
+}
+
+/// The store directory of the hub on `port`, for this test process.
+fn store(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("edri-nats-{}-{port}", std::process::id()))
+}
+
+/// Starts `nats-server` with JetStream on `addr` (`127.0.0.1:0`: a free port, with a fresh
+/// store; a given port: the same hub restarted on its store) and waits until it listens.
+fn start(addr: &str) -> Hub {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut port: u16 = port.parse().expect("a port");
+    if port == 0 {
+        let listener = std::net::TcpListener::bind((host, 0)).expect("a free port");
+        port = listener.local_addr().unwrap().port();
+        let _ = std::fs::remove_dir_all(store(port));
+    }
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", host, "-p", &port.to_string(), "--auth", SECRET, "-sd"])
+        .arg(store(port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start `nats-server` ({e}): the NATS tests need it on the PATH \
+                 (`apt-get install nats-server`)"
+            )
+        });
+    let mut proc = Proc { child };
+    let addr = format!("{host}:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!("nats-server on {addr} exited at start: {status}");
+        }
+        assert!(Instant::now() < deadline, "nats-server on {addr} did not listen within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Hub { addr, proc }
+}
