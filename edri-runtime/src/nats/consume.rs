@@ -4,18 +4,24 @@
 
 use super::Link;
 use super::metrics::{add, sub};
+use super::publish::FLOOR_HEADER;
 use crate::envelope::{Completion, Handled};
 use crate::event::EventKind;
+use crate::registry::EventRegistration;
 use crate::{Ctx, Failure};
 use async_nats::Subject;
 use async_nats::jetstream::consumer::PullConsumer;
+use bytes::Bytes;
 use futures_util::StreamExt;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// How long a message waits for a hole before it (a publish sent again) to fill.
+const HOLD: Duration = Duration::from_secs(10);
 /// Sequences remembered above the contiguous prefix of one stream, at most.
 const SEEN_LIMIT: usize = 64 * 1024;
 
@@ -94,6 +100,29 @@ impl Drop for Ack {
     }
 }
 
+/// A message that passed the checks, ready for the handlers of its event.
+struct Ready {
+    reply: Subject,
+    registration: &'static EventRegistration,
+    payload: Bytes,
+}
+
+/// One `(origin, epoch, event)` stream as this router reads it: what was delivered, and what
+/// waits for a hole before it to fill (a publish the sender had to send again).
+#[derive(Default)]
+struct Incoming {
+    seen: Seen,
+    /// The next sequence to deliver in order.
+    next: Option<u64>,
+    held: BTreeMap<u64, Ready>,
+    /// When the first held message came.
+    since: Option<Instant>,
+}
+
+/// `(origin, epoch, event)`.
+type Key = (String, u64, String);
+type Streams = HashMap<Key, Incoming>;
+
 impl Link {
     /// Reads the consumer until the router stops; acknowledges through `acks`.
     pub(super) async fn consume(
@@ -102,7 +131,7 @@ impl Link {
         ctx: Ctx,
         acks: mpsc::UnboundedSender<Subject>,
     ) {
-        let mut seen: HashMap<(String, u64, String), Seen> = HashMap::new();
+        let mut streams = Streams::new();
         loop {
             let stream = consumer
                 .stream()
@@ -118,79 +147,181 @@ impl Link {
                     continue;
                 }
             };
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(message) => self.receive(&ctx, &mut seen, message, &acks).await,
-                    Err(error) => tracing::debug!(%error, "NATS consumer"),
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(200), messages.next()).await;
+                match next {
+                    Ok(Some(Ok(message))) => {
+                        self.receive(&ctx, &mut streams, message, &acks).await;
+                    }
+                    Ok(Some(Err(error))) => tracing::debug!(%error, "NATS consumer"),
+                    Ok(None) => break,
+                    Err(_) => {}
                 }
+                self.release(&ctx, &mut streams, &acks).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// One message of the stream.
+    /// One message of the stream: checked, deduplicated, delivered in each sender's order.
     async fn receive(
         self: &Arc<Self>,
         ctx: &Ctx,
-        seen: &mut HashMap<(String, u64, String), Seen>,
+        streams: &mut Streams,
         message: async_nats::jetstream::Message,
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
-        let Some(reply) = message.message.reply.clone() else { return };
+        let Some((ready, key, seq, floor)) = self.check(message, acks) else { return };
+        let incoming = streams.entry(key).or_default();
+        if !incoming.seen.insert(seq) {
+            add(&self.stats.duplicates, 1);
+            // A held message is acknowledged once handled; the others were.
+            if !incoming.held.contains_key(&seq) {
+                let _ = acks.send(ready.reply);
+            }
+            return;
+        }
+        // What is below the sender's floor is in the stream before this message: if it has
+        // not come, it will not come in order (a previous run of this router took it).
+        let next = incoming.next.get_or_insert(floor);
+        *next = (*next).max(floor);
+        if seq > *next {
+            incoming.held.insert(seq, ready);
+            incoming.since.get_or_insert_with(Instant::now);
+            if incoming.held.len() > self.in_flight / 2 {
+                self.deliver_held(ctx, incoming, acks).await;
+            }
+            return;
+        }
+        if seq == *next {
+            *next += 1;
+        }
+        self.deliver(ctx, ready, acks).await;
+        while let Some(entry) = incoming.held.first_entry() {
+            if Some(*entry.key()) != incoming.next {
+                break;
+            }
+            let ready = entry.remove();
+            incoming.next = incoming.next.map(|n| n + 1);
+            self.deliver(ctx, ready, acks).await;
+        }
+        if incoming.held.is_empty() {
+            incoming.since = None;
+        }
+    }
+
+    /// Delivers what waited too long for a hole to fill: the hole's events come later, out
+    /// of order, if at all.
+    async fn release(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        streams: &mut Streams,
+        acks: &mpsc::UnboundedSender<Subject>,
+    ) {
+        for ((origin, _, event), incoming) in streams.iter_mut() {
+            if incoming.since.is_some_and(|since| since.elapsed() > HOLD) {
+                tracing::warn!(
+                    router = %origin,
+                    event = %event,
+                    next = ?incoming.next,
+                    "a notification did not come in order within {HOLD:?}: delivering the \
+                     ones after it"
+                );
+                self.deliver_held(ctx, incoming, acks).await;
+            }
+        }
+    }
+
+    async fn deliver_held(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        incoming: &mut Incoming,
+        acks: &mpsc::UnboundedSender<Subject>,
+    ) {
+        let held = std::mem::take(&mut incoming.held);
+        if let Some(last) = held.keys().next_back() {
+            incoming.next = Some(last + 1);
+        }
+        incoming.since = None;
+        for ready in held.into_values() {
+            self.deliver(ctx, ready, acks).await;
+        }
+    }
+
+    /// Checks a message: its id, its event, its size. Rejected, own and unsubscribed
+    /// messages are acknowledged here.
+    fn check(
+        &self,
+        message: async_nats::jetstream::Message,
+        acks: &mpsc::UnboundedSender<Subject>,
+    ) -> Option<(Ready, Key, u64, u64)> {
+        let reply = message.message.reply.clone()?;
         if message.info().is_ok_and(|info| info.delivered > 1) {
             add(&self.stats.redelivered, 1);
         }
-        let msg_id = message
-            .message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-            .map(|v| v.as_str().to_owned());
-        let subject_event =
-            message.message.subject.as_str().strip_prefix(self.subjects.notify.as_str());
+        let header = |name| {
+            let headers = message.message.headers.as_ref()?;
+            headers.get(name).map(|v| v.as_str().to_owned())
+        };
+        let msg_id = header(async_nats::header::NATS_MESSAGE_ID);
+        let floor = header(async_nats::header::IntoHeaderName::into_header_name(FLOOR_HEADER));
+        let subject = message.message.subject.as_str();
+        let subject_event = subject.strip_prefix(self.subjects.notify.as_str());
         let Some(id) = msg_id.as_deref().and_then(MsgId::parse) else {
-            return self.reject(acks, reply, subject_event, "no valid Nats-Msg-Id header");
+            self.reject(acks, reply, subject_event, "no valid Nats-Msg-Id header");
+            return None;
         };
         if subject_event != Some(id.event) {
-            return self.reject(acks, reply, subject_event, "its subject and its id disagree");
+            self.reject(acks, reply, subject_event, "its subject and its id disagree");
+            return None;
         }
         if id.origin == self.id || !self.subscribes.iter().any(|s| s == id.event) {
             // Its own notification (delivered locally already), or one without subscribers
             // here (read through the `ns.n.>` filter).
             let _ = acks.send(reply);
-            return;
+            return None;
         }
         let registration = crate::registry::event(id.event)
             .filter(|r| r.meta.kind == EventKind::Notification && !r.meta.local);
         let Some(registration) = registration else {
-            return self.reject(acks, reply, subject_event, "not a notification of this binary");
+            self.reject(acks, reply, subject_event, "not a notification of this binary");
+            return None;
         };
         if message.message.payload.len() > super::MAX_EVENT {
-            return self.reject(acks, reply, subject_event, "larger than the largest event");
+            self.reject(acks, reply, subject_event, "larger than the largest event");
+            return None;
         }
+        let floor = floor.and_then(|f| f.parse().ok()).unwrap_or(id.seq);
         let key = (id.origin.to_owned(), id.epoch, id.event.to_owned());
-        if !seen.entry(key).or_default().insert(id.seq) {
-            add(&self.stats.duplicates, 1);
-            let _ = acks.send(reply);
-            return;
-        }
+        let seq = id.seq;
+        let ready = Ready { reply, registration, payload: message.message.payload.clone() };
+        Some((ready, key, seq, floor))
+    }
+
+    /// Hands `ready` to its handlers; acknowledged once they all returned.
+    async fn deliver(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        ready: Ready,
+        acks: &mpsc::UnboundedSender<Subject>,
+    ) {
         add(&self.stats.pending_acks, 1);
         let ack = Ack {
-            reply,
+            reply: ready.reply,
             acks: acks.clone(),
             link: Arc::downgrade(self),
             abandoned: AtomicBool::new(false),
         };
         let handled = Handled::new(Arc::new(ack));
-        let payload = &message.message.payload;
-        match (registration.notify_bytes)(ctx.clone(), payload, Some(handled)).await {
+        let event = ready.registration.meta.name;
+        match (ready.registration.notify_bytes)(ctx.clone(), &ready.payload, Some(handled)).await {
             Ok(()) => add(&self.stats.delivered, 1),
-            Err(failure) => self.decode_error(id.event, &failure),
+            Err(failure) => self.decode_error(event, &failure),
         }
     }
 
     /// A message that is not an event of this application: counted, logged, and
-    /// acknowledged (`+TERM`: never delivered again).
+    /// acknowledged, so that it is not delivered again.
     fn reject(
         &self,
         acks: &mpsc::UnboundedSender<Subject>,

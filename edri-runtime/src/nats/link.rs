@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// How long a publish waits for JetStream's acknowledgement before it is sent again.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The link of one router.
 pub(crate) struct Link {
     config: Nats,
@@ -113,7 +116,10 @@ impl Link {
     async fn start_inner(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), String> {
         let client = super::connect::connect(&self.config, &self.id, self.stats.clone()).await?;
         let _ = self.client.set(client.clone());
-        let js = jetstream::new(client.clone());
+        let mut js = jetstream::new(client.clone());
+        // A publish without an acknowledgement this long is published again (the stream
+        // drops the copy by its id): a hole in a sender's order stays short.
+        js.set_timeout(PUBLISH_TIMEOUT);
         let routers = self.routers_bucket(&js).await?;
         self.check_catalog(&routers).await?;
         let ctx = Ctx::new(shared.clone(), crate::ctx::Origin::Remote);
@@ -329,6 +335,7 @@ impl Link {
         if buffered > 0 {
             tracing::warn!(buffered, "stopping with notifications JetStream has not acknowledged");
         }
+        let _ = tokio::time::timeout_at(deadline, self.handled_by_peers()).await;
         let leave = async {
             if let Some(client) = self.client.get() {
                 let _ = client.flush().await;
@@ -342,6 +349,33 @@ impl Link {
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;
         self.abort();
+    }
+
+    /// Waits until the routers alive that subscribe to notifications handled what this router
+    /// published (their consumers acknowledged it, or have nothing pending).
+    async fn handled_by_peers(&self) {
+        let last = get(&self.stats.last_sequence);
+        let Some((stream, _)) = self.consumer.get() else { return };
+        if last == 0 {
+            return;
+        }
+        let peers: Vec<String> = self
+            .peers
+            .list(catalog::ALIVE_MS)
+            .into_iter()
+            .filter(|p| !p.subscribes.is_empty())
+            .map(|p| p.id)
+            .collect();
+        for peer in peers {
+            loop {
+                let Ok(info) = stream.consumer_info(&peer).await else { break };
+                let idle = info.num_pending == 0 && info.num_ack_pending == 0;
+                if idle || info.ack_floor.stream_sequence >= last {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// Ends every task of the link; waiting senders fail.

@@ -17,6 +17,8 @@ pub(super) struct Stats {
     pub(super) buffered: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) republished: AtomicU64,
+    /// The stream sequence of the last notification this router published.
+    pub(super) last_sequence: AtomicU64,
 }
 
 /// Adds `n` to `counter`.

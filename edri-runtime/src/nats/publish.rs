@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, context::Publish};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// How long a failed publish waits before it is sent again.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// The header with the publisher's floor of the event: every sequence below it is in the
+/// stream before this message.
+pub(super) const FLOOR_HEADER: &str = "Edri-Floor";
 /// What one kept event costs beyond its payload (subject, id, bookkeeping).
 const OVERHEAD: usize = 64;
 
@@ -31,6 +34,11 @@ struct Outgoing {
 
 /// A notification published, waiting for (or failing) its acknowledgement.
 struct Pending {
+    event: &'static str,
+    seq: u64,
+    /// The lowest sequence of its event not acknowledged by JetStream when it was numbered:
+    /// everything below is in the stream before it.
+    floor: u64,
     subject: String,
     msg_id: String,
     payload: Bytes,
@@ -38,7 +46,8 @@ struct Pending {
     _room: OwnedSemaphorePermit,
 }
 
-type Acked = Pin<Box<dyn Future<Output = (Pending, bool)> + Send>>;
+/// A publish and its stream sequence, or `None` when it failed.
+type Acked = Pin<Box<dyn Future<Output = (Pending, Option<u64>)> + Send>>;
 
 /// The senders' side: room in the buffer, the queue to the publisher task.
 pub(super) struct Outbox {
@@ -129,10 +138,12 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Publishes what `outbox` receives, until the router stops.
+    /// Publishes what `outbox` receives, until the router stops. What failed is published
+    /// again before anything new.
     pub(super) async fn run(self, outbox: &Outbox) {
         let Some(mut rx) = outbox.take() else { return };
         let mut seqs: HashMap<&'static str, u64> = HashMap::new();
+        let mut unacked: HashMap<&'static str, BTreeSet<u64>> = HashMap::new();
         let mut waiting: FuturesOrdered<Acked> = FuturesOrdered::new();
         let mut retry: VecDeque<Pending> = VecDeque::new();
         let mut retry_at = tokio::time::Instant::now();
@@ -141,8 +152,10 @@ impl Publisher {
             let retrying = !retry.is_empty();
             tokio::select! {
                 biased;
-                Some((pending, ok)) = waiting.next(), if !waiting.is_empty() => {
-                    self.acked(pending, ok, &mut retry);
+                Some((pending, sequence)) = waiting.next(), if !waiting.is_empty() => {
+                    if let Some(pending) = self.acked(pending, sequence, &mut unacked) {
+                        retry.push_back(pending);
+                    }
                 }
                 () = tokio::time::sleep_until(retry_at), if room && retrying => {
                     while waiting.len() < self.in_flight {
@@ -152,10 +165,16 @@ impl Publisher {
                     }
                     retry_at = tokio::time::Instant::now() + RETRY_DELAY;
                 }
-                outgoing = rx.recv(), if room => {
+                outgoing = rx.recv(), if room && !retrying => {
                     let Some(Outgoing { event, payload, room }) = outgoing else { return };
                     let seq = seqs.entry(event).or_insert(0);
+                    let kept = unacked.entry(event).or_default();
+                    let floor = kept.first().copied().unwrap_or(*seq);
+                    kept.insert(*seq);
                     let pending = Pending {
+                        event,
+                        seq: *seq,
+                        floor,
                         subject: format!("{}.n.{event}", self.namespace),
                         msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
                         payload,
@@ -179,12 +198,14 @@ impl Publisher {
         waiting: &mut FuturesOrdered<Acked>,
         retry: &mut VecDeque<Pending>,
     ) {
-        let publish =
-            Publish::build().payload(pending.payload.clone()).message_id(pending.msg_id.as_str());
+        let publish = Publish::build()
+            .payload(pending.payload.clone())
+            .message_id(pending.msg_id.as_str())
+            .header(FLOOR_HEADER, pending.floor.to_string().as_str());
         match self.js.send_publish(pending.subject.clone(), publish).await {
             Ok(ack) => waiting.push_back(Box::pin(async move {
-                let ok = ack.await.is_ok();
-                (pending, ok)
+                let sequence = ack.await.ok().map(|ack| ack.sequence);
+                (pending, sequence)
             })),
             Err(error) => {
                 tracing::debug!(%error, "publish failed; sending it again");
@@ -193,21 +214,32 @@ impl Publisher {
         }
     }
 
-    /// The acknowledgement of `pending` came (`ok`), or failed: again, or given up.
-    fn acked(&self, pending: Pending, ok: bool, retry: &mut VecDeque<Pending>) {
-        if ok {
+    /// The acknowledgement of `pending` came (its stream `sequence`), or failed: what to
+    /// publish again, if not given up.
+    fn acked(
+        &self,
+        pending: Pending,
+        sequence: Option<u64>,
+        unacked: &mut HashMap<&'static str, BTreeSet<u64>>,
+    ) -> Option<Pending> {
+        if let Some(sequence) = sequence {
             add(&self.stats.published, 1);
-            sub(&self.stats.buffered, 1);
+            self.stats.last_sequence.fetch_max(sequence, std::sync::atomic::Ordering::Relaxed);
         } else if pending.first.elapsed() > self.window {
             add(&self.stats.lost, 1);
-            sub(&self.stats.buffered, 1);
             tracing::warn!(
                 id = %pending.msg_id,
                 window = ?self.window,
                 "a notification not acknowledged by JetStream within the outage window was given up"
             );
         } else {
-            retry.push_back(pending);
+            return Some(pending);
         }
+        sub(&self.stats.buffered, 1);
+        // No longer holds back the floor of its event.
+        if let Some(kept) = unacked.get_mut(pending.event) {
+            kept.remove(&pending.seq);
+        }
+        None
     }
 }
