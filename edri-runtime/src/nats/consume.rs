@@ -287,7 +287,7 @@ impl Link {
             self.reject(acks, reply, subject_event, "not a notification of this binary");
             return None;
         };
-        if message.message.payload.len() > super::MAX_EVENT {
+        if message.message.payload.len() > self.config.max_event {
             self.reject(acks, reply, subject_event, "larger than the largest event");
             return None;
         }

@@ -26,7 +26,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The link of one router.
 pub(crate) struct Link {
-    config: Nats,
+    pub(super) config: Nats,
     pub(super) id: String,
     epoch: u64,
     pub(super) namespace: String,
@@ -91,7 +91,7 @@ impl Link {
             client: OnceLock::new(),
             routers: OnceLock::new(),
             consumer: OnceLock::new(),
-            outbox: Outbox::new(config.buffer),
+            outbox: Outbox::new(config.buffer, config.max_event),
             peers: Peers::default(),
             stats: Arc::new(Stats::default()),
             tasks: Mutex::new(Vec::new()),

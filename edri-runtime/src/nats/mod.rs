@@ -89,9 +89,9 @@ pub const DEFAULT_BUFFER: usize = 64 << 20;
 pub const DEFAULT_IN_FLIGHT: u32 = 4_096;
 /// How long JetStream waits for an acknowledgement before it delivers a message again.
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
-/// The largest event (serialized) a router sends or accepts; NATS's own `max_payload`
-/// (1 MiB by default) may be lower.
-pub const MAX_EVENT: usize = 1 << 20;
+/// The largest event (serialized) a router sends or accepts by default: NATS's own default
+/// `max_payload` (1 MiB), which bounds it too.
+pub const DEFAULT_MAX_EVENT: usize = 1 << 20;
 
 /// How a router joins NATS: [`EdriBuilder::nats`](crate::EdriBuilder::nats).
 #[derive(Clone)]
@@ -106,6 +106,7 @@ pub struct Nats {
     pub(crate) in_flight: u32,
     pub(crate) ack_wait: Duration,
     pub(crate) replicas: usize,
+    pub(crate) max_event: usize,
 }
 
 /// How a router proves who it is to NATS.
@@ -163,6 +164,7 @@ impl Nats {
             in_flight: DEFAULT_IN_FLIGHT,
             ack_wait: DEFAULT_ACK_WAIT,
             replicas: 1,
+            max_event: DEFAULT_MAX_EVENT,
         }
     }
 
@@ -264,6 +266,16 @@ impl Nats {
     /// router creates them.
     pub fn replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas.max(1);
+        self
+    }
+}
+
+impl Nats {
+    /// The largest event (serialized) this router sends or accepts (default 1 MiB): a larger
+    /// one is refused when sent (`Invalid`) and dropped (counted as a decode error) when
+    /// received. The server's `max_payload` bounds it too.
+    pub fn max_event(mut self, bytes: usize) -> Self {
+        self.max_event = bytes.max(1);
         self
     }
 }

@@ -3,7 +3,6 @@
 //! again with the same `Nats-Msg-Id` when an acknowledgement fails, given up beyond the
 //! outage window.
 
-use super::MAX_EVENT;
 use super::metrics::{Stats, add, sub};
 use crate::Failure;
 use async_nats::jetstream::{self, context::Publish};
@@ -53,23 +52,26 @@ type Acked = Pin<Box<dyn Future<Output = (Pending, Option<u64>)> + Send>>;
 pub(super) struct Outbox {
     room: Arc<Semaphore>,
     capacity: usize,
+    max_event: usize,
     tx: mpsc::UnboundedSender<Outgoing>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
 }
 
 impl Outbox {
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize, max_event: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let capacity = capacity.min(Semaphore::MAX_PERMITS);
-        Self { room: Arc::new(Semaphore::new(capacity)), capacity, tx, rx: Mutex::new(Some(rx)) }
+        let room = Arc::new(Semaphore::new(capacity));
+        Self { room, capacity, max_event, tx, rx: Mutex::new(Some(rx)) }
     }
 
     /// What `payload` costs in the buffer.
     fn cost(&self, payload: &[u8]) -> Result<u32, Failure> {
-        if payload.len() > MAX_EVENT {
+        if payload.len() > self.max_event {
             return Err(Failure::invalid(format!(
-                "the event is {} bytes: more than the {MAX_EVENT} a router sends through NATS",
-                payload.len()
+                "the event is {} bytes: more than the {} a router sends through NATS",
+                payload.len(),
+                self.max_event
             )));
         }
         Ok(u32::try_from((payload.len() + OVERHEAD).min(self.capacity)).unwrap_or(u32::MAX))

