@@ -1,13 +1,12 @@
 //! The NATS link as a router attachment: `EdriBuilder::nats(..)` and `Running::nats()`.
 
 use super::{Link, Nats, NatsStatus};
-use crate::error::{Error, StartError};
-use crate::manager::{ErasedManager, ManagerDescriptor};
-use crate::router::Uplink;
-use crate::router::attach::{AttachFuture, Attachment, Stage};
-use crate::{Ctx, EdriBuilder, Running};
-use std::any::Any;
-use std::sync::{Arc, OnceLock};
+use crate::error::StartError;
+use crate::manager::ManagerDescriptor;
+use crate::router::Shared;
+use crate::router::attach::{AttachFuture, Joined, Transport};
+use crate::{EdriBuilder, Running};
+use std::sync::Arc;
 
 impl EdriBuilder {
     /// Joins the other routers connected to the same NATS under the same namespace
@@ -24,7 +23,7 @@ impl EdriBuilder {
     /// # Ok(()) }
     /// ```
     pub fn nats(self, nats: impl Into<Nats>) -> Self {
-        self.attach(Joined { config: Some(nats.into()), link: OnceLock::new() })
+        self.attach(Joined::<Link>::new(nats.into()))
     }
 }
 
@@ -32,73 +31,33 @@ impl Running {
     /// What the router knows about NATS and the other routers (`None` without
     /// [`EdriBuilder::nats`]).
     pub fn nats(&self) -> Option<NatsStatus> {
-        self.attachment::<Joined>().and_then(|j| j.link.get()).map(|l| l.status())
+        self.attachment::<Joined<Link>>().and_then(Joined::link).map(|l| l.status())
     }
 }
 
-/// A router joined to others through NATS.
-struct Joined {
-    config: Option<Nats>,
-    link: OnceLock<Arc<Link>>,
-}
+impl Transport for Link {
+    type Config = Nats;
 
-impl Attachment for Joined {
-    fn prepare(&mut self) -> AttachFuture<'_, Result<(), StartError>> {
-        Box::pin(std::future::ready(Ok(())))
+    fn build(config: Nats, managers: &[&'static ManagerDescriptor]) -> Result<Self, StartError> {
+        Link::new(config, managers)
     }
 
-    fn managers(&mut self) -> Vec<Box<dyn ErasedManager>> {
-        Vec::new()
+    fn join<'a>(
+        self: &'a Arc<Self>,
+        shared: &'a Arc<Shared>,
+    ) -> AttachFuture<'a, Result<(), StartError>> {
+        Box::pin(self.start(shared))
     }
 
-    fn counts_calls(&self) -> bool {
-        false
+    fn leave(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()> {
+        Box::pin(self.close(deadline))
     }
 
-    fn uplink(
-        &mut self,
-        managers: &[&'static ManagerDescriptor],
-    ) -> Result<Option<Arc<dyn Uplink>>, StartError> {
-        let Some(config) = self.config.take() else { return Ok(None) };
-        let link = Arc::new(Link::new(config, managers)?);
-        let _ = self.link.set(link.clone());
-        Ok(Some(link))
+    fn end(&self) {
+        self.abort();
     }
 
-    fn start<'a>(&'a self, ctx: &'a Ctx) -> AttachFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            match self.link.get() {
-                Some(link) => Ok(link.start(ctx.shared()).await?),
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn stage(&self) -> Stage {
-        Stage::Link
-    }
-
-    fn drain(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()> {
-        Box::pin(async move {
-            if let Some(link) = self.link.get() {
-                link.close(deadline).await;
-            }
-        })
-    }
-
-    fn abort(&self) {
-        if let Some(link) = self.link.get() {
-            link.abort();
-        }
-    }
-
-    fn render_metrics(&self, out: &mut String) {
-        if let Some(link) = self.link.get() {
-            link.render_metrics(out);
-        }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn metrics(&self, out: &mut String) {
+        self.render_metrics(out);
     }
 }
