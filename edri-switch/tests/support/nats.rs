@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Set in a router process's environment: its consumer's `ack_wait`, in milliseconds.
+pub const ACK_WAIT_ENV: &str = "EDRI_TEST_NATS_ACK_WAIT_MS";
+
 /// Routers joined through a `nats-server` with JetStream.
 pub struct NatsTransport;
 
@@ -30,7 +33,7 @@ const DIFFERENT: &[(&str, &str)] = &[
     (
         "receiver_killed",
         "the restarted receiver counts the redeliveries (JetStream's delivery count), not the \
-         sender",
+         sender: tests/nats.rs has its NATS form",
     ),
 ];
 
@@ -54,6 +57,9 @@ impl Transport for NatsTransport {
         }
         if let Some(events) = join.in_flight {
             config = config.in_flight(events);
+        }
+        if let Some(ms) = std::env::var(ACK_WAIT_ENV).ok().and_then(|ms| ms.parse().ok()) {
+            config = config.ack_wait(Duration::from_millis(ms));
         }
         builder.nats(config)
     }
