@@ -123,6 +123,35 @@ async fn receiver_killed(t: &'static dyn Transport) {
     let _ = std::fs::remove_file(&log);
 }
 
+/// 1 000 ticks/s for 20 s to a router whose own link to NATS is cut for 10 s by a proxy:
+/// JetStream keeps what it could not deliver, and the receiver gets every tick once.
+async fn receiver_cut(t: &'static dyn Transport) {
+    const COUNT: u64 = 20_000;
+    let hub = t.start_hub("127.0.0.1:0");
+    let proxy = Proxy::start(hub.addr.clone()).await;
+    let env = [(ACK_WAIT_ENV, "3000")];
+    let (_b, ready) = router_env(t, &Join::new(&proxy.addr, "b"), "counter", &env);
+    assert_eq!(ready, "ready");
+    let running = sender(t, &hub.addr, 4_096).await;
+    wait_for_peers(t, &running, &["b"]).await;
+    let ctx = running.ctx();
+    ctx.request(StartStream { first: 0, count: COUNT, per_sec: 1_000 }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    proxy.restore();
+    let report = wait_for_count(ctx, COUNT, Duration::from_secs(60)).await;
+    println!("  {report:?}");
+    assert_eq!(
+        (report.received, report.duplicates, report.out_of_order, report.last),
+        (COUNT, 0, 0, COUNT - 1),
+        "lost, duplicated or reordered ticks"
+    );
+    let link = t.link(&running);
+    assert_eq!(link.lost, 0, "{link:?}");
+    running.shutdown().await.unwrap();
+}
+
 /// The numbers in a `SlowCounter` log, with how often each was handled.
 fn handled(log: &std::path::Path) -> std::collections::BTreeMap<u64, u64> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -151,6 +180,7 @@ fn main() {
             ("tunnel_refused", |t| Box::pin(tunnel_refused(t))),
             ("invalid_id", |t| Box::pin(invalid_id(t))),
             ("receiver_killed_gets_what_it_had_not_handled", |t| Box::pin(receiver_killed(t))),
+            ("receiver_link_cut", |t| Box::pin(receiver_cut(t))),
         ],
     );
 }

@@ -7,6 +7,7 @@ use super::NatsPeer;
 use crate::switch::frame::CatalogEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 /// How often a router rewrites its presence.
@@ -52,6 +53,8 @@ pub(super) fn conflict(ours: &[CatalogEntry], id: &str, theirs: &[CatalogEntry])
 #[derive(Default)]
 pub(super) struct Peers {
     table: RwLock<HashMap<String, Presence>>,
+    /// Turns of the round-robin over responders.
+    turn: AtomicUsize,
 }
 
 impl Peers {
@@ -77,16 +80,34 @@ impl Peers {
         })
     }
 
-    /// How many live routers answer request `event`.
-    pub(super) fn responders(&self, event: &str) -> usize {
+    /// The live routers that answer request `event`, sorted.
+    fn answering(&self, event: &str) -> Vec<String> {
         let now = wall_ms();
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        table
-            .values()
-            .filter(|p| {
+        let mut ids: Vec<String> = table
+            .iter()
+            .filter(|(_, p)| {
                 now.saturating_sub(p.at_ms) < ALIVE_MS && p.responds.iter().any(|s| s == event)
             })
-            .count()
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many live routers answer request `event`.
+    pub(super) fn responders(&self, event: &str) -> usize {
+        self.answering(event).len()
+    }
+
+    /// The next live router answering request `event`, round-robin.
+    pub(super) fn responder(&self, event: &str) -> Option<String> {
+        let mut ids = self.answering(event);
+        if ids.is_empty() {
+            return None;
+        }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        Some(ids.swap_remove(turn % ids.len()))
     }
 
     /// The routers seen within `window_ms`, sorted by id.
@@ -140,6 +161,10 @@ mod tests {
         peers.set("new", Some(presence(wall_ms())));
         peers.set("old", Some(presence(wall_ms() - 10_000)));
         assert_eq!(peers.responders("Ask"), 1);
+        peers.set("other", Some(presence(wall_ms())));
+        let turns: Vec<String> = (0..4).filter_map(|_| peers.responder("Ask")).collect();
+        assert_eq!(turns, ["new", "other", "new", "other"]);
+        peers.set("other", None);
         assert!(peers.subscribed("Tick", 60_000));
         let listed: Vec<(String, bool)> =
             peers.list(60_000).into_iter().map(|p| (p.id, p.connected)).collect();

@@ -6,9 +6,10 @@
 //! - a **notification** is published once into a JetStream stream; every router with
 //!   subscribers for it reads it through its own durable consumer, hands it to its managers,
 //!   and acknowledges it once every local handler returned;
-//! - a **request** without a responder on this router is a core NATS request on the event's
-//!   subject, answered by one router of a queue group; "no responders" is an immediate
-//!   `Unavailable`, the requester's timeout holds, and a lost request is a `Timeout`;
+//! - a **request** without a responder on this router is a core NATS request to the next
+//!   router that answers it (round-robin over the live ones), or to one router of a queue
+//!   group when none is known; "no responders" is an immediate `Unavailable`, the requester's
+//!   timeout holds, and a lost request is a `Timeout`;
 //! - [`request_all`](crate::Ctx::request_all) gathers one answer per router that answers it;
 //! - **tunnels** do not cross routers through NATS: opening one whose acceptor is on another
 //!   router fails with `Unavailable` (use the switch, [`crate::switch`], for tunnels).
@@ -21,12 +22,13 @@
 //! |---|---|---|
 //! | notifications | stream `ns_notifications`, subjects `ns.n.<event>` | file storage, interest retention (a message stays until every router's consumer acknowledged it), `max_age` = outage window, `duplicate_window` = the outage window up to 2 min, `num_replicas` = [`Nats::replicas`] |
 //! | one router's notifications | durable pull consumer `<id>` on that stream | explicit ack, `ack_wait` = [`Nats::ack_wait`] (30 s), `max_ack_pending` = [`Nats::in_flight`], filter `ns.n.<event>` for a router with one subscribed notification, else `ns.n.>` (the others are acknowledged unread), new messages only when created |
-//! | requests | `ns.r.<event>`, queue group `ns` | core NATS |
+//! | requests | `ns.d.<router>.<event>` (one router), `ns.r.<event>` (queue group `ns`) | core NATS |
 //! | `request_all` | `ns.a.<event>` | core NATS, every router answers on the caller's inbox |
 //! | routers and their catalogs | key-value bucket `ns_routers`, key = router id | file storage, one value per router, rewritten every second |
 //!
 //! Streams, consumers and buckets are created at start when missing; an existing stream with
-//! other subjects is a start error.
+//! other subjects is a start error. NATS 2.10 or newer with JetStream is needed, and must be
+//! reachable at start (unlike the switch); later outages are ridden out by reconnecting.
 //!
 //! # No loss, no duplicates
 //!

@@ -1,6 +1,9 @@
-//! Requests across routers through core NATS: `ns.r.<event>` answered by one router of the
-//! queue group `ns`, `ns.a.<event>` (for `request_all`) by every router that answers it.
-//! A response is `Result<bytes, Failure>` in postcard.
+//! Requests across routers through core NATS. A request goes to the next router that answers
+//! it (round-robin over the live ones the routers' bucket shows) on `ns.d.<router>.<event>`;
+//! when none is known, or that one just left, to `ns.r.<event>`, answered by one router of
+//! the queue group `ns` (none: NATS's "no responders"). `ns.a.<event>` (for `request_all`)
+//! is answered by every router that answers the event. A response is
+//! `Result<bytes, Failure>` in postcard.
 
 use super::Link;
 use crate::event::EventKind;
@@ -26,6 +29,8 @@ pub(super) struct Subjects {
     pub(super) request: String,
     /// `ns.a.`: requests to every router.
     pub(super) all: String,
+    /// `ns.d.`: requests to one router, followed by its id, `.` and the event's name.
+    pub(super) direct: String,
 }
 
 impl Subjects {
@@ -34,6 +39,7 @@ impl Subjects {
             notify: format!("{namespace}.n."),
             request: format!("{namespace}.r."),
             all: format!("{namespace}.a."),
+            direct: format!("{namespace}.d."),
         }
     }
 }
@@ -58,7 +64,11 @@ impl Link {
                 .subscribe(format!("{}{event}", self.subjects.all))
                 .await
                 .map_err(|e| format!("cannot subscribe to requests `{event}`: {e}"))?;
-            for mut subscription in [one, all] {
+            let direct = client
+                .subscribe(format!("{}{}.{event}", self.subjects.direct, self.id))
+                .await
+                .map_err(|e| format!("cannot subscribe to requests `{event}`: {e}"))?;
+            for mut subscription in [one, all, direct] {
                 let (this, ctx, event) = (self.clone(), ctx.clone(), registration.meta.name);
                 self.spawn(async move {
                     while let Some(message) = subscription.next().await {
@@ -111,14 +121,26 @@ impl Link {
         timeout: Duration,
     ) -> Result<Vec<u8>, Failure> {
         let client = self.client().map_err(Failure::unavailable)?;
-        let request = async_nats::Request::new()
-            .payload(payload.into())
-            .headers(self.request_headers(timeout))
-            .timeout(Some(timeout));
-        let subject = format!("{}{event}", self.subjects.request);
-        match client.send_request(subject, request).await {
+        let payload = bytes::Bytes::from(payload);
+        let queue = format!("{}{event}", self.subjects.request);
+        let direct =
+            self.peers.responder(event).map(|id| format!("{}{id}.{event}", self.subjects.direct));
+        let mut sent = Err(None);
+        for subject in direct.into_iter().chain([queue]) {
+            let request = async_nats::Request::new()
+                .payload(payload.clone())
+                .headers(self.request_headers(timeout))
+                .timeout(Some(timeout));
+            sent = client.send_request(subject, request).await.map_err(Some);
+            // The router picked left just now: ask the queue group instead.
+            if !matches!(&sent, Err(Some(e)) if e.kind() == RequestErrorKind::NoResponders) {
+                break;
+            }
+        }
+        match sent {
             Ok(message) => response(&message),
-            Err(error) => Err(match error.kind() {
+            Err(None) => Err(Failure::unavailable(format!("request `{event}` was not sent"))),
+            Err(Some(error)) => Err(match error.kind() {
                 RequestErrorKind::NoResponders => Failure::unavailable(format!(
                     "no responder for request `{event}` on this router or any router joined \
                      through NATS"
