@@ -152,17 +152,6 @@ async fn receiver_cut(t: &'static dyn Transport) {
     running.shutdown().await.unwrap();
 }
 
-/// The numbers in a `SlowCounter` log, with how often each was handled.
-fn handled(log: &std::path::Path) -> std::collections::BTreeMap<u64, u64> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut seen = std::collections::BTreeMap::new();
-    // The last line may be half-written by a killed router.
-    for line in text.lines().filter_map(|l| l.parse::<u64>().ok()) {
-        *seen.entry(line).or_insert(0) += 1;
-    }
-    seen
-}
-
 /// A router whose id is not a valid NATS name fails to start, saying so.
 async fn invalid_id(t: &'static dyn Transport) {
     let hub = t.start_hub("127.0.0.1:0");

@@ -18,6 +18,7 @@ pub use transport::{Join, Link, Transport};
 
 use edri::prelude::*;
 use edri::{EdriBuilder, Running};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -264,6 +265,17 @@ pub async fn wait_for_count(ctx: &Ctx, count: u64, limit: Duration) -> ReportRes
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// The numbers in a `SlowCounter` log, with how often each was handled.
+pub fn handled(log: &std::path::Path) -> BTreeMap<u64, u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    // The last line may be half-written by a killed router.
+    for line in text.lines().filter_map(|l| l.parse::<u64>().ok()) {
+        *seen.entry(line).or_insert(0) += 1;
+    }
+    seen
 }
 
 // ----- runner -------------------------------------------------------------------------------
