@@ -152,6 +152,44 @@ async fn receiver_cut(t: &'static dyn Transport) {
     running.shutdown().await.unwrap();
 }
 
+/// With NATS gone, publishes wait in the sender's buffer (bounded: then senders wait), and
+/// beyond the outage window they are given up and counted as lost, not kept forever.
+async fn bounded_buffer_while_nats_is_gone(t: &'static dyn Transport) {
+    const BUFFER: usize = 256 << 10;
+    let mut hub = t.start_hub("127.0.0.1:0");
+    let (_b, ready) = router(t, &Join::new(&hub.addr, "b"), "counter");
+    assert_eq!(ready, "ready");
+    let join = Join::new(&hub.addr, "ctl").buffer(BUFFER).outage_window(Duration::from_secs(3));
+    let running = ctl_with(t, &join, Edri::builder().only_explicit()).await;
+    wait_for_peers(t, &running, &["b"]).await;
+    hub.kill();
+    let ctx = running.ctx();
+    let mut accepted = 0u64;
+    let blocked = loop {
+        let tick = Tick { n: accepted, pad: vec![1; 1024] };
+        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += 1;
+            }
+            Err(_) => break true,
+        }
+        if accepted > 10_000 {
+            break false;
+        }
+    };
+    assert!(blocked, "the sender never waited");
+    let link = t.link(&running);
+    assert_eq!(link.buffered, accepted, "{link:?}");
+    assert!(accepted * 1024 <= BUFFER as u64, "kept {accepted} KiB for a 256 KiB buffer");
+    let limit = Duration::from_secs(15);
+    let link = wait_for_link(t, &running, limit, "never given up", |l| l.buffered == 0).await;
+    assert_eq!(link.lost, accepted, "{link:?}");
+    let metrics = running.metrics();
+    assert!(metrics.contains(&format!("edri_nats_lost_total {accepted}")), "{metrics}");
+    running.shutdown().await.unwrap();
+}
+
 /// A router whose id is not a valid NATS name fails to start, saying so.
 async fn invalid_id(t: &'static dyn Transport) {
     let hub = t.start_hub("127.0.0.1:0");
@@ -170,6 +208,9 @@ fn main() {
             ("invalid_id", |t| Box::pin(invalid_id(t))),
             ("receiver_killed_gets_what_it_had_not_handled", |t| Box::pin(receiver_killed(t))),
             ("receiver_link_cut", |t| Box::pin(receiver_cut(t))),
+            ("bounded_buffer_while_nats_is_gone", |t| {
+                Box::pin(bounded_buffer_while_nats_is_gone(t))
+            }),
         ],
     );
 }
