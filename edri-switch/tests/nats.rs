@@ -10,7 +10,7 @@ use async_nats::jetstream::context::Publish;
 use edri::nats::Nats;
 use edri::prelude::*;
 use std::time::Duration;
-use support::nats::{ACK_WAIT_ENV, NatsTransport};
+use support::nats::{ACK_WAIT_ENV, NatsTransport, cluster_ports, start_cluster_node};
 use support::transport::SECRET;
 use support::*;
 
@@ -190,6 +190,65 @@ async fn bounded_buffer_while_nats_is_gone(t: &'static dyn Transport) {
     running.shutdown().await.unwrap();
 }
 
+/// A three-node cluster with the stream replicated three times: the node the receiving
+/// router is connected to is killed for 10 s during 1 000 events/s for 20 s; the receiver
+/// fails over to another node and gets every tick once (a few out of order).
+async fn cluster_node_killed(t: &'static dyn Transport) {
+    const COUNT: u64 = 20_000;
+    let nodes = cluster_ports();
+    let mut hubs: Vec<_> = (0..3).map(|i| start_cluster_node(&nodes, i)).collect();
+    let raw = async_nats::ConnectOptions::new()
+        .token(SECRET.into())
+        .connect(hubs[0].addr.as_str())
+        .await
+        .expect("a raw NATS client");
+    let js = async_nats::jetstream::new(raw);
+    // The stream and the bucket, replicated on the three nodes, once the cluster has formed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = async_nats::jetstream::stream::Config {
+            name: "edri_notifications".into(),
+            subjects: vec!["edri.n.>".into()],
+            retention: async_nats::jetstream::stream::RetentionPolicy::Interest,
+            max_age: Duration::from_secs(60),
+            num_replicas: 3,
+            ..Default::default()
+        };
+        let bucket = async_nats::jetstream::kv::Config {
+            bucket: "edri_routers".into(),
+            num_replicas: 3,
+            ..Default::default()
+        };
+        let made = match js.get_or_create_stream(stream).await {
+            Ok(_) => js.create_key_value(bucket).await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match made {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() > deadline => panic!("no cluster: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    let (_b, ready) = router(t, &Join::new(&hubs[1].addr, "b"), "counter");
+    assert_eq!(ready, "ready");
+    let running = sender(t, &hubs[0].addr, 4_096).await;
+    wait_for_peers(t, &running, &["b"]).await;
+    let ctx = running.ctx();
+    ctx.request(StartStream { first: 0, count: COUNT, per_sec: 1_000 }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    hubs[1].kill();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    hubs[1] = start_cluster_node(&nodes, 1);
+    let report = wait_for_count(ctx, COUNT, Duration::from_secs(60)).await;
+    println!("  {report:?}");
+    // Order is not kept across the failover of the stream's leader yet (README): a few
+    // ticks come late. None is lost or handled twice.
+    assert_eq!((report.received, report.duplicates), (COUNT, 0), "lost or duplicated ticks");
+    assert!(report.out_of_order < 100, "{report:?}");
+    assert_eq!(t.link(&running).lost, 0);
+    running.shutdown().await.unwrap();
+}
+
 /// A router whose id is not a valid NATS name fails to start, saying so.
 async fn invalid_id(t: &'static dyn Transport) {
     let hub = t.start_hub("127.0.0.1:0");
@@ -211,6 +270,7 @@ fn main() {
             ("bounded_buffer_while_nats_is_gone", |t| {
                 Box::pin(bounded_buffer_while_nats_is_gone(t))
             }),
+            ("cluster_node_killed", |t| Box::pin(cluster_node_killed(t))),
         ],
     );
 }

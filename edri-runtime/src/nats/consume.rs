@@ -14,14 +14,15 @@ use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// How long a message waits for a hole before it (a publish sent again) to fill.
-const HOLD: Duration = Duration::from_secs(10);
+/// How long a message waits for a hole before it to fill, beyond `ack_wait` (a message lost
+/// on its way here is delivered again after `ack_wait`; a publish sent again comes sooner).
+const HOLD: Duration = Duration::from_secs(5);
 /// Sequences remembered above the contiguous prefix of one stream, at most.
 const SEEN_LIMIT: usize = 64 * 1024;
 
@@ -73,8 +74,34 @@ impl<'a> MsgId<'a> {
     }
 }
 
+/// The messages handed to handlers and not acknowledged yet, by a number of their own: told
+/// to JetStream as in progress (`+WPI`) so that a slow handler does not get its message
+/// delivered again after `ack_wait`.
+#[derive(Default)]
+pub(super) struct Working {
+    next: AtomicU64,
+    replies: Mutex<HashMap<u64, Subject>>,
+}
+
+impl Working {
+    fn add(&self, reply: Subject) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner).insert(id, reply);
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+
+    fn all(&self) -> Vec<Subject> {
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+}
+
 /// One message handed to the handlers: acknowledged once they all returned.
 struct Ack {
+    id: u64,
     reply: Subject,
     acks: mpsc::UnboundedSender<Subject>,
     link: Weak<Link>,
@@ -91,6 +118,7 @@ impl Drop for Ack {
     fn drop(&mut self) {
         if let Some(link) = self.link.upgrade() {
             sub(&link.stats.pending_acks, 1);
+            link.working.remove(self.id);
         }
         // Abandoned (the router stopped before handling it): JetStream delivers it again
         // after `ack_wait`, to this router's next run.
@@ -132,6 +160,7 @@ impl Link {
         acks: mpsc::UnboundedSender<Subject>,
     ) {
         let mut streams = Streams::new();
+        let mut progress = Instant::now();
         loop {
             let stream = consumer
                 .stream()
@@ -158,6 +187,10 @@ impl Link {
                     Err(_) => {}
                 }
                 self.release(&ctx, &mut streams, &acks).await;
+                if progress.elapsed() > self.config.ack_wait / 3 {
+                    progress = Instant::now();
+                    self.in_progress(&streams).await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -210,6 +243,15 @@ impl Link {
         }
     }
 
+    /// Tells JetStream that what is being handled, or held for a hole, is in progress.
+    async fn in_progress(&self, streams: &Streams) {
+        let Ok(client) = self.client() else { return };
+        let held = streams.values().flat_map(|s| s.held.values().map(|r| r.reply.clone()));
+        for reply in self.working.all().into_iter().chain(held.collect::<Vec<_>>()) {
+            let _ = client.publish(reply, "+WPI".into()).await;
+        }
+    }
+
     /// Delivers what waited too long for a hole to fill: the hole's events come later, out
     /// of order, if at all.
     async fn release(
@@ -219,12 +261,13 @@ impl Link {
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
         for ((origin, _, event), incoming) in streams.iter_mut() {
-            if incoming.since.is_some_and(|since| since.elapsed() > HOLD) {
+            let hold = self.config.ack_wait + HOLD;
+            if incoming.since.is_some_and(|since| since.elapsed() > hold) {
                 tracing::warn!(
                     router = %origin,
                     event = %event,
                     next = ?incoming.next,
-                    "a notification did not come in order within {HOLD:?}: delivering the \
+                    "a notification did not come in order within {hold:?}: delivering the \
                      ones after it"
                 );
                 self.deliver_held(ctx, incoming, acks).await;
@@ -307,6 +350,7 @@ impl Link {
     ) {
         add(&self.stats.pending_acks, 1);
         let ack = Ack {
+            id: self.working.add(ready.reply.clone()),
             reply: ready.reply,
             acks: acks.clone(),
             link: Arc::downgrade(self),

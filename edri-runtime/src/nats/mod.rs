@@ -21,7 +21,7 @@
 //! | what | name | settings |
 //! |---|---|---|
 //! | notifications | stream `ns_notifications`, subjects `ns.n.<event>` | file storage, interest retention (a message stays until every router's consumer acknowledged it), `max_age` = outage window, `duplicate_window` = the outage window up to 2 min, `num_replicas` = [`Nats::replicas`] |
-//! | one router's notifications | durable pull consumer `<id>` on that stream | explicit ack, `ack_wait` = [`Nats::ack_wait`] (30 s), `max_ack_pending` = [`Nats::in_flight`], filter `ns.n.<event>` for a router with one subscribed notification, else `ns.n.>` (the others are acknowledged unread), new messages only when created |
+//! | one router's notifications | durable pull consumer `<id>` on that stream | explicit ack, `ack_wait` = [`Nats::ack_wait`] (5 s, `+WPI` while handled), `max_ack_pending` = [`Nats::in_flight`], filter `ns.n.<event>` for a router with one subscribed notification, else `ns.n.>` (the others are acknowledged unread), new messages only when created |
 //! | requests | `ns.d.<router>.<event>` (one router), `ns.r.<event>` (queue group `ns`) | core NATS |
 //! | `request_all` | `ns.a.<event>` | core NATS, every router answers on the caller's inbox |
 //! | routers and their catalogs | key-value bucket `ns_routers`, key = router id | file storage, one value per router, rewritten every second |
@@ -47,8 +47,11 @@
 //! are dropped by `(origin, epoch, event, seq)` and counted in `duplicates`.
 //!
 //! Order: each sender's notifications of one event reach each router in the order they were
-//! sent while publishes succeed at the first try; a publish that had to be retried, or a
-//! message redelivered after `ack_wait`, may arrive after later ones.
+//! sent. Each message carries the sender's floor (below it, everything is in the stream
+//! before it); a message after a hole (a publish sent again, a delivery lost with a link)
+//! waits until the hole fills, at most `ack_wait` + 5 s or until half of
+//! [`Nats::in_flight`] wait; then the later ones are delivered and the missing one comes
+//! late, out of order (never lost).
 //!
 //! # Fingerprints
 //!
@@ -89,8 +92,9 @@ pub const DEFAULT_BUFFER: usize = 64 << 20;
 /// How many publishes wait for their acknowledgement at once, and how many messages a
 /// router's consumer holds unacknowledged.
 pub const DEFAULT_IN_FLIGHT: u32 = 4_096;
-/// How long JetStream waits for an acknowledgement before it delivers a message again.
-pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long JetStream waits for an acknowledgement before it delivers a message again (a
+/// message being handled is reported in progress every third of it, and not delivered again).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(5);
 /// The largest event (serialized) a router sends or accepts by default: NATS's own default
 /// `max_payload` (1 MiB), which bounds it too.
 pub const DEFAULT_MAX_EVENT: usize = 1 << 20;
@@ -258,7 +262,10 @@ impl Nats {
     }
 
     /// How long JetStream waits for this router's acknowledgement before delivering a message
-    /// again (default 30 s): longer than the slowest notification handler.
+    /// again (default 5 s). Messages being handled are reported in progress (`+WPI`) every
+    /// third of it, so a slow handler does not get its message again; a message lost on its
+    /// way to this router (a cut link, a failed server) comes again after it, and the messages
+    /// after it wait for it (up to `ack_wait` + 5 s) to keep each sender's order.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
         self.ack_wait = wait.max(Duration::from_secs(1));
         self

@@ -24,11 +24,12 @@ const DIFFERENT: &[(&str, &str)] = &[
     (
         "bounded_buffer_and_outage_window",
         "JetStream stores notifications for an absent router: the sender's buffer holds only \
-         publishes JetStream has not acknowledged",
+         publishes JetStream has not acknowledged (tests/nats.rs: with NATS gone)",
     ),
     (
         "healthy_link_while_another_router_is_away",
-        "JetStream stores notifications for an absent router: nothing is kept by the sender",
+        "JetStream stores notifications for an absent router: nothing is kept by the sender \
+         (tests/nats.rs: the receiver's link cut)",
     ),
     (
         "receiver_killed",
@@ -111,6 +112,47 @@ fn store(port: u16) -> PathBuf {
 /// Starts `nats-server` with JetStream on `addr` (`127.0.0.1:0`: a free port, with a fresh
 /// store; a given port: the same hub restarted on its store) and waits until it listens.
 fn start(addr: &str) -> Hub {
+    start_node(addr, &[])
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// Node `i` (0, 1, 2) of a three-node cluster: client port, cluster port.
+pub struct Node {
+    pub client: u16,
+    pub cluster: u16,
+}
+
+/// Ports for a three-node cluster on 127.0.0.1.
+pub fn cluster_ports() -> Vec<Node> {
+    (0..3).map(|_| Node { client: free_port(), cluster: free_port() }).collect()
+}
+
+/// Starts node `i` of the cluster `nodes` (again on its store after a kill).
+pub fn start_cluster_node(nodes: &[Node], i: usize) -> Hub {
+    let routes: Vec<String> = (0..nodes.len())
+        .filter(|&j| j != i)
+        .map(|j| format!("nats://127.0.0.1:{}", nodes[j].cluster))
+        .collect();
+    let args = [
+        "-n".to_owned(),
+        format!("edri-{i}"),
+        "--cluster_name".to_owned(),
+        "edri".to_owned(),
+        "--cluster".to_owned(),
+        format!("nats://127.0.0.1:{}", nodes[i].cluster),
+        "--routes".to_owned(),
+        routes.join(","),
+    ];
+    start_node(&format!("127.0.0.1:{}", nodes[i].client), &args)
+}
+
+/// Starts `nats-server` with JetStream on `addr`, with `more` arguments.
+fn start_node(addr: &str, more: &[String]) -> Hub {
     check_version();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut port: u16 = port.parse().expect("a port");
@@ -122,6 +164,7 @@ fn start(addr: &str) -> Hub {
     let child = Command::new("nats-server")
         .args(["-js", "-a", host, "-p", &port.to_string(), "--auth", SECRET, "-sd"])
         .arg(store(port))
+        .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
