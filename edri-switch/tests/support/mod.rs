@@ -335,6 +335,7 @@ pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]
             }
         }
     }
+    nats::remove_stores();
     if skipped == 0 {
         println!("{passed} passed, {} failed", failed.len());
     } else {

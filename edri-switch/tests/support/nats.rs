@@ -104,6 +104,17 @@ fn check_version() {
     assert!((major, minor) >= (2, 10), "found `{}`: {HOW}", text.trim());
 }
 
+/// Removes the store directories this test process made (its hubs are gone).
+pub fn remove_stores() {
+    let prefix = format!("edri-nats-{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The store directory of the hub on `port`, for this test process.
 fn store(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("edri-nats-{}-{port}", std::process::id()))
