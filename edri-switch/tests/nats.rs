@@ -164,21 +164,7 @@ async fn bounded_buffer_while_nats_is_gone(t: &'static dyn Transport) {
     wait_for_peers(t, &running, &["b"]).await;
     hub.kill();
     let ctx = running.ctx();
-    let mut accepted = 0u64;
-    let blocked = loop {
-        let tick = Tick { n: accepted, pad: vec![1; 1024] };
-        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
-            Ok(result) => {
-                result.unwrap();
-                accepted += 1;
-            }
-            Err(_) => break true,
-        }
-        if accepted > 10_000 {
-            break false;
-        }
-    };
-    assert!(blocked, "the sender never waited");
+    let accepted = fill_until_blocked(ctx).await;
     let link = t.link(&running);
     assert_eq!(link.buffered, accepted, "{link:?}");
     assert!(accepted * 1024 <= BUFFER as u64, "kept {accepted} KiB for a 256 KiB buffer");

@@ -254,6 +254,23 @@ pub async fn copy(
     }
 }
 
+/// Sends 1 KiB ticks until one waits more than 200 ms (the sender's buffer is full); how many
+/// were taken. Fails if 10 000 were taken without a wait.
+pub async fn fill_until_blocked(ctx: &Ctx) -> u64 {
+    let mut accepted = 0u64;
+    loop {
+        let tick = Tick { n: accepted, pad: vec![1; 1024] };
+        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += 1;
+            }
+            Err(_) => return accepted,
+        }
+        assert!(accepted <= 10_000, "the sender never waited");
+    }
+}
+
 /// Polls the counter until it received `count` ticks (bounded).
 pub async fn wait_for_count(ctx: &Ctx, count: u64, limit: Duration) -> ReportResponse {
     let deadline = Instant::now() + limit;
