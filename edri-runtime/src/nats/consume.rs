@@ -14,7 +14,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use std::time::Instant;
@@ -74,34 +74,31 @@ impl<'a> MsgId<'a> {
     }
 }
 
-/// The messages handed to handlers and not acknowledged yet, by a number of their own: told
-/// to JetStream as in progress (`+WPI`) so that a slow handler does not get its message
-/// delivered again after `ack_wait`.
+/// The messages handed to handlers and not acknowledged yet: told to JetStream as in
+/// progress (`+WPI`) so that a slow handler (or a full mailbox) does not get its message
+/// acknowledged by a redelivery, nor delivered again after `ack_wait`.
 #[derive(Default)]
 pub(super) struct Working {
-    next: AtomicU64,
-    replies: Mutex<HashMap<u64, Subject>>,
+    replies: Mutex<HashMap<(Key, u64), Subject>>,
 }
 
 impl Working {
-    fn add(&self, reply: Subject) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.replies.lock().unwrap_or_else(PoisonError::into_inner).insert(id, reply);
-        id
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Key, u64), Subject>> {
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn remove(&self, id: u64) {
-        self.replies.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    fn contains(&self, work: &(Key, u64)) -> bool {
+        self.lock().contains_key(work)
     }
 
     fn all(&self) -> Vec<Subject> {
-        self.replies.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+        self.lock().values().cloned().collect()
     }
 }
 
 /// One message handed to the handlers: acknowledged once they all returned.
 struct Ack {
-    id: u64,
+    work: (Key, u64),
     reply: Subject,
     acks: mpsc::UnboundedSender<Subject>,
     link: Weak<Link>,
@@ -118,7 +115,7 @@ impl Drop for Ack {
     fn drop(&mut self) {
         if let Some(link) = self.link.upgrade() {
             sub(&link.stats.pending_acks, 1);
-            link.working.remove(self.id);
+            link.working.lock().remove(&self.work);
         }
         // Abandoned (the router stopped before handling it): JetStream delivers it again
         // after `ack_wait`, to this router's next run.
@@ -130,6 +127,8 @@ impl Drop for Ack {
 
 /// A message that passed the checks, ready for the handlers of its event.
 struct Ready {
+    key: Key,
+    seq: u64,
     reply: Subject,
     registration: &'static EventRegistration,
     payload: Bytes,
@@ -204,12 +203,16 @@ impl Link {
         message: async_nats::jetstream::Message,
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
-        let Some((ready, key, seq, floor)) = self.check(message, acks) else { return };
-        let incoming = streams.entry(key).or_default();
+        let Some((ready, floor)) = self.check(message, acks) else { return };
+        let seq = ready.seq;
+        let incoming = streams.entry(ready.key.clone()).or_default();
         if !incoming.seen.insert(seq) {
             add(&self.stats.duplicates, 1);
-            // A held message is acknowledged once handled; the others were.
-            if !incoming.held.contains_key(&seq) {
+            // A held message, or one its handlers have not finished, is acknowledged once
+            // handled; the others were (that acknowledgement was lost).
+            let pending = incoming.held.contains_key(&seq)
+                || self.working.contains(&(ready.key.clone(), seq));
+            if !pending {
                 let _ = acks.send(ready.reply);
             }
             return;
@@ -243,12 +246,27 @@ impl Link {
         }
     }
 
-    /// Tells JetStream that what is being handled, or held for a hole, is in progress.
+    /// Tells JetStream that what is held for a hole is in progress.
     async fn in_progress(&self, streams: &Streams) {
         let Ok(client) = self.client() else { return };
-        let held = streams.values().flat_map(|s| s.held.values().map(|r| r.reply.clone()));
-        for reply in self.working.all().into_iter().chain(held.collect::<Vec<_>>()) {
+        let held: Vec<Subject> =
+            streams.values().flat_map(|s| s.held.values().map(|r| r.reply.clone())).collect();
+        for reply in held {
             let _ = client.publish(reply, "+WPI".into()).await;
+        }
+    }
+
+    /// Every third of `ack_wait`, tells JetStream that what is being handled is in progress
+    /// (apart from the consumer's loop, which may wait for a full mailbox).
+    pub(super) async fn keep_working(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(self.config.ack_wait / 3);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Ok(client) = self.client() else { continue };
+            for reply in self.working.all() {
+                let _ = client.publish(reply, "+WPI".into()).await;
+            }
         }
     }
 
@@ -297,7 +315,7 @@ impl Link {
         &self,
         message: async_nats::jetstream::Message,
         acks: &mpsc::UnboundedSender<Subject>,
-    ) -> Option<(Ready, Key, u64, u64)> {
+    ) -> Option<(Ready, u64)> {
         let reply = message.message.reply.clone()?;
         if message.info().is_ok_and(|info| info.delivered > 1) {
             add(&self.stats.redelivered, 1);
@@ -337,8 +355,8 @@ impl Link {
         let floor = floor.and_then(|f| f.parse().ok()).unwrap_or(id.seq);
         let key = (id.origin.to_owned(), id.epoch, id.event.to_owned());
         let seq = id.seq;
-        let ready = Ready { reply, registration, payload: message.message.payload.clone() };
-        Some((ready, key, seq, floor))
+        let payload = message.message.payload.clone();
+        Some((Ready { key, seq, reply, registration, payload }, floor))
     }
 
     /// Hands `ready` to its handlers; acknowledged once they all returned.
@@ -349,8 +367,10 @@ impl Link {
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
         add(&self.stats.pending_acks, 1);
+        let work = (ready.key, ready.seq);
+        self.working.lock().insert(work.clone(), ready.reply.clone());
         let ack = Ack {
-            id: self.working.add(ready.reply.clone()),
+            work,
             reply: ready.reply,
             acks: acks.clone(),
             link: Arc::downgrade(self),

@@ -130,6 +130,7 @@ impl Link {
         self.spawn(Self::acknowledge(client.clone(), acks_rx));
         if let Some(consumer) = self.consumer(&stream).await? {
             self.spawn(self.clone().consume(consumer, ctx.clone(), acks_tx));
+            self.spawn(self.clone().keep_working());
         }
         let _ = self.consumer.set((stream, self.id.clone()));
         self.serve_requests(&ctx).await?;
