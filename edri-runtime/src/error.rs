@@ -150,6 +150,16 @@ pub enum StartError {
         /// Why (the switch's words, naming the event for a catalog mismatch).
         reason: String,
     },
+    /// NATS did not take this router (unreachable, authentication failed, JetStream off), or
+    /// an event is defined differently on another router joined through it.
+    #[cfg(feature = "nats")]
+    #[error("NATS at `{servers}` refused this router: {reason}")]
+    Nats {
+        /// The servers given to `Nats`.
+        servers: String,
+        /// Why (naming the event for a catalog mismatch).
+        reason: String,
+    },
     /// `start` was called outside a tokio runtime.
     #[error("`Edri::builder().start()` must run inside a tokio runtime (use `#[edri::main]`)")]
     NoRuntime,

@@ -19,6 +19,8 @@ mod mailbox;
 mod manager;
 mod metrics;
 mod mode;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod registry;
 mod router;
 pub mod scheduler;

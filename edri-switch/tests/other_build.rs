@@ -7,6 +7,7 @@
 mod support;
 
 use edri::prelude::*;
+use support::nats::NatsTransport;
 use support::switch::SwitchTransport;
 
 /// `conformance/routing.rs` declares `Drifted { n: u64 }`.
@@ -18,5 +19,5 @@ pub struct Drifted {
 }
 
 fn main() {
-    support::run(&[&SwitchTransport], &[]);
+    support::run(&[&SwitchTransport, &NatsTransport], &[]);
 }

@@ -282,6 +282,12 @@ pub use edri_runtime::health;
 /// outages of the outage window.
 pub use edri_runtime::switch;
 
+/// Several routers as one application through NATS (feature `nats`):
+/// `Edri::builder().nats(Nats::new("nats://127.0.0.1:4222"))`; notifications through a
+/// JetStream stream, requests through core NATS request/reply.
+#[cfg(feature = "nats")]
+pub use edri_runtime::nats;
+
 /// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the
 /// WebSocket endpoint, health, metrics and the event catalog.
 pub use edri_runtime::api;

@@ -102,3 +102,111 @@ pub(crate) trait Uplink: Send + Sync + 'static {
         timeout: Duration,
     ) -> BoxFuture<Result<crate::tunnel::remote::RemoteEnd, crate::Failure>>;
 }
+
+/// A transport to other routers (the switch's connector, the NATS link): built from its
+/// configuration once the router's managers are known, started with the router, closed at
+/// the [`Stage::Link`] of the shutdown. [`Joined`] makes one an [`Attachment`].
+pub(crate) trait Transport: Uplink + Sized {
+    /// What the builder method was given.
+    type Config: Send + Sync + 'static;
+    /// The transport of a router running `managers`.
+    fn build(
+        config: Self::Config,
+        managers: &[&'static ManagerDescriptor],
+    ) -> Result<Self, StartError>;
+    /// Joins the other routers.
+    fn join<'a>(
+        self: &'a Arc<Self>,
+        shared: &'a Arc<super::Shared>,
+    ) -> AttachFuture<'a, Result<(), StartError>>;
+    /// Finishes what is in flight within `deadline`, then leaves.
+    fn leave(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()>;
+    /// Ends at once.
+    fn end(&self);
+    /// Adds its lines to the router's metrics text.
+    fn metrics(&self, out: &mut String);
+    /// The other routers it joins this one to, for the topology.
+    fn routers(&self) -> Vec<super::RouterNode>;
+}
+
+/// A router joined to others through transport `T`.
+pub(crate) struct Joined<T: Transport> {
+    config: Option<T::Config>,
+    link: std::sync::OnceLock<Arc<T>>,
+}
+
+impl<T: Transport> Joined<T> {
+    pub(crate) fn new(config: T::Config) -> Self {
+        Self { config: Some(config), link: std::sync::OnceLock::new() }
+    }
+
+    /// The transport, once the router started.
+    pub(crate) fn link(&self) -> Option<&Arc<T>> {
+        self.link.get()
+    }
+}
+
+impl<T: Transport> Attachment for Joined<T> {
+    fn prepare(&mut self) -> AttachFuture<'_, Result<(), StartError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn managers(&mut self) -> Vec<Box<dyn ErasedManager>> {
+        Vec::new()
+    }
+
+    fn counts_calls(&self) -> bool {
+        false
+    }
+
+    fn uplink(
+        &mut self,
+        managers: &[&'static ManagerDescriptor],
+    ) -> Result<Option<Arc<dyn Uplink>>, StartError> {
+        let Some(config) = self.config.take() else { return Ok(None) };
+        let link = Arc::new(T::build(config, managers)?);
+        let _ = self.link.set(link.clone());
+        Ok(Some(link))
+    }
+
+    fn start<'a>(&'a self, ctx: &'a Ctx) -> AttachFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            match self.link.get() {
+                Some(link) => Ok(link.join(ctx.shared()).await?),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Link
+    }
+
+    fn drain(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(link) = self.link.get() {
+                link.leave(deadline).await;
+            }
+        })
+    }
+
+    fn abort(&self) {
+        if let Some(link) = self.link.get() {
+            link.end();
+        }
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        if let Some(link) = self.link.get() {
+            link.metrics(out);
+        }
+    }
+
+    fn routers(&self) -> Vec<super::RouterNode> {
+        self.link.get().map(|link| link.routers()).unwrap_or_default()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

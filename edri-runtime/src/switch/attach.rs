@@ -1,13 +1,12 @@
 //! The connector as a router attachment: `EdriBuilder::switch(..)` and `Running::switch()`.
 
 use super::{Connector, Switch, SwitchStatus};
-use crate::error::{Error, StartError};
-use crate::manager::{ErasedManager, ManagerDescriptor};
-use crate::router::Uplink;
-use crate::router::attach::{AttachFuture, Attachment, Stage};
-use crate::{Ctx, EdriBuilder, Running};
-use std::any::Any;
-use std::sync::{Arc, OnceLock};
+use crate::error::StartError;
+use crate::manager::ManagerDescriptor;
+use crate::router::Shared;
+use crate::router::attach::{AttachFuture, Joined, Transport};
+use crate::{EdriBuilder, Running};
+use std::sync::Arc;
 
 impl EdriBuilder {
     /// Joins the other routers of a switch ([`crate::switch`]): notifications reach their
@@ -26,7 +25,7 @@ impl EdriBuilder {
     /// # Ok(()) }
     /// ```
     pub fn switch(self, switch: impl Into<Switch>) -> Self {
-        self.attach(Joined { config: Some(switch.into()), connector: OnceLock::new() })
+        self.attach(Joined::<Connector>::new(switch.into()))
     }
 }
 
@@ -34,83 +33,41 @@ impl Running {
     /// What the connector knows about the switch and the other routers (`None` without
     /// [`EdriBuilder::switch`]).
     pub fn switch(&self) -> Option<SwitchStatus> {
-        self.attachment::<Joined>().and_then(|j| j.connector.get()).map(|c| c.status())
+        self.attachment::<Joined<Connector>>().and_then(Joined::link).map(|c| c.status())
     }
 }
 
-/// A router joined to a switch through its connector.
-struct Joined {
-    config: Option<Switch>,
-    connector: OnceLock<Arc<Connector>>,
-}
+impl Transport for Connector {
+    type Config = Switch;
 
-impl Attachment for Joined {
-    fn prepare(&mut self) -> AttachFuture<'_, Result<(), StartError>> {
-        Box::pin(std::future::ready(Ok(())))
+    fn build(config: Switch, managers: &[&'static ManagerDescriptor]) -> Result<Self, StartError> {
+        Connector::new(config, managers)
     }
 
-    fn managers(&mut self) -> Vec<Box<dyn ErasedManager>> {
-        Vec::new()
+    fn join<'a>(
+        self: &'a Arc<Self>,
+        shared: &'a Arc<Shared>,
+    ) -> AttachFuture<'a, Result<(), StartError>> {
+        Box::pin(self.start(shared))
     }
 
-    fn counts_calls(&self) -> bool {
-        false
+    fn leave(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()> {
+        Box::pin(self.close(deadline))
     }
 
-    fn uplink(
-        &mut self,
-        managers: &[&'static ManagerDescriptor],
-    ) -> Result<Option<Arc<dyn Uplink>>, StartError> {
-        let Some(config) = self.config.take() else { return Ok(None) };
-        let connector = Arc::new(Connector::new(config, managers)?);
-        let _ = self.connector.set(connector.clone());
-        Ok(Some(connector))
+    fn end(&self) {
+        self.abort();
     }
 
-    fn start<'a>(&'a self, ctx: &'a Ctx) -> AttachFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            match self.connector.get() {
-                Some(connector) => Ok(connector.start(ctx.shared()).await?),
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn stage(&self) -> Stage {
-        Stage::Link
-    }
-
-    fn drain(&self, deadline: tokio::time::Instant) -> AttachFuture<'_, ()> {
-        Box::pin(async move {
-            if let Some(connector) = self.connector.get() {
-                connector.close(deadline).await;
-            }
-        })
-    }
-
-    fn abort(&self) {
-        if let Some(connector) = self.connector.get() {
-            connector.abort();
-        }
-    }
-
-    fn render_metrics(&self, out: &mut String) {
-        if let Some(connector) = self.connector.get() {
-            connector.render_metrics(out);
-        }
+    fn metrics(&self, out: &mut String) {
+        self.render_metrics(out);
     }
 
     fn routers(&self) -> Vec<crate::RouterNode> {
-        let Some(connector) = self.connector.get() else { return Vec::new() };
-        connector
-            .status()
+        self.status()
             .peers
             .into_iter()
             .map(|p| crate::RouterNode::new("switch", p.id, p.connected, p.subscribes, p.responds))
             .collect()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -68,6 +68,8 @@ pub(crate) mod frame;
 mod server;
 
 pub(crate) use connector::Connector;
+#[cfg(feature = "nats")]
+pub(crate) use connector::{catalog, default_id, interests};
 pub use frame::PROTOCOL;
 pub use server::Server;
 

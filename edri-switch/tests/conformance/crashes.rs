@@ -3,19 +3,7 @@
 
 use crate::support::*;
 use edri::prelude::*;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-/// The numbers in a `SlowCounter` log, with how often each was handled.
-fn handled(log: &std::path::Path) -> BTreeMap<u64, u64> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut seen = BTreeMap::new();
-    // The last line may be half-written by a killed router.
-    for line in text.lines().filter_map(|l| l.parse::<u64>().ok()) {
-        *seen.entry(line).or_insert(0) += 1;
-    }
-    seen
-}
 
 /// A log file of this test run, removed first.
 fn log_path(name: &str) -> std::path::PathBuf {

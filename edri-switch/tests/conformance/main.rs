@@ -27,6 +27,7 @@ mod routing;
 mod tunnels;
 
 use edri::Running;
+use support::nats::NatsTransport;
 use support::switch::SwitchTransport;
 use support::transport::Hub;
 use support::*;
@@ -77,5 +78,5 @@ async fn cluster(
 }
 
 fn main() {
-    support::run(&[&SwitchTransport], CASES);
+    support::run(&[&SwitchTransport, &NatsTransport], CASES);
 }

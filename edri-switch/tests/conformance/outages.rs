@@ -22,21 +22,7 @@ pub async fn bounded_buffer(t: &'static dyn Transport) {
     wait_for_link(t, &running, limit, "b still shown connected", |l| !l.is_up("b")).await;
     // Events for b are kept until the buffer is full; then the sender waits.
     let ctx = running.ctx();
-    let mut accepted = 0u64;
-    let blocked = loop {
-        let tick = Tick { n: accepted, pad: vec![1; 1024] };
-        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
-            Ok(result) => {
-                result.unwrap();
-                accepted += 1;
-            }
-            Err(_) => break true,
-        }
-        if accepted > 10_000 {
-            break false;
-        }
-    };
-    assert!(blocked, "the sender never waited");
+    let accepted = fill_until_blocked(ctx).await;
     let link = t.link(&running);
     assert_eq!(link.buffered, accepted);
     let kept = accepted as usize * (1024 + 64);

@@ -9,6 +9,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod managers;
+pub mod nats;
 pub mod switch;
 pub mod transport;
 
@@ -17,6 +18,7 @@ pub use transport::{Join, Link, Transport};
 
 use edri::prelude::*;
 use edri::{EdriBuilder, Running};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub const ROLE_ENV: &str = "EDRI_TEST_ROLE";
 pub const TRANSPORT_ENV: &str = "EDRI_TEST_TRANSPORT";
 pub const ROUTER_ENV: &str = "EDRI_TEST_ROUTER";
+/// Set: every router process logs to standard error (at `RUST_LOG`'s level, `warn`).
+pub const TRACE_ENV: &str = "EDRI_TEST_TRACE";
 
 // ----- a router process ---------------------------------------------------------------------
 
@@ -36,6 +40,12 @@ pub const ROUTER_ENV: &str = "EDRI_TEST_ROUTER";
 fn serve_role(transports: &[&dyn Transport], role: &str) {
     let name = std::env::var(TRANSPORT_ENV).expect(TRANSPORT_ENV);
     let transport = *transports.iter().find(|t| t.name() == name).expect("a known transport");
+    if std::env::var_os(TRACE_ENV).is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut builder = Edri::builder().only_explicit();
@@ -244,6 +254,23 @@ pub async fn copy(
     }
 }
 
+/// Sends 1 KiB ticks until one waits more than 200 ms (the sender's buffer is full); how many
+/// were taken. Fails if 10 000 were taken without a wait.
+pub async fn fill_until_blocked(ctx: &Ctx) -> u64 {
+    let mut accepted = 0u64;
+    loop {
+        let tick = Tick { n: accepted, pad: vec![1; 1024] };
+        match tokio::time::timeout(Duration::from_millis(200), ctx.notify(tick)).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += 1;
+            }
+            Err(_) => return accepted,
+        }
+        assert!(accepted <= 10_000, "the sender never waited");
+    }
+}
+
 /// Polls the counter until it received `count` ticks (bounded).
 pub async fn wait_for_count(ctx: &Ctx, count: u64, limit: Duration) -> ReportResponse {
     let deadline = Instant::now() + limit;
@@ -257,6 +284,17 @@ pub async fn wait_for_count(ctx: &Ctx, count: u64, limit: Duration) -> ReportRes
     }
 }
 
+/// The numbers in a `SlowCounter` log, with how often each was handled.
+pub fn handled(log: &std::path::Path) -> BTreeMap<u64, u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    // The last line may be half-written by a killed router.
+    for line in text.lines().filter_map(|l| l.parse::<u64>().ok()) {
+        *seen.entry(line).or_insert(0) += 1;
+    }
+    seen
+}
+
 // ----- runner -------------------------------------------------------------------------------
 
 /// One test, run once for a transport.
@@ -265,7 +303,8 @@ pub type Case =
 
 /// Serves a router when started as one; otherwise runs every case for every transport, as
 /// `<transport>::<case>` (only those whose name contains an argument, if any are given), each
-/// on a fresh runtime with a 120 s bound; exits with 1 if any failed.
+/// on a fresh runtime with a 120 s bound; exits with 1 if any failed. A case that does not
+/// hold for a transport ([`Transport::differs`]) is listed as not run, with the reason.
 pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]) {
     edri::serve_if_worker();
     if let Ok(role) = std::env::var(ROLE_ENV) {
@@ -273,11 +312,16 @@ pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]
         return;
     }
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, Vec::new());
+    let (mut passed, mut failed, mut skipped) = (0, Vec::new(), 0);
     for &transport in transports {
         for &(case, test) in cases {
             let name = format!("{}::{case}", transport.name());
             if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+                continue;
+            }
+            if let Some(why) = transport.differs(case) {
+                println!("test {name} ... not run for this transport: {why}");
+                skipped += 1;
                 continue;
             }
             let begin = Instant::now();
@@ -308,7 +352,12 @@ pub fn run(transports: &[&'static dyn Transport], cases: &[(&'static str, Case)]
             }
         }
     }
-    println!("{passed} passed, {} failed", failed.len());
+    nats::remove_stores();
+    if skipped == 0 {
+        println!("{passed} passed, {} failed", failed.len());
+    } else {
+        println!("{passed} passed, {} failed, {skipped} skipped", failed.len());
+    }
     if !failed.is_empty() {
         println!("failed: {}", failed.join(", "));
         std::process::exit(1);

@@ -51,6 +51,10 @@ impl Transport for SwitchTransport {
     fn metrics_prefix(&self) -> &'static str {
         "edri_switch"
     }
+
+    fn differs(&self, _case: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 impl SwitchTransport {

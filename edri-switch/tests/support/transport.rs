@@ -30,6 +30,10 @@ pub trait Transport: Sync {
 
     /// The prefix of the link's counters in `Running::metrics` (`<prefix>_lost_total`).
     fn metrics_prefix(&self) -> &'static str;
+
+    /// Why case `case` does not hold for this transport (the runner reports it, by name, as
+    /// not run), or `None` when it does.
+    fn differs(&self, case: &str) -> Option<&'static str>;
 }
 
 /// A started hub (the switch process; a broker for other transports), killed when dropped.

@@ -322,7 +322,9 @@ impl Connector {
 }
 
 /// Name, kind and fingerprint of every event of `registry` that may leave this router.
-fn catalog(registry: &FastMap<&'static str, &'static EventRegistration>) -> Vec<CatalogEntry> {
+pub(crate) fn catalog(
+    registry: &FastMap<&'static str, &'static EventRegistration>,
+) -> Vec<CatalogEntry> {
     let mut catalog: Vec<CatalogEntry> = registry
         .values()
         .filter(|r| !r.meta.local)
@@ -337,7 +339,7 @@ fn catalog(registry: &FastMap<&'static str, &'static EventRegistration>) -> Vec<
 }
 
 /// The notifications `managers` subscribe to and the requests and tunnels they answer.
-fn interests(managers: &[&'static ManagerDescriptor]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn interests(managers: &[&'static ManagerDescriptor]) -> (Vec<String>, Vec<String>) {
     let (mut subscribes, mut responds) = (Vec::new(), Vec::new());
     for handler in managers.iter().flat_map(|m| m.handlers.iter()) {
         if handler.event.local {
@@ -358,7 +360,7 @@ fn interests(managers: &[&'static ManagerDescriptor]) -> (Vec<String>, Vec<Strin
 }
 
 /// `<executable>-<pid>`.
-fn default_id() -> String {
+pub(crate) fn default_id() -> String {
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

@@ -1,0 +1,247 @@
+//! Notifications into the JetStream stream: kept in memory (bounded in bytes) until JetStream
+//! acknowledged them, published pipelined (many acknowledgements awaited at once), published
+//! again with the same `Nats-Msg-Id` when an acknowledgement fails, given up beyond the
+//! outage window.
+
+use super::metrics::{Stats, add, sub};
+use crate::Failure;
+use async_nats::jetstream::{self, context::Publish};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// How long a failed publish waits before it is sent again.
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// The header with the publisher's floor of the event: every sequence below it is in the
+/// stream before this message.
+pub(super) const FLOOR_HEADER: &str = "Edri-Floor";
+/// What one kept event costs beyond its payload (subject, id, bookkeeping).
+const OVERHEAD: usize = 64;
+
+/// A notification on its way to the stream.
+struct Outgoing {
+    event: &'static str,
+    payload: Bytes,
+    room: OwnedSemaphorePermit,
+}
+
+/// A notification published, waiting for (or failing) its acknowledgement.
+struct Pending {
+    event: &'static str,
+    seq: u64,
+    /// The lowest sequence of its event not acknowledged by JetStream when it was numbered:
+    /// everything below is in the stream before it.
+    floor: u64,
+    subject: String,
+    msg_id: String,
+    payload: Bytes,
+    first: Instant,
+    _room: OwnedSemaphorePermit,
+}
+
+/// A publish and its stream sequence, or `None` when it failed.
+type Acked = Pin<Box<dyn Future<Output = (Pending, Option<u64>)> + Send>>;
+
+/// The senders' side: room in the buffer, the queue to the publisher task.
+pub(super) struct Outbox {
+    room: Arc<Semaphore>,
+    capacity: usize,
+    max_event: usize,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+}
+
+impl Outbox {
+    pub(super) fn new(capacity: usize, max_event: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let capacity = capacity.min(Semaphore::MAX_PERMITS);
+        let room = Arc::new(Semaphore::new(capacity));
+        Self { room, capacity, max_event, tx, rx: Mutex::new(Some(rx)) }
+    }
+
+    /// What `payload` costs in the buffer.
+    fn cost(&self, payload: &[u8]) -> Result<u32, Failure> {
+        if payload.len() > self.max_event {
+            return Err(Failure::invalid(format!(
+                "the event is {} bytes: more than the {} a router sends through NATS",
+                payload.len(),
+                self.max_event
+            )));
+        }
+        Ok(u32::try_from((payload.len() + OVERHEAD).min(self.capacity)).unwrap_or(u32::MAX))
+    }
+
+    /// Keeps notification `event` for the publisher, waiting for room in the buffer.
+    pub(super) async fn push(
+        &self,
+        event: &'static str,
+        payload: Vec<u8>,
+        stats: &Stats,
+    ) -> Result<(), Failure> {
+        let cost = self.cost(&payload)?;
+        let room = self.room.clone().acquire_many_owned(cost).await.map_err(|_| stopping())?;
+        self.send(Outgoing { event, payload: payload.into(), room }, stats)
+    }
+
+    /// Keeps notification `event` now, or refuses it (the buffer is full).
+    pub(super) fn try_push(
+        &self,
+        event: &'static str,
+        payload: &[u8],
+        stats: &Stats,
+    ) -> Result<(), Failure> {
+        let cost = self.cost(payload)?;
+        let room = self
+            .room
+            .clone()
+            .try_acquire_many_owned(cost)
+            .map_err(|_| Failure::unavailable("the buffer for other routers is full"))?;
+        self.send(Outgoing { event, payload: Bytes::copy_from_slice(payload), room }, stats)
+    }
+
+    fn send(&self, outgoing: Outgoing, stats: &Stats) -> Result<(), Failure> {
+        add(&stats.buffered, 1);
+        self.tx.send(outgoing).map_err(|_| {
+            sub(&stats.buffered, 1);
+            stopping()
+        })
+    }
+
+    /// Senders waiting for room fail from now on.
+    pub(super) fn close(&self) {
+        self.room.close();
+    }
+
+    /// The publisher's end of the queue (once).
+    fn take(&self) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
+        self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+fn stopping() -> Failure {
+    Failure::unavailable("the router is stopping; not sent to other routers")
+}
+
+/// Who publishes, under which names.
+pub(super) struct Publisher {
+    pub(super) js: jetstream::Context,
+    pub(super) namespace: String,
+    pub(super) id: String,
+    pub(super) epoch: u64,
+    pub(super) in_flight: usize,
+    pub(super) window: Duration,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// Publishes what `outbox` receives, until the router stops. What failed is published
+    /// again before anything new.
+    pub(super) async fn run(self, outbox: &Outbox) {
+        let Some(mut rx) = outbox.take() else { return };
+        let mut seqs: HashMap<&'static str, u64> = HashMap::new();
+        let mut unacked: HashMap<&'static str, BTreeSet<u64>> = HashMap::new();
+        let mut waiting: FuturesOrdered<Acked> = FuturesOrdered::new();
+        let mut retry: VecDeque<Pending> = VecDeque::new();
+        let mut retry_at = tokio::time::Instant::now();
+        loop {
+            let room = waiting.len() < self.in_flight;
+            let retrying = !retry.is_empty();
+            tokio::select! {
+                biased;
+                Some((pending, sequence)) = waiting.next(), if !waiting.is_empty() => {
+                    if let Some(pending) = self.acked(pending, sequence, &mut unacked) {
+                        retry.push_back(pending);
+                    }
+                }
+                () = tokio::time::sleep_until(retry_at), if room && retrying => {
+                    while waiting.len() < self.in_flight {
+                        let Some(pending) = retry.pop_front() else { break };
+                        add(&self.stats.republished, 1);
+                        self.publish(pending, &mut waiting, &mut retry).await;
+                    }
+                    retry_at = tokio::time::Instant::now() + RETRY_DELAY;
+                }
+                outgoing = rx.recv(), if room && !retrying => {
+                    let Some(Outgoing { event, payload, room }) = outgoing else { return };
+                    let seq = seqs.entry(event).or_insert(0);
+                    let kept = unacked.entry(event).or_default();
+                    let floor = kept.first().copied().unwrap_or(*seq);
+                    kept.insert(*seq);
+                    let pending = Pending {
+                        event,
+                        seq: *seq,
+                        floor,
+                        subject: format!("{}.n.{event}", self.namespace),
+                        msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
+                        payload,
+                        first: Instant::now(),
+                        _room: room,
+                    };
+                    *seq += 1;
+                    self.publish(pending, &mut waiting, &mut retry).await;
+                }
+            }
+            if !retrying && !retry.is_empty() {
+                retry_at = tokio::time::Instant::now() + RETRY_DELAY;
+            }
+        }
+    }
+
+    /// Hands `pending` to the client; its acknowledgement joins `waiting`.
+    async fn publish(
+        &self,
+        pending: Pending,
+        waiting: &mut FuturesOrdered<Acked>,
+        retry: &mut VecDeque<Pending>,
+    ) {
+        let publish = Publish::build()
+            .payload(pending.payload.clone())
+            .message_id(pending.msg_id.as_str())
+            .header(FLOOR_HEADER, pending.floor.to_string().as_str());
+        match self.js.send_publish(pending.subject.clone(), publish).await {
+            Ok(ack) => waiting.push_back(Box::pin(async move {
+                let sequence = ack.await.ok().map(|ack| ack.sequence);
+                (pending, sequence)
+            })),
+            Err(error) => {
+                tracing::debug!(%error, "publish failed; sending it again");
+                retry.push_back(pending);
+            }
+        }
+    }
+
+    /// The acknowledgement of `pending` came (its stream `sequence`), or failed: what to
+    /// publish again, if not given up.
+    fn acked(
+        &self,
+        pending: Pending,
+        sequence: Option<u64>,
+        unacked: &mut HashMap<&'static str, BTreeSet<u64>>,
+    ) -> Option<Pending> {
+        if let Some(sequence) = sequence {
+            add(&self.stats.published, 1);
+            self.stats.last_sequence.fetch_max(sequence, std::sync::atomic::Ordering::Relaxed);
+        } else if pending.first.elapsed() > self.window {
+            add(&self.stats.lost, 1);
+            tracing::warn!(
+                id = %pending.msg_id,
+                window = ?self.window,
+                "a notification not acknowledged by JetStream within the outage window was given up"
+            );
+        } else {
+            return Some(pending);
+        }
+        sub(&self.stats.buffered, 1);
+        // No longer holds back the floor of its event.
+        if let Some(kept) = unacked.get_mut(pending.event) {
+            kept.remove(&pending.seq);
+        }
+        None
+    }
+}
