@@ -1,4 +1,4 @@
-//! Opening a tunnel: [`Ctx::open`], the [`Open`] future, the acceptor's [`Opening`] and its
+//! Opening a tunnel: the [`Open`] future behind `Ctx::open`, the acceptor's [`Opening`] and its
 //! verdict.
 
 use super::{Acceptor, Opener, Tunnel};
