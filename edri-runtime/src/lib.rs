@@ -48,8 +48,8 @@ pub use manager::{
 };
 pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
 pub use router::{
-    Edri, EdriBuilder, EventNode, HandlerNode, ManagerNode, RouterNode, Running, ShutdownReport,
-    Topology,
+    Edri, EdriBuilder, EventNode, HandlerNode, ManagerNode, RouterNode, Running, SenderNode,
+    ShutdownReport, Topology,
 };
 pub use scheduler::{Job, SchedulerManager};
 pub use store::{Changed, Store, StoreHandle, StoreManager};

@@ -231,7 +231,7 @@ pub mod tracing {
 }
 
 /// What runs in a router and who it is joined to ([`Running::topology`], `GET /edri/topology`).
-pub use edri_runtime::{EventNode, HandlerNode, ManagerNode, RouterNode, Topology};
+pub use edri_runtime::{EventNode, HandlerNode, ManagerNode, RouterNode, SenderNode, Topology};
 
 pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,

@@ -13,6 +13,12 @@ pub struct Charge {
     pub amount: u32,
 }
 
+/// Sent by `Billing` for every charge it accepts; handled only on the other router.
+#[event(notification)]
+pub struct Receipt {
+    pub amount: u32,
+}
+
 #[event(request)]
 pub struct Price {
     pub item: String,
@@ -26,8 +32,11 @@ pub struct Billing;
 #[manager]
 impl Billing {
     #[solve]
-    fn charge(&mut self, ev: &Charge) -> Result<(), Failure> {
-        if ev.amount > 100 { Err(Failure::failed("over the limit")) } else { Ok(()) }
+    async fn charge(&mut self, ev: &Charge, ctx: &Ctx) -> Result<(), Failure> {
+        if ev.amount > 100 {
+            return Err(Failure::failed("over the limit"));
+        }
+        ctx.notify(Receipt { amount: ev.amount }).await
     }
 
     #[solve(thread, limit = 3)]
@@ -43,6 +52,15 @@ pub struct Audit;
 impl Audit {
     #[solve]
     async fn charge(&mut self, _ev: &Charge) {}
+}
+
+#[derive(Default)]
+pub struct Ledger;
+
+#[manager]
+impl Ledger {
+    #[solve]
+    fn receipt(&mut self, _ev: &Receipt) {}
 }
 
 const SECRET: &str = "topology-secret";
@@ -77,12 +95,20 @@ async fn the_topology_shows_managers_handlers_events_and_joined_routers() {
     let pricing = Edri::builder()
         .only_explicit()
         .manager(Audit)
+        .manager(Ledger)
         .without::<edri::store::StoreManager>()
         .switch(Switch::new(addr).secret(SECRET).id("pricing"))
         .start()
         .await
         .unwrap();
 
+    wait_until("pricing joined", || {
+        shop.topology()
+            .routers
+            .iter()
+            .any(|r| r.id == "pricing" && r.subscribes.contains(&"Receipt".to_owned()))
+    })
+    .await;
     shop.ctx().notify(Charge { amount: 5 }).await.unwrap();
     shop.ctx().notify(Charge { amount: 500 }).await.unwrap();
     assert_eq!(shop.ctx().request(Price { item: "tea".into() }).await.unwrap().cents, 250);
@@ -91,8 +117,8 @@ async fn the_topology_shows_managers_handlers_events_and_joined_routers() {
         manager(&t, "Billing").processed >= 3 && manager(&t, "Audit").processed >= 2
     })
     .await;
-    wait_until("pricing joined", || {
-        shop.topology().routers.iter().any(|r| r.id == "pricing" && r.connected)
+    wait_until("the receipt handled on the other router", || {
+        manager(&pricing.topology(), "Ledger").processed == 1
     })
     .await;
 
@@ -116,6 +142,18 @@ async fn the_topology_shows_managers_handlers_events_and_joined_routers() {
         (price.kind.as_str(), price.handlers.as_slice()),
         ("request", &["Billing::price".to_owned()][..])
     );
+    // Who sent what: the charges from outside, the receipt from Billing (handled only on the
+    // other router, where it arrives from "remote").
+    let senders = |t: &Topology, event: &str| -> Vec<(String, u64, u64)> {
+        let node = t.events.iter().find(|e| e.name == event).unwrap_or_else(|| panic!("{event}"));
+        node.senders.iter().map(|s| (s.from.clone(), s.total, s.last_minute)).collect()
+    };
+    assert_eq!(senders(&t, "Charge"), [("outside".to_owned(), 2, 2)]);
+    assert_eq!(senders(&t, "Price"), [("outside".to_owned(), 1, 1)]);
+    assert_eq!(senders(&t, "Receipt"), [("Billing".to_owned(), 1, 1)]);
+    let receipt = t.events.iter().find(|e| e.name == "Receipt").unwrap();
+    assert!(receipt.handlers.is_empty(), "{receipt:?}");
+    assert_eq!(senders(&pricing.topology(), "Receipt"), [("remote".to_owned(), 1, 1)]);
     let joined: &RouterNode = t.routers.iter().find(|r| r.id == "pricing").unwrap();
     assert_eq!(joined.via, "switch");
     assert!(joined.subscribes.contains(&"Charge".to_owned()), "{joined:?}");
@@ -128,6 +166,11 @@ async fn the_topology_shows_managers_handlers_events_and_joined_routers() {
     assert!(names.contains(&"Billing") && names.contains(&"Audit"), "{body}");
     assert_eq!(body["managers"][names.iter().position(|n| *n == "Billing").unwrap()]["failed"], 1);
     assert!(body["routers"].as_array().unwrap().iter().any(|r| r["id"] == "pricing"), "{body}");
+    let charge = body["events"].as_array().unwrap().iter().find(|e| e["name"] == "Charge").unwrap();
+    assert_eq!(
+        charge["senders"],
+        serde_json::json!([{ "from": "outside", "total": 2, "last_minute": 2 }])
+    );
     let typed: Topology = serde_json::from_value(body).unwrap();
     assert_eq!(typed.managers.len(), t.managers.len());
 

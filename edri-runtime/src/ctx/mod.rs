@@ -102,7 +102,9 @@ impl Ctx {
         manager: &str,
         event: E,
     ) -> Result<(), Failure> {
-        let Some(route) = self.shared.route(TypeId::of::<E>()) else { return Ok(()) };
+        let Some(route) = self.shared.route_of_send(TypeId::of::<E>(), self.origin) else {
+            return Ok(());
+        };
         let target = route.subscribers.iter().find(|t| {
             self.shared
                 .managers
@@ -128,7 +130,10 @@ impl Ctx {
         priority: u8,
         handled: Handled,
     ) -> Result<(), Failure> {
-        let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
+        let targets = self
+            .shared
+            .route_of_send(TypeId::of::<E>(), self.origin)
+            .map_or(&[][..], |r| &r.subscribers);
         let mut delivered = true;
         match targets {
             [] => {}
@@ -170,14 +175,14 @@ impl Ctx {
         if self.refuses() {
             return Err(TryNotifyError::Closed(event));
         }
-        let route = self.shared.route(TypeId::of::<E>());
+        let route = self.shared.route_of_send(TypeId::of::<E>(), self.origin);
         let targets = route.map_or(&[][..], |r| &r.subscribers);
         if let Some(uplink) = self.uplink::<E>()
             && uplink.wants(E::META.name, !targets.is_empty())
         {
             return try_notify_up(event, targets, uplink);
         }
-        let Some(route) = route else {
+        let Some(route) = route.filter(|r| !r.subscribers.is_empty()) else {
             return Ok(());
         };
         if let [one] = &*route.subscribers {
@@ -310,10 +315,13 @@ impl Ctx {
     }
 
     fn responder<E: Event>(&self) -> Result<&Target, Failure> {
-        let target =
-            self.shared.route(TypeId::of::<E>()).and_then(|r| r.responder.as_ref()).ok_or_else(
-                || Failure::unavailable(format!("no responder for request `{}`", E::META.name)),
-            )?;
+        let target = self
+            .shared
+            .route_of_send(TypeId::of::<E>(), self.origin)
+            .and_then(|r| r.responder.as_ref())
+            .ok_or_else(|| {
+                Failure::unavailable(format!("no responder for request `{}`", E::META.name))
+            })?;
         if self.origin.is_manager(target.manager) {
             return Err(Failure::failed(format!(
                 "`{}` would answer its own request `{}` and wait for itself forever",
@@ -346,6 +354,7 @@ impl Ctx {
             attachments: Box::new([]),
             metrics: false,
             tunnel_window: crate::tunnel::DEFAULT_WINDOW,
+            senders: Default::default(),
         };
         Self::new(Arc::new(shared), Origin::Outside)
     }

@@ -18,7 +18,10 @@ impl Ctx {
         if self.refuses() {
             return Notify { state: NotifyState::Stopped(E::META.name) };
         }
-        let targets = self.shared.route(TypeId::of::<E>()).map_or(&[][..], |r| &r.subscribers);
+        let targets = self
+            .shared
+            .route_of_send(TypeId::of::<E>(), self.origin)
+            .map_or(&[][..], |r| &r.subscribers);
         if let Some(uplink) = self.uplink::<E>()
             && uplink.wants(E::META.name, !targets.is_empty())
         {

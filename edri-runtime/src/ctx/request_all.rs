@@ -48,7 +48,7 @@ impl<'a, E: Event> IntoFuture for CallAll<'a, E> {
             });
             let event = Arc::new(self.event);
             let mut replies = Vec::new();
-            let route = self.ctx.shared.route(TypeId::of::<E>());
+            let route = self.ctx.shared.route_of_send(TypeId::of::<E>(), self.ctx.origin);
             for target in route.iter().flat_map(|r| r.responder.iter()) {
                 if self.ctx.origin.is_manager(target.manager) {
                     replies

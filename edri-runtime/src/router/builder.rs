@@ -276,11 +276,13 @@ impl EdriBuilder {
             attachments: attachments.iter().map(Arc::downgrade).collect(),
             metrics,
             tunnel_window,
+            senders: Default::default(),
         });
+        runtime.spawn(super::senders::sample(Arc::downgrade(&shared)));
 
         // `Started` goes first into every subscriber's mailbox, before any task runs, so it is
         // the first event each manager sees and nobody misses what others send from it.
-        if let Some(route) = shared.route(TypeId::of::<Started>()) {
+        if let Some(route) = shared.route_of_send(TypeId::of::<Started>(), Origin::Router) {
             let started: Arc<dyn std::any::Any + Send + Sync> = Arc::new(Started);
             for target in &route.subscribers {
                 target

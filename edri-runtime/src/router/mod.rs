@@ -4,6 +4,7 @@
 pub(crate) mod attach;
 mod builder;
 mod running;
+pub(crate) mod senders;
 mod signals;
 mod table;
 pub(crate) mod topology;
@@ -14,7 +15,7 @@ pub use builder::{Edri, EdriBuilder};
 pub use running::{Running, ShutdownReport};
 use signals::StopSignals;
 pub(crate) use table::{Route, Target};
-pub use topology::{EventNode, HandlerNode, ManagerNode, RouterNode, Topology};
+pub use topology::{EventNode, HandlerNode, ManagerNode, RouterNode, SenderNode, Topology};
 
 use crate::ctx::Origin;
 use crate::envelope::Envelope;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: bool,
     /// The window of tunnels that do not set their own.
     pub(crate) tunnel_window: usize,
+    /// Samples of who sent which event, for the topology's rates.
+    pub(crate) senders: senders::History,
 }
 
 /// A future boxed for type erasure across process boundaries.
@@ -73,6 +76,16 @@ impl Shared {
     #[inline]
     pub(crate) fn route(&self, event: TypeId) -> Option<&Route> {
         self.routes.get(&event)
+    }
+
+    /// The route of an event that `origin` sends, counting the send.
+    #[inline]
+    pub(crate) fn route_of_send(&self, event: TypeId, origin: Origin) -> Option<&Route> {
+        let route = self.routes.get(&event);
+        if let Some(route) = route {
+            route.sent.count(origin);
+        }
+        route
     }
 
     pub(crate) fn stats(&self, origin: Origin) -> &ManagerStats {

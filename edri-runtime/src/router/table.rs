@@ -2,19 +2,23 @@
 
 use crate::envelope::Envelope;
 use crate::error::StartError;
-use crate::event::EventKind;
+use crate::event::{EventKind, EventMeta};
 use crate::manager::ManagerDescriptor;
 use crate::registry::EventRegistration;
 use std::any::TypeId;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
-/// Where one event type goes.
+/// Where one event type goes. Every event of the binary has one, handled here or not.
 pub(crate) struct Route {
+    /// The event.
+    pub(crate) event: &'static EventMeta,
     /// Every handler of a notification, in manager order.
     pub(crate) subscribers: Box<[Target]>,
     /// The one handler of a request, or the acceptor of a tunnel.
     pub(crate) responder: Option<Target>,
+    /// Sends of this event so far, by sender (see [`super::senders`]).
+    pub(crate) sent: super::senders::Sent,
 }
 
 /// One handler of one manager: the mailbox to push into and the handler index to address.
@@ -46,11 +50,13 @@ pub(crate) fn check_event_names() -> Result<(), StartError> {
     Ok(())
 }
 
-/// Builds the table from the managers that will run, in their start order.
+/// Builds the table from the managers that will run, in their start order: a route for every
+/// event of the binary, with the handlers of those managers.
 pub(crate) fn build(
     managers: &[(&'static ManagerDescriptor, mpsc::Sender<Envelope>)],
 ) -> Result<HashMap<TypeId, Route, super::BuildHasherDefault<super::TypeIdHasher>>, StartError> {
     struct Building {
+        event: &'static EventMeta,
         subscribers: Vec<Target>,
         responder: Option<(Target, &'static ManagerDescriptor, usize)>,
     }
@@ -62,9 +68,11 @@ pub(crate) fn build(
                 handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,
                 mailbox: mailbox.clone(),
             };
-            let entry = building
-                .entry((handler.event_type)())
-                .or_insert_with(|| Building { subscribers: Vec::new(), responder: None });
+            let entry = building.entry((handler.event_type)()).or_insert_with(|| Building {
+                event: handler.event,
+                subscribers: Vec::new(),
+                responder: None,
+            });
             match handler.event.kind {
                 EventKind::Request | EventKind::Tunnel => {
                     if let Some((_, first, fh)) = &entry.responder {
@@ -83,12 +91,22 @@ pub(crate) fn build(
             }
         }
     }
+    for reg in crate::registry::events() {
+        building.entry((reg.type_id)()).or_insert_with(|| Building {
+            event: reg.meta,
+            subscribers: Vec::new(),
+            responder: None,
+        });
+    }
+    let senders = super::senders::slots(managers.len());
     Ok(building
         .into_iter()
         .map(|(id, b)| {
             let route = Route {
+                event: b.event,
                 subscribers: b.subscribers.into_boxed_slice(),
                 responder: b.responder.map(|(t, _, _)| t),
+                sent: super::senders::Sent::new(senders),
             };
             (id, route)
         })

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A snapshot of a router: its managers with their live counters and handlers, every event
-/// they handle, and the other routers it is joined to.
+/// they handle or send with who sends it, and the other routers it is joined to.
 ///
 /// The JSON form (`GET /edri/topology`):
 ///
@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 ///                   "workers": 1, "workers_idle": 1,
 ///                   "handlers": [ { "event": "Charge", "method": "charge", "mode": "inline",
 ///                                   "limit": 1 } ] } ],
-///   "events": [ { "name": "Charge", "kind": "notification", "handlers": ["Billing::charge"] } ],
+///   "events": [ { "name": "Charge", "kind": "notification", "handlers": ["Billing::charge"],
+///                 "senders": [ { "from": "Orders", "total": 40, "last_minute": 12 },
+///                              { "from": "outside", "total": 2, "last_minute": 0 } ] } ],
 ///   "routers": [ { "via": "switch", "id": "pricing", "connected": true,
 ///                  "subscribes": ["Charge"], "responds": ["Price"] } ] }
 /// ```
@@ -31,7 +33,7 @@ pub struct Topology {
     pub pid: u32,
     /// Every running manager, by name.
     pub managers: Vec<ManagerNode>,
-    /// Every event some manager of this router handles, by name.
+    /// Every event some manager of this router handles or somebody here sent, by name.
     pub events: Vec<EventNode>,
     /// The other routers this one is joined to (through the switch or another transport).
     pub routers: Vec<RouterNode>,
@@ -81,7 +83,7 @@ pub struct HandlerNode {
     pub limit: usize,
 }
 
-/// One event handled in this router.
+/// One event handled or sent in this router.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EventNode {
@@ -89,8 +91,29 @@ pub struct EventNode {
     pub name: String,
     /// `"notification"`, `"request"` or `"tunnel"`.
     pub kind: String,
-    /// Its handlers, as `manager::method`.
+    /// Its handlers in this router, as `manager::method` (none when only other routers
+    /// handle it).
     pub handlers: Vec<String>,
+    /// Who sent it in this router since the start, those who never did left out.
+    pub senders: Vec<SenderNode>,
+}
+
+/// One sender of an event, as the router saw it on the send path.
+///
+/// A notification counts once per send, whatever the number of subscribers; a request,
+/// `request_all` or tunnel opening counts once per call. Events from other routers count
+/// when they are handed to this router's managers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SenderNode {
+    /// A manager's name; `"outside"` for code outside the managers (`Running::ctx`, the API
+    /// broker), `"remote"` for other routers and a worker process's parent, `"router"` for
+    /// the router's own `Started` and `Stopping`.
+    pub from: String,
+    /// Sends since the router started.
+    pub total: u64,
+    /// Sends in the last minute (sampled every 5 s: the window is 60–65 s).
+    pub last_minute: u64,
 }
 
 /// Another router this one is joined to.
@@ -125,7 +148,27 @@ impl RouterNode {
 /// The snapshot of `shared`'s router.
 pub(crate) fn snapshot(shared: &Shared) -> Topology {
     let vitals = shared.vitals();
-    let mut events: BTreeMap<&'static str, EventNode> = BTreeMap::new();
+    let mut events: BTreeMap<&'static str, EventNode> = shared
+        .routes
+        .iter()
+        .filter_map(|(id, route)| {
+            let senders = super::senders::of(shared, *id, route);
+            let handled = !route.subscribers.is_empty() || route.responder.is_some();
+            (handled || !senders.is_empty()).then(|| {
+                let senders = senders
+                    .into_iter()
+                    .map(|(from, total, last_minute)| SenderNode { from, total, last_minute })
+                    .collect();
+                let node = EventNode {
+                    name: route.event.name.to_owned(),
+                    kind: route.event.kind.as_str().to_owned(),
+                    handlers: Vec::new(),
+                    senders,
+                };
+                (route.event.name, node)
+            })
+        })
+        .collect();
     let managers = shared
         .managers
         .iter()
@@ -136,12 +179,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Topology {
                 .handlers
                 .iter()
                 .map(|h| {
-                    let node = events.entry(h.event.name).or_insert_with(|| EventNode {
-                        name: h.event.name.to_owned(),
-                        kind: h.event.kind.as_str().to_owned(),
-                        handlers: Vec::new(),
-                    });
-                    node.handlers.push(format!("{}::{}", d.name, h.method));
+                    if let Some(node) = events.get_mut(h.event.name) {
+                        node.handlers.push(format!("{}::{}", d.name, h.method));
+                    }
                     HandlerNode {
                         event: h.event.name.to_owned(),
                         method: h.method.to_owned(),

@@ -161,7 +161,7 @@ impl<'a, E: TunnelEvent> std::future::IntoFuture for Open<'a, E> {
         Box::pin(async move {
             let Self { ctx, event, timeout, window } = self;
             let name = E::META.name;
-            let route = ctx.shared().route(std::any::TypeId::of::<E>());
+            let route = ctx.shared().route_of_send(std::any::TypeId::of::<E>(), ctx.origin());
             let Some(target) = route.and_then(|r| r.responder.as_ref()) else {
                 if let Some(uplink) = ctx.uplink::<E>() {
                     return remote::open(ctx, uplink.clone(), event, window, timeout).await;

@@ -99,7 +99,7 @@ pub fn accept_bytes<E: TunnelEvent>(
         let answer = match event {
             Err(failure) => Err(failure),
             Ok(event) => {
-                let route = ctx.shared().route(std::any::TypeId::of::<E>());
+                let route = ctx.shared().route_of_send(std::any::TypeId::of::<E>(), ctx.origin());
                 match route.and_then(|r| r.responder.as_ref()) {
                     None => Err(Failure::unavailable(format!(
                         "this router has no acceptor for tunnel `{name}`"
