@@ -176,8 +176,20 @@ pub(crate) enum Payload {
     Tunnel(Box<dyn Any + Send>),
     /// A notification somebody outside the router waits on: the inner payload and its token.
     Tracked(Box<Tracked>),
+    /// Another payload, sent by a handler while traces are on: the sender's link
+    /// ([`crate::trace`]). The serve loop takes it off before the handler opens the envelope.
+    Traced(Box<(crate::trace::Link, Payload)>),
     /// Stop after everything queued before this.
     Stop,
+}
+
+/// `payload`, with the current handler's trace link when there is one.
+#[inline]
+fn traced(payload: Payload) -> Payload {
+    match crate::trace::current() {
+        None => payload,
+        Some(link) => Payload::Traced(Box::new((link, payload))),
+    }
 }
 
 /// A notification payload with its [`Handled`] token; dropped unopened, the token is
@@ -233,6 +245,7 @@ impl std::fmt::Debug for Envelope {
             Payload::Request(_) => "request",
             Payload::Tunnel(_) => "tunnel",
             Payload::Tracked(_) => "tracked",
+            Payload::Traced(_) => "traced",
             Payload::Stop => "stop",
         };
         f.debug_struct("Envelope").field("handler", &self.handler).field("payload", &kind).finish()
@@ -241,7 +254,7 @@ impl std::fmt::Debug for Envelope {
 
 impl Envelope {
     pub(crate) fn shared(handler: u16, priority: u8, event: Arc<dyn Any + Send + Sync>) -> Self {
-        Self { handler, priority, payload: Payload::Shared(event) }
+        Self { handler, priority, payload: traced(Payload::Shared(event)) }
     }
 
     pub(crate) fn request<E: Send + Sync + 'static, O: Send + 'static>(
@@ -253,7 +266,7 @@ impl Envelope {
         Self {
             handler,
             priority,
-            payload: match event {
+            payload: traced(match event {
                 EventBox::Owned(event) => match Inline::new((event, reply)) {
                     Ok(inline) => Payload::InlineRequest(inline),
                     Err((event, reply)) => Payload::Request(Box::new(RequestCell {
@@ -265,7 +278,7 @@ impl Envelope {
                     event: Some(shared),
                     reply: Some(reply),
                 })),
-            },
+            }),
         }
     }
 
@@ -275,7 +288,7 @@ impl Envelope {
             Ok(inline) => Payload::Inline(inline),
             Err(event) => Payload::Owned(Box::new(event)),
         };
-        Self { handler, priority, payload }
+        Self { handler, priority, payload: traced(payload) }
     }
 
     /// A tunnel being opened, for its acceptor.
@@ -285,7 +298,7 @@ impl Envelope {
         event: E,
         opening: crate::Opening<E>,
     ) -> Self {
-        Self { handler, priority, payload: Payload::Tunnel(Box::new((event, opening))) }
+        Self { handler, priority, payload: traced(Payload::Tunnel(Box::new((event, opening)))) }
     }
 
     /// Opens the envelope of a tunnel being opened: the event, the opening, and where the
@@ -316,7 +329,23 @@ impl Envelope {
             EventBox::Shared(event) => Payload::Shared(event),
         };
         let tracked = Tracked { payload: Some(payload), handled: Some(handled) };
-        Self { handler, priority, payload: Payload::Tracked(Box::new(tracked)) }
+        Self { handler, priority, payload: traced(Payload::Tracked(Box::new(tracked))) }
+    }
+
+    /// Takes the sender's trace link off the envelope, if it carries one.
+    #[inline]
+    pub(crate) fn take_link(&mut self) -> Option<crate::trace::Link> {
+        if !matches!(self.payload, Payload::Traced(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.payload, Payload::Stop) {
+            Payload::Traced(traced) => {
+                let (link, payload) = *traced;
+                self.payload = payload;
+                Some(link)
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn stop() -> Self {
@@ -368,6 +397,10 @@ impl Envelope {
                     reply.to = ReplyTo::Handled(handled);
                 }
                 Some((event, reply))
+            }
+            Payload::Traced(traced) => {
+                let (_, payload) = *traced;
+                Self { handler: self.handler, priority: self.priority, payload }.open::<E, O>()
             }
             Payload::Tunnel(_) | Payload::Stop => None,
         }

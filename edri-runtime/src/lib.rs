@@ -27,6 +27,7 @@ pub mod scheduler;
 pub mod store;
 mod support;
 pub mod switch;
+mod trace;
 pub mod tunnel;
 mod wire;
 

@@ -266,7 +266,7 @@ pub(crate) async fn serve<M: Serve>(
     let mailbox = Mailbox::new(channel, descriptor.options.queue == QueueKind::Priority);
     let mut mailbox = Leftovers { mailbox, stats, manager: descriptor.name };
     let timed = shared.metrics;
-    while let Some(envelope) = mailbox.mailbox.next().await {
+    while let Some(mut envelope) = mailbox.mailbox.next().await {
         if matches!(envelope.payload, Payload::Stop) {
             // Whatever was sent before the mailbox closes is still handled; later senders get
             // `Unavailable`.
@@ -274,13 +274,18 @@ pub(crate) async fn serve<M: Serve>(
             continue;
         }
         let h = descriptor.handlers.get(usize::from(envelope.handler));
+        let from = envelope.take_link();
         let span = tracing::debug_span!(
+            parent: from.as_ref().and_then(|l| l.span.id()),
             "edri.deliver",
             manager = descriptor.name,
             event = h.map_or("?", |h| h.event.name),
             method = h.map_or("?", |h| h.method),
             mode = h.map_or("?", |h| h.mode.as_str()),
             seq = stats.processed(),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
         let since = if timed && h.is_some_and(|h| h.mode == Mode::Inline) {
             Some(std::time::Instant::now())
@@ -290,8 +295,16 @@ pub(crate) async fn serve<M: Serve>(
         let handler = envelope.handler;
         stats.begin();
         let delivery = CatchUnwind { inner: Serve::dispatch(&mut manager, envelope, &ctx) };
-        let outcome =
-            if span.is_disabled() { delivery.await } else { delivery.instrument(span).await };
+        let outcome = if span.is_disabled() {
+            // Not traced here: a link that came with the event goes on with the handler's sends.
+            match from {
+                None => delivery.await,
+                Some(from) => crate::trace::scope(Some(from), delivery).await,
+            }
+        } else {
+            let link = crate::trace::handling(&span, from.as_ref());
+            crate::trace::scope(Some(link), delivery).instrument(span).await
+        };
         shared.record_call(ctx.origin(), handler, since);
         stats.end();
         if let Err(panic) = outcome {

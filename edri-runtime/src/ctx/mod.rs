@@ -284,13 +284,18 @@ impl Ctx {
         self.shared.runtime.block_on(self.request(event).into_future())
     }
 
-    /// Spawns a task on the router's runtime.
+    /// Spawns a task on the router's runtime. Spawned by a handler, what the task sends
+    /// belongs to the handler's trace.
     pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.runtime.spawn(future)
+        // A task spawned by a handler sends within the handler's trace.
+        match crate::trace::current() {
+            None => self.shared.runtime.spawn(future),
+            Some(link) => self.shared.runtime.spawn(crate::trace::scope(Some(link), future)),
+        }
     }
 
     /// Asks the router to stop: [`EdriBuilder::run`](crate::EdriBuilder::run) (and

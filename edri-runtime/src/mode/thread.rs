@@ -18,12 +18,14 @@ where
     let limit = ctx.own_slot().limits[usize::from(handler)].clone();
     let ctx = ctx.clone();
     let span = tracing::Span::current();
+    let link = crate::trace::current();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
         let worker_ctx = ctx.clone();
         let since = ctx.shared().clock();
         ctx.clone().spawn(async move {
             let joined = tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
+                let _trace = crate::trace::enter(link);
                 let _permit = permit;
                 E::__own(event).and_then(|event| f(event, worker_ctx).into_reply())
             })

@@ -132,6 +132,8 @@ struct Ready {
     reply: Subject,
     registration: &'static EventRegistration,
     payload: Bytes,
+    /// The sender's trace link, from the `traceparent` header.
+    trace: Option<crate::trace::TraceContext>,
 }
 
 /// One `(origin, epoch, event)` stream as this router reads it: what was delivered, and what
@@ -326,6 +328,10 @@ impl Link {
         };
         let msg_id = header(async_nats::header::NATS_MESSAGE_ID);
         let floor = header(async_nats::header::IntoHeaderName::into_header_name(FLOOR_HEADER));
+        let trace = header(async_nats::header::IntoHeaderName::into_header_name(
+            super::publish::TRACEPARENT,
+        ))
+        .and_then(|t| crate::trace::TraceContext::from_traceparent(&t));
         let subject = message.message.subject.as_str();
         let subject_event = subject.strip_prefix(self.subjects.notify.as_str());
         let Some(id) = msg_id.as_deref().and_then(MsgId::parse) else {
@@ -356,7 +362,7 @@ impl Link {
         let key = (id.origin.to_owned(), id.epoch, id.event.to_owned());
         let seq = id.seq;
         let payload = message.message.payload.clone();
-        Some((Ready { key, seq, reply, registration, payload }, floor))
+        Some((Ready { key, seq, reply, registration, payload, trace }, floor))
     }
 
     /// Hands `ready` to its handlers; acknowledged once they all returned.
@@ -378,7 +384,9 @@ impl Link {
         };
         let handled = Handled::new(Arc::new(ack));
         let event = ready.registration.meta.name;
-        match (ready.registration.notify_bytes)(ctx.clone(), &ready.payload, Some(handled)).await {
+        let deliver = (ready.registration.notify_bytes)(ctx.clone(), &ready.payload, Some(handled));
+        let from = ready.trace.map(crate::trace::Link::remote);
+        match crate::trace::scope(from, deliver).await {
             Ok(()) => add(&self.stats.delivered, 1),
             Err(failure) => self.decode_error(event, &failure),
         }

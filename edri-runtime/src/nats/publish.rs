@@ -5,6 +5,7 @@
 
 use super::metrics::{Stats, add, sub};
 use crate::Failure;
+use crate::trace::TraceContext;
 use async_nats::jetstream::{self, context::Publish};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -18,6 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// How long a failed publish waits before it is sent again.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// The W3C trace context header: the sending handler's trace link ([`crate::trace`]), on
+/// notifications and requests.
+pub(super) const TRACEPARENT: &str = "traceparent";
+
 /// The header with the publisher's floor of the event: every sequence below it is in the
 /// stream before this message.
 pub(super) const FLOOR_HEADER: &str = "Edri-Floor";
@@ -28,6 +33,8 @@ const OVERHEAD: usize = 64;
 struct Outgoing {
     event: &'static str,
     payload: Bytes,
+    /// The sending handler's trace link ([`crate::trace`]).
+    trace: Option<TraceContext>,
     room: OwnedSemaphorePermit,
 }
 
@@ -41,6 +48,7 @@ struct Pending {
     subject: String,
     msg_id: String,
     payload: Bytes,
+    trace: Option<TraceContext>,
     first: Instant,
     _room: OwnedSemaphorePermit,
 }
@@ -85,8 +93,9 @@ impl Outbox {
         stats: &Stats,
     ) -> Result<(), Failure> {
         let cost = self.cost(&payload)?;
+        let trace = crate::trace::context();
         let room = self.room.clone().acquire_many_owned(cost).await.map_err(|_| stopping())?;
-        self.send(Outgoing { event, payload: payload.into(), room }, stats)
+        self.send(Outgoing { event, payload: payload.into(), trace, room }, stats)
     }
 
     /// Keeps notification `event` now, or refuses it (the buffer is full).
@@ -102,7 +111,8 @@ impl Outbox {
             .clone()
             .try_acquire_many_owned(cost)
             .map_err(|_| Failure::unavailable("the buffer for other routers is full"))?;
-        self.send(Outgoing { event, payload: Bytes::copy_from_slice(payload), room }, stats)
+        let (payload, trace) = (Bytes::copy_from_slice(payload), crate::trace::context());
+        self.send(Outgoing { event, payload, trace, room }, stats)
     }
 
     fn send(&self, outgoing: Outgoing, stats: &Stats) -> Result<(), Failure> {
@@ -168,7 +178,7 @@ impl Publisher {
                     retry_at = tokio::time::Instant::now() + RETRY_DELAY;
                 }
                 outgoing = rx.recv(), if room && !retrying => {
-                    let Some(Outgoing { event, payload, room }) = outgoing else { return };
+                    let Some(Outgoing { event, payload, trace, room }) = outgoing else { return };
                     let seq = seqs.entry(event).or_insert(0);
                     let kept = unacked.entry(event).or_default();
                     let floor = kept.first().copied().unwrap_or(*seq);
@@ -180,6 +190,7 @@ impl Publisher {
                         subject: format!("{}.n.{event}", self.namespace),
                         msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
                         payload,
+                        trace,
                         first: Instant::now(),
                         _room: room,
                     };
@@ -200,10 +211,13 @@ impl Publisher {
         waiting: &mut FuturesOrdered<Acked>,
         retry: &mut VecDeque<Pending>,
     ) {
-        let publish = Publish::build()
+        let mut publish = Publish::build()
             .payload(pending.payload.clone())
             .message_id(pending.msg_id.as_str())
             .header(FLOOR_HEADER, pending.floor.to_string().as_str());
+        if let Some(trace) = pending.trace {
+            publish = publish.header(TRACEPARENT, trace.traceparent().as_str());
+        }
         match self.js.send_publish(pending.subject.clone(), publish).await {
             Ok(ack) => waiting.push_back(Box::pin(async move {
                 let sequence = ack.await.ok().map(|ack| ack.sequence);

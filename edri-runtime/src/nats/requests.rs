@@ -98,6 +98,10 @@ impl Link {
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
         let Some(registration) = crate::registry::event(event) else { return };
         let answer = (registration.request_bytes)(ctx.clone(), &message.payload, timeout);
+        let from = header(super::publish::TRACEPARENT)
+            .and_then(|t| crate::trace::TraceContext::from_traceparent(&t))
+            .map(crate::trace::Link::remote);
+        let answer = crate::trace::scope(from, answer);
         let this = self.clone();
         self.spawn(async move {
             let result = answer.await;
@@ -196,6 +200,9 @@ impl Link {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         headers.insert(TIMEOUT_HEADER, ms.to_string().as_str());
         headers.insert(ORIGIN_HEADER, self.id.as_str());
+        if let Some(trace) = crate::trace::context() {
+            headers.insert(super::publish::TRACEPARENT, trace.traceparent().as_str());
+        }
         headers
     }
 }

@@ -17,11 +17,12 @@
 
 use crate::Failure;
 use crate::framing::{FrameError, MAX_FRAME, push_frame, seal};
+use crate::trace::TraceContext;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
 /// Version of the switch protocol; both sides must speak the same one.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The largest item (one event, or one tunnel item) between routers: a frame's limit minus room
 /// for the frame's header.
@@ -164,11 +165,14 @@ pub(crate) enum FromSwitch<'a> {
 /// (a postcard varint), so that a bad item can be refused on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Item<'a> {
+    /// `trace`, here and in `Request` and `Open`: the sending handler's trace link
+    /// ([`crate::trace`]).
     Notify {
         #[serde(borrow)]
         event: &'a str,
         #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
+        trace: Option<TraceContext>,
     },
     Request {
         call: u64,
@@ -179,6 +183,7 @@ pub(crate) enum Item<'a> {
         timeout_ms: u64,
         #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
+        trace: Option<TraceContext>,
     },
     Response {
         call: u64,
@@ -196,6 +201,7 @@ pub(crate) enum Item<'a> {
         window: u32,
         #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
+        trace: Option<TraceContext>,
     },
     /// A message of tunnel `tunnel` opened by a router of epoch `epoch`; `from_opener` tells
     /// which side sent it.
@@ -423,7 +429,8 @@ mod tests {
     }
 
     fn samples() -> Vec<Vec<u8>> {
-        let item = encode_item(&Item::Notify { event: "Tick", payload: &[1, 2, 3] }).unwrap();
+        let item =
+            encode_item(&Item::Notify { event: "Tick", payload: &[1, 2, 3], trace: None }).unwrap();
         let mut items = item.clone();
         items.extend_from_slice(&item);
         let open = Item::Open {
@@ -433,6 +440,7 @@ mod tests {
             timeout_ms: 5,
             window: 16,
             payload: &[7],
+            trace: Some(TraceContext { trace: 1 << 100, span: 42 }),
         };
         items.extend_from_slice(&encode_item(&open).unwrap());
         let chunk = TunnelMessage::Chunk(&[1, 2, 3, 4]);
@@ -504,8 +512,14 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let item =
-            Item::Request { call: 5, epoch: 6, event: "Get", timeout_ms: 100, payload: &[9, 9] };
+        let item = Item::Request {
+            call: 5,
+            epoch: 6,
+            event: "Get",
+            timeout_ms: 100,
+            payload: &[9, 9],
+            trace: None,
+        };
         let bytes = encode_item(&item).unwrap();
         let ranges = split_items(&bytes, 1).unwrap();
         assert_eq!(decode::<Item<'_>>(&bytes[ranges[0].clone()]).unwrap(), item);
@@ -531,7 +545,8 @@ mod tests {
         }
         // An item too large for a frame is refused before it is kept.
         let big = vec![0u8; MAX_ITEM + 1];
-        let err = encode_item(&Item::Notify { event: "Big", payload: &big }).unwrap_err();
+        let err =
+            encode_item(&Item::Notify { event: "Big", payload: &big, trace: None }).unwrap_err();
         assert!(err.message().contains("above the limit"), "{err}");
         // Wrong counts and truncated items are errors, not panics.
         assert!(split_items(&bytes, 2).is_err());

@@ -465,7 +465,8 @@ mod tests {
     }
 
     fn data_frame(to: &str) -> Vec<u8> {
-        let item = encode_item(&Item::Notify { event: "Tick", payload: &[0, 0] }).unwrap();
+        let item =
+            encode_item(&Item::Notify { event: "Tick", payload: &[0, 0], trace: None }).unwrap();
         frame(&ToSwitch::Data { to, epoch: 1, base: 0, first: 0, count: 1, items: &item }).unwrap()
     }
 

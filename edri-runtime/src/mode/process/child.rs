@@ -63,14 +63,14 @@ fn run() -> Result<(), FrameError> {
     let ctx =
         Ctx::with_uplink(runtime.handle().clone(), link.clone(), crate::router::DEFAULT_TIMEOUT);
     link.send(&ToParent::Ready { protocol: PROTOCOL })?;
-    let (calls, queue) = std::sync::mpsc::channel::<(String, String, Vec<u8>, Option<Tunnel>)>();
+    let (calls, queue) = std::sync::mpsc::channel::<Job>();
     let answers = link.clone();
     let handler_thread =
         std::thread::Builder::new().name("edri-worker-call".into()).spawn(move || {
-            for (manager, method, payload, tunnel) in queue {
+            for Job { manager, method, payload, tunnel, trace } in queue {
                 *CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner) = tunnel;
                 answers.in_call.store(true, Ordering::Release);
-                let result = call(&manager, &method, &payload, ctx.clone());
+                let result = call(&manager, &method, &payload, trace, ctx.clone());
                 answers.in_call.store(false, Ordering::Release);
                 CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take();
                 answers.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -83,18 +83,19 @@ fn run() -> Result<(), FrameError> {
     let mut input = std::io::stdin().lock();
     let outcome = loop {
         match read_frame_blocking::<_, ToWorker>(&mut input) {
-            Ok(ToWorker::Call { manager, method, payload }) => {
-                if calls.send((manager, method, payload, None)).is_err() {
+            Ok(ToWorker::Call { manager, method, payload, trace }) => {
+                if calls.send(Job { manager, method, payload, tunnel: None, trace }).is_err() {
                     break Ok(());
                 }
             }
-            Ok(ToWorker::Accept { manager, method, payload, window, call }) => {
+            Ok(ToWorker::Accept { manager, method, payload, window, call, trace }) => {
                 let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
                 *link.tunnel.lock().unwrap_or_else(PoisonError::into_inner) = Some((call, tx));
                 let to_parent: Arc<dyn Link> = Arc::new(TunnelToParent(link.clone()));
                 let end = RemoteEnd { incoming, link: to_parent };
                 let window = usize::try_from(window).unwrap_or(usize::MAX).max(1);
-                if calls.send((manager, method, payload, Some((window, end)))).is_err() {
+                let tunnel = Some((window, end));
+                if calls.send(Job { manager, method, payload, tunnel, trace }).is_err() {
                     break Ok(());
                 }
             }
@@ -238,10 +239,12 @@ impl Uplink for ParentLink {
             ));
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let trace = crate::trace::context();
         let id = self.post(Waiter::Thread(tx), |id| ToParent::TryNotify {
             id,
             event: event.to_owned(),
             payload: payload.to_vec(),
+            trace,
         })?;
         match rx.recv_timeout(TRY_NOTIFY_WAIT) {
             Ok(result) => result.map(drop),
@@ -259,8 +262,10 @@ impl Uplink for ParentLink {
         event: &'static str,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
+        let trace = crate::trace::context();
         Box::pin(async move {
-            self.ask(|id| ToParent::Notify { id, event: event.to_owned(), payload }).await.map(drop)
+            let notify = |id| ToParent::Notify { id, event: event.to_owned(), payload, trace };
+            self.ask(notify).await.map(drop)
         })
     }
 
@@ -271,9 +276,10 @@ impl Uplink for ParentLink {
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let trace = crate::trace::context();
         Box::pin(async move {
-            self.ask(|id| ToParent::Request { id, event: event.to_owned(), payload, timeout_ms })
-                .await
+            let event = event.to_owned();
+            self.ask(|id| ToParent::Request { id, event, payload, timeout_ms, trace }).await
         })
     }
 
@@ -285,9 +291,11 @@ impl Uplink for ParentLink {
         timeout: Duration,
     ) -> BoxFuture<Vec<Result<Vec<u8>, Failure>>> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let trace = crate::trace::context();
         Box::pin(async move {
+            let name = event.to_owned();
             let answers = self
-                .ask(|id| ToParent::RequestAll { id, event: event.to_owned(), payload, timeout_ms })
+                .ask(|id| ToParent::RequestAll { id, event: name, payload, timeout_ms, trace })
                 .await;
             match answers {
                 Ok(bytes) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
@@ -315,7 +323,38 @@ impl Uplink for ParentLink {
 }
 
 /// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.
-fn call(manager: &str, method: &str, payload: &[u8], ctx: Ctx) -> Result<Vec<u8>, Failure> {
+/// One call for the worker's handler thread.
+struct Job {
+    manager: String,
+    method: String,
+    payload: Vec<u8>,
+    tunnel: Option<Tunnel>,
+    trace: Option<crate::trace::TraceContext>,
+}
+
+/// Runs `manager::method` on `payload` in its own handling span, linked to the parent's
+/// handler `trace`.
+fn call(
+    manager: &str,
+    method: &str,
+    payload: &[u8],
+    trace: Option<crate::trace::TraceContext>,
+    ctx: Ctx,
+) -> Result<Vec<u8>, Failure> {
+    let span = tracing::debug_span!(
+        "edri.deliver",
+        manager,
+        method,
+        mode = "process",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    let from = trace.map(crate::trace::Link::remote);
+    let link =
+        if span.is_disabled() { from } else { Some(crate::trace::handling(&span, from.as_ref())) };
+    let _span = span.enter();
+    let _trace = crate::trace::enter(link);
     let handler = crate::registry::managers()
         .filter(|d| d.name == manager)
         .flat_map(|d| d.handlers.iter())

@@ -70,6 +70,7 @@ fn start<E: Event>(
     let limit = slot.limits[usize::from(handler)].clone();
     let pool = slot.pools[usize::from(handler)].clone();
     let ctx = ctx.clone();
+    let trace = crate::trace::context();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
         let since = ctx.shared().clock();
         ctx.clone().spawn(async move {
@@ -79,7 +80,7 @@ fn start<E: Event>(
                 (Some(pool), Ok(payload)) => {
                     let timeout = ctx.shared().worker_timeout;
                     let gone = std::pin::pin!(reply.requester_gone::<E, E::Output>());
-                    pool.call(&ctx, payload, timeout, tunnel, gone).await.and_then(|bytes| {
+                    pool.call(&ctx, payload, timeout, tunnel, gone, trace).await.and_then(|bytes| {
                         postcard::from_bytes(&bytes).map_err(|e| {
                             Failure::invalid(format!("malformed answer from a worker: {e}"))
                         })

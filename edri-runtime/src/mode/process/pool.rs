@@ -150,6 +150,7 @@ impl Pool {
         timeout: Duration,
         mut tunnel: Option<TunnelCall>,
         mut gone: Gone<'_>,
+        trace: Option<crate::trace::TraceContext>,
     ) -> Result<Vec<u8>, Failure> {
         let stop = self.stop.subscribe();
         if *stop.borrow() {
@@ -174,13 +175,14 @@ impl Pool {
         let (manager, method) = (self.manager.to_owned(), self.method.to_owned());
         let number = self.calls.fetch_add(1, Ordering::Relaxed);
         let call = match &tunnel {
-            None => ToWorker::Call { manager, method, payload },
+            None => ToWorker::Call { manager, method, payload, trace },
             Some(t) => ToWorker::Accept {
                 manager,
                 method,
                 payload,
                 window: u32::try_from(t.window).unwrap_or(u32::MAX),
                 call: number,
+                trace,
             },
         };
         if let Err(e) = write_frame(&mut worker.stdin, &call).await {

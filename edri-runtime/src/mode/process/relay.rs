@@ -10,17 +10,28 @@ use std::time::Duration;
 /// Answers a worker's `Notify`, `TryNotify`, `Request` or `RequestAll` frame: the id to reply
 /// to and the reply; `None` for any other frame.
 pub(super) async fn answer(ctx: &Ctx, frame: ToParent) -> Option<(u64, Result<Vec<u8>, Failure>)> {
+    let trace = match &frame {
+        ToParent::Notify { trace, .. }
+        | ToParent::TryNotify { trace, .. }
+        | ToParent::Request { trace, .. }
+        | ToParent::RequestAll { trace, .. } => trace.map(crate::trace::Link::remote),
+        _ => None,
+    };
+    crate::trace::scope(trace, relay(ctx, frame)).await
+}
+
+async fn relay(ctx: &Ctx, frame: ToParent) -> Option<(u64, Result<Vec<u8>, Failure>)> {
     Some(match frame {
-        ToParent::Notify { id, event, payload } => {
+        ToParent::Notify { id, event, payload, .. } => {
             (id, notify(ctx, &event, payload).await.map(|()| Vec::new()))
         }
-        ToParent::TryNotify { id, event, payload } => {
+        ToParent::TryNotify { id, event, payload, .. } => {
             (id, try_notify(ctx, &event, &payload).await.map(|()| Vec::new()))
         }
-        ToParent::Request { id, event, payload, timeout_ms } => {
+        ToParent::Request { id, event, payload, timeout_ms, .. } => {
             (id, request(ctx, &event, payload, Duration::from_millis(timeout_ms)).await)
         }
-        ToParent::RequestAll { id, event, payload, timeout_ms } => {
+        ToParent::RequestAll { id, event, payload, timeout_ms, .. } => {
             let answers = request_all(ctx, &event, payload, Duration::from_millis(timeout_ms));
             (id, crate::ctx::encode(&answers.await))
         }

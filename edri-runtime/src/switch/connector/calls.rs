@@ -70,8 +70,9 @@ impl Connector {
     ) -> Answer {
         let (pending, rx) = self.calls.begin();
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let request =
-            Item::Request { call: pending.call, epoch: self.epoch, event, timeout_ms, payload };
+        let trace = crate::trace::context();
+        let (call, epoch) = (pending.call, self.epoch);
+        let request = Item::Request { call, epoch, event, timeout_ms, payload, trace };
         let item = encode_item(&request)?;
         let answer = async {
             self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;

@@ -207,11 +207,12 @@ impl Connector {
         token: Delivery,
     ) {
         match decode::<Item<'_>>(item) {
-            Ok(Item::Notify { event, payload }) => {
+            Ok(Item::Notify { event, payload, trace }) => {
                 let result = match self.registry.get(event) {
                     Some(r) if r.meta.kind == EventKind::Notification => {
                         let handled = Handled::new(Arc::new(token));
-                        (r.notify_bytes)(ctx.clone(), payload, Some(handled)).await
+                        let deliver = (r.notify_bytes)(ctx.clone(), payload, Some(handled));
+                        crate::trace::scope(trace.map(crate::trace::Link::remote), deliver).await
                     }
                     _ => Err(Failure::invalid(format!("unknown notification `{event}`"))),
                 };
@@ -222,7 +223,8 @@ impl Connector {
             }
             Ok(Item::Request { .. }) => self.request(ctx, from, item, token),
             Ok(Item::Response { .. }) => {}
-            Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload }) => {
+            Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload, trace }) => {
+                let _trace = crate::trace::enter(trace.map(crate::trace::Link::remote));
                 self.accept_tunnel(ctx, from, tunnel, epoch, event, timeout_ms, window, payload);
             }
             Ok(Item::Tunnel { tunnel, epoch, from_opener, message }) => {
@@ -240,13 +242,20 @@ impl Connector {
     ///
     /// `token` is dropped once the response was queued: then the request counts as handled.
     fn request(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8], token: Delivery) {
-        let Ok(Item::Request { call, epoch, event, timeout_ms, payload }) = decode(item) else {
+        let Ok(Item::Request { call, epoch, event, timeout_ms, payload, trace }) = decode(item)
+        else {
             return;
         };
         let timeout = Duration::from_millis(timeout_ms);
         let mut answer = match self.registry.get(event) {
             Some(r) if r.meta.kind == EventKind::Request => {
-                (r.request_bytes)(ctx.clone(), payload, timeout)
+                let answer = (r.request_bytes)(ctx.clone(), payload, timeout);
+                match trace {
+                    None => answer,
+                    Some(t) => {
+                        Box::pin(crate::trace::scope(Some(crate::trace::Link::remote(t)), answer))
+                    }
+                }
             }
             _ => Box::pin(std::future::ready(Err(Failure::unavailable(format!(
                 "router `{}` has no responder for `{event}`",
@@ -286,9 +295,16 @@ mod tests {
 
     #[test]
     fn item_tags_are_the_variant_indices() {
-        let request = Item::Request { call: 1, epoch: 2, event: "E", timeout_ms: 3, payload: &[4] };
+        let request = Item::Request {
+            call: 1,
+            epoch: 2,
+            event: "E",
+            timeout_ms: 3,
+            payload: &[4],
+            trace: None,
+        };
         let response = Item::Response { call: 1, epoch: 2, result: Ok(&[5]) };
-        let notify = Item::Notify { event: "E", payload: &[6] };
+        let notify = Item::Notify { event: "E", payload: &[6], trace: None };
         for (item, tag) in [(request, ITEM_REQUEST), (response, ITEM_RESPONSE), (notify, 0)] {
             let bytes = encode_item(&item).unwrap();
             let range = split_items(&bytes, 1).unwrap().remove(0);

@@ -388,16 +388,18 @@ impl Uplink for Connector {
         event: &'static str,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
+        let trace = crate::trace::context();
         Box::pin(async move {
             let Some(to) = self.peers.read().subscribers(event).cloned() else { return Ok(()) };
-            let item = encode_item(&Item::Notify { event, payload: &payload })?;
+            let item = encode_item(&Item::Notify { event, payload: &payload, trace })?;
             self.enqueue(&to, item.into(), false).await
         })
     }
 
     fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
         let Some(to) = self.peers.read().subscribers(event).cloned() else { return Ok(()) };
-        let item = Bytes::from(encode_item(&Item::Notify { event, payload })?);
+        let trace = crate::trace::context();
+        let item = Bytes::from(encode_item(&Item::Notify { event, payload, trace })?);
         if self.try_enqueue(&to, &item, false) {
             Ok(())
         } else {

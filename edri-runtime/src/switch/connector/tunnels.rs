@@ -108,6 +108,7 @@ impl Connector {
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             window: u32::try_from(window).unwrap_or(u32::MAX),
             payload: &payload,
+            trace: crate::trace::context(),
         })?;
         let answer = async {
             self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;
