@@ -34,6 +34,10 @@ mod wire;
 #[doc(hidden)]
 pub mod __private;
 
+/// The metrics crate of [`EdriBuilder::metrics_registry`]: the application's own counters,
+/// gauges and histograms, served in `GET /metrics` after EDRI's.
+pub use prometheus_client;
+
 pub use builtin::{Started, Stopping};
 pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};

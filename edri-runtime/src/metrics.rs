@@ -3,10 +3,12 @@
 //!
 //! Counting is on when the API broker runs (it serves `GET /metrics`) or when
 //! [`EdriBuilder::metrics`](crate::EdriBuilder::metrics) turns it on; otherwise the hot path
-//! pays one predictable branch per handled event. Everything is counted where events are
-//! handled (by the one task serving each manager), never by senders, so senders share no
-//! counter. [`Running::metrics`](crate::Running::metrics)
-//! renders the text format.
+//! pays one predictable branch per handled event. Handler counts and latencies are counted
+//! where events are handled (by the one task serving each manager); sends are counted by
+//! sender on the event's route (`edri_events_sent_total`, always on: see
+//! [`Topology`](crate::Topology)). [`Running::metrics`](crate::Running::metrics) renders the
+//! text format, followed by the user's own metrics
+//! ([`EdriBuilder::metrics_registry`](crate::EdriBuilder::metrics_registry)).
 
 use crate::router::Shared;
 use std::fmt::Write as _;
@@ -147,8 +149,24 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         }
     }
     crate::mode::process::render_kills(shared, out);
+    header(out, "edri_events_sent_total", "counter", "Events sent, by event and sender.");
+    for (id, route) in &shared.routes {
+        for (from, total, _) in crate::router::senders::of(shared, *id, route) {
+            let (event, from) = (label(route.event.name), label(&from));
+            let _ = writeln!(
+                out,
+                "edri_events_sent_total{{event=\"{event}\",from=\"{from}\"}} {total}"
+            );
+        }
+    }
+
     for attachment in shared.attachments.iter().filter_map(std::sync::Weak::upgrade) {
         attachment.render_metrics(out);
+    }
+    if let Some(registry) = &shared.user_metrics
+        && let Err(e) = prometheus_client::encoding::text::encode_registry(out, registry)
+    {
+        tracing::warn!(error = %e, "cannot render the application's metrics");
     }
 }
 

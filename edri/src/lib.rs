@@ -233,6 +233,10 @@ pub mod tracing {
 /// What runs in a router and who it is joined to ([`Running::topology`], `GET /edri/topology`).
 pub use edri_runtime::{EventNode, HandlerNode, ManagerNode, RouterNode, SenderNode, Topology};
 
+/// The application's own metrics next to EDRI's in `GET /metrics`: see
+/// [`EdriBuilder::metrics_registry`].
+pub use edri_runtime::prometheus_client;
+
 pub use edri_runtime::{
     Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
     Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,

@@ -121,3 +121,73 @@ async fn counting_is_off_by_default() {
     assert_eq!(sample(&text, r#"edri_events_delivered_total{event="Square",kind="request"}"#), 0.0);
     running.shutdown().await.unwrap();
 }
+
+/// Counts what the handler sees, in the application's own metrics.
+pub struct Shop {
+    orders: edri::prometheus_client::metrics::counter::Counter,
+    basket: edri::prometheus_client::metrics::gauge::Gauge,
+    sizes: edri::prometheus_client::metrics::histogram::Histogram,
+}
+
+#[event(notification)]
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub items: u32,
+}
+
+#[manager]
+impl Shop {
+    #[solve]
+    fn order(&mut self, ev: &Order) {
+        self.orders.inc();
+        self.basket.set(i64::from(ev.items));
+        self.sizes.observe(f64::from(ev.items));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_metrics_come_after_edris() {
+    use edri::prometheus_client::metrics::histogram::{Histogram, linear_buckets};
+    use edri::prometheus_client::registry::Registry;
+    let shop = Shop {
+        orders: Default::default(),
+        basket: Default::default(),
+        sizes: Histogram::new(linear_buckets(1.0, 1.0, 5)),
+    };
+    let mut registry = Registry::default();
+    registry.register("shop_orders", "Orders placed", shop.orders.clone());
+    registry.register("shop_basket_items", "Items in the last basket", shop.basket.clone());
+    registry.register("shop_order_items", "Items per order", shop.sizes.clone());
+    let running = Edri::builder()
+        .only_explicit()
+        .manager(shop)
+        .metrics_registry(registry)
+        .api("127.0.0.1:0")
+        .start()
+        .await
+        .unwrap();
+    for items in [1, 3, 4] {
+        running.ctx().notify(Order { items }).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let url = format!("http://{}/metrics", running.api_addr().unwrap());
+    let text = loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.contains("shop_orders_total 3") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "orders not counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sample(&text, "shop_basket_items "), 4.0);
+    assert_eq!(sample(&text, "shop_order_items_count "), 3.0);
+    assert_eq!(sample(&text, "shop_order_items_sum "), 8.0);
+    assert_eq!(sample(&text, "shop_order_items_bucket{le=\"3.0\"}"), 2.0);
+    // EDRI's own lines are there too, with who sent what; the whole text parses.
+    assert_eq!(sample(&text, "edri_events_sent_total{event=\"Order\",from=\"outside\"}"), 3.0);
+    assert!(text.find("edri_uptime_seconds") < text.find("shop_orders_total"), "{text}");
+    assert!(!text.contains("# EOF"), "{text}");
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(parsed.samples.iter().any(|s| s.metric == "shop_orders_total"), "{text}");
+    running.shutdown().await.unwrap();
+}

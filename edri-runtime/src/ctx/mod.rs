@@ -358,6 +358,7 @@ impl Ctx {
             uplink: Some(uplink),
             attachments: Box::new([]),
             metrics: false,
+            user_metrics: None,
             tunnel_window: crate::tunnel::DEFAULT_WINDOW,
             senders: Default::default(),
         };

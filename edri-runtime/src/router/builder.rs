@@ -53,6 +53,7 @@ impl Edri {
             capacity: DEFAULT_CAPACITY,
             grace: DEFAULT_GRACE,
             metrics: false,
+            user_metrics: None,
             tunnel_window: crate::tunnel::DEFAULT_WINDOW,
             attachments: Vec::new(),
         }
@@ -72,6 +73,7 @@ pub struct EdriBuilder {
     capacity: usize,
     grace: Duration,
     metrics: bool,
+    user_metrics: Option<Arc<prometheus_client::registry::Registry>>,
     tunnel_window: usize,
     attachments: Vec<Box<dyn Attachment>>,
 }
@@ -162,9 +164,29 @@ impl EdriBuilder {
 
     /// Counts and times events for [`Running::metrics`] (always on with the API broker).
     /// Costs two clock reads and three relaxed atomic adds per handled event, all in the
-    /// task that handles it; senders count nothing.
+    /// task that handles it. (Sends are counted whatever this says: one relaxed atomic add
+    /// per send, for [`Running::topology`] and `edri_events_sent_total`.)
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
+        self
+    }
+
+    /// The application's own metrics, served after EDRI's in [`Running::metrics`] and
+    /// `GET /metrics`: counters, gauges and histograms of
+    /// [`prometheus_client`](crate::prometheus_client) (re-exported as
+    /// `edri::prometheus_client`), registered in `registry` before the router starts and
+    /// updated from anywhere (they are `Clone` handles to shared atomics).
+    ///
+    /// ```
+    /// use edri_runtime::prometheus_client::{metrics::counter::Counter, registry::Registry};
+    /// let orders = Counter::<u64>::default();
+    /// let mut registry = Registry::default();
+    /// registry.register("shop_orders", "Orders placed", orders.clone());
+    /// let builder = edri_runtime::Edri::builder().metrics_registry(registry);
+    /// orders.inc(); // in a handler: `shop_orders_total 1` in `GET /metrics`
+    /// ```
+    pub fn metrics_registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
+        self.user_metrics = Some(Arc::new(registry));
         self
     }
 
@@ -207,6 +229,7 @@ impl EdriBuilder {
         let (timeout, capacity, grace) = (self.timeout, self.capacity, self.grace);
         let worker_timeout = self.worker_timeout.unwrap_or(timeout);
         let tunnel_window = self.tunnel_window;
+        let user_metrics = self.user_metrics.take();
         let mut attachments = std::mem::take(&mut self.attachments);
         for attachment in &mut attachments {
             attachment.prepare().await?;
@@ -275,6 +298,7 @@ impl EdriBuilder {
             uplink,
             attachments: attachments.iter().map(Arc::downgrade).collect(),
             metrics,
+            user_metrics,
             tunnel_window,
             senders: Default::default(),
         });

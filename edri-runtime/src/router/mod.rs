@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) attachments: Box<[std::sync::Weak<dyn attach::Attachment>]>,
     /// Whether handler calls are counted and timed ([`crate::metrics`]).
     pub(crate) metrics: bool,
+    /// The application's own metrics, rendered after the router's.
+    pub(crate) user_metrics: Option<Arc<prometheus_client::registry::Registry>>,
     /// The window of tunnels that do not set their own.
     pub(crate) tunnel_window: usize,
     /// Samples of who sent which event, for the topology's rates.
