@@ -38,9 +38,11 @@
 //! each run under its own namespace.
 //! `--flavour current` (default) runs both routers on a current-thread tokio runtime,
 //! `--flavour multi` on a 2-worker multi-thread runtime; the switch runs on one thread, as the
-//! `edri-switch` binary does, unless `--switch-flavour multi` (2 workers). Every wait is bounded; the children are killed (by pid)
-//! when the driver ends, also on panic, and exit by themselves when the driver's end of their
-//! stdin closes (the driver was killed).
+//! `edri-switch` binary does, unless `--switch-flavour multi` (2 workers). Every wait is
+//! bounded. The children exit by themselves when the driver's end of their stdin closes (the
+//! driver ended, also on panic, or was killed; the `nats` guard kills its server by pid first);
+//! the driver closes it when a transport's run ends and kills a child (by pid) that is still
+//! there 5 s later.
 
 mod nats_hub;
 mod raw;
@@ -1162,7 +1164,8 @@ fn summarize(outcomes: &[Outcome]) {
         return;
     }
     println!(
-        "ratios nats / raw (targets: notify lossless >= 150 k/s; request_seq p50 <= 1.2 x raw; request_64 >= 0.9 x raw)"
+        "ratios nats / raw (targets: notify lossless >= 150 k/s; request_seq p50 <= 1.2 x raw; \
+         request_64 >= 0.9 x raw)"
     );
     let runs = |t: Transport| {
         let mut runs: Vec<Vec<&Outcome>> = Vec::new();
