@@ -1,10 +1,12 @@
 //! Notifications from the stream into this router: read through the router's durable
 //! consumer, deduplicated by `(origin, epoch, event, seq)`, delivered to the local handlers,
-//! acknowledged once every one of them returned.
+//! acknowledged once every one of them returned. A batched message (`Edri-Count: n`, see
+//! `publish.rs`) is handled as one: its notifications are delivered in their order and it is
+//! acknowledged once the handlers of all of them returned.
 
 use super::Link;
 use super::metrics::{add, sub};
-use super::publish::FLOOR_HEADER;
+use super::publish::{COUNT_HEADER, FLOOR_HEADER};
 use crate::envelope::{Completion, Handled};
 use crate::event::EventKind;
 use crate::registry::EventRegistration;
@@ -13,7 +15,7 @@ use async_nats::Subject;
 use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -26,33 +28,39 @@ const HOLD: Duration = Duration::from_secs(5);
 /// Sequences remembered above the contiguous prefix of one stream, at most.
 const SEEN_LIMIT: usize = 64 * 1024;
 
-/// The events of one `(origin, epoch, event)` stream delivered in this run.
+/// The events of one `(origin, epoch, event)` stream delivered in this run, as messages:
+/// a sender publishes each sequence in one message, always with the same first sequence and
+/// count, so a message is known by its first sequence.
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     /// Every sequence below was delivered.
     floor: u64,
-    above: BTreeSet<u64>,
+    /// The messages above, first sequence → the sequence after its last.
+    above: BTreeMap<u64, u64>,
 }
 
 impl Seen {
-    /// Records `seq`; whether it is new.
-    pub(super) fn insert(&mut self, seq: u64) -> bool {
-        if seq < self.floor || !self.above.insert(seq) {
+    /// Records the message of sequences `seq..seq + count`; whether it is new.
+    pub(super) fn insert(&mut self, seq: u64, count: u64) -> bool {
+        if seq < self.floor || self.above.contains_key(&seq) {
             return false;
         }
-        while self.above.remove(&self.floor) {
-            self.floor += 1;
-        }
+        self.above.insert(seq, seq + count.max(1));
+        self.advance();
         if self.above.len() > SEEN_LIMIT
-            && let Some(first) = self.above.pop_first()
+            && let Some((_, end)) = self.above.pop_first()
         {
             // A hole that never fills (the sender gave it up): move on.
-            self.floor = first + 1;
-            while self.above.remove(&self.floor) {
-                self.floor += 1;
-            }
+            self.floor = end;
+            self.advance();
         }
         true
+    }
+
+    fn advance(&mut self) {
+        while let Some(end) = self.above.remove(&self.floor) {
+            self.floor = end;
+        }
     }
 }
 
@@ -128,12 +136,21 @@ impl Drop for Ack {
 /// A message that passed the checks, ready for the handlers of its event.
 struct Ready {
     key: Key,
+    /// The sequence of its first notification.
     seq: u64,
     reply: Subject,
     registration: &'static EventRegistration,
-    payload: Bytes,
-    /// The sender's trace link, from the `traceparent` header.
+    /// Its notifications, in order (`seq..seq + len`).
+    payloads: Vec<Bytes>,
+    /// The senders' trace link, from the `traceparent` header.
     trace: Option<crate::trace::TraceContext>,
+}
+
+impl Ready {
+    /// The sequence after its last notification.
+    fn end(&self) -> u64 {
+        self.seq + self.payloads.len() as u64
+    }
 }
 
 /// One `(origin, epoch, event)` stream as this router reads it: what was delivered, and what
@@ -208,7 +225,7 @@ impl Link {
         let Some((ready, floor)) = self.check(message, acks) else { return };
         let seq = ready.seq;
         let incoming = streams.entry(ready.key.clone()).or_default();
-        if !incoming.seen.insert(seq) {
+        if !incoming.seen.insert(seq, ready.payloads.len() as u64) {
             add(&self.stats.duplicates, 1);
             // A held message, or one its handlers have not finished, is acknowledged once
             // handled; the others were (that acknowledgement was lost).
@@ -232,7 +249,7 @@ impl Link {
             return;
         }
         if seq == *next {
-            *next += 1;
+            *next = ready.end();
         }
         self.deliver(ctx, ready, acks).await;
         while let Some(entry) = incoming.held.first_entry() {
@@ -240,7 +257,7 @@ impl Link {
                 break;
             }
             let ready = entry.remove();
-            incoming.next = incoming.next.map(|n| n + 1);
+            incoming.next = Some(ready.end());
             self.deliver(ctx, ready, acks).await;
         }
         if incoming.held.is_empty() {
@@ -302,8 +319,8 @@ impl Link {
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
         let held = std::mem::take(&mut incoming.held);
-        if let Some(last) = held.keys().next_back() {
-            incoming.next = Some(last + 1);
+        if let Some(last) = held.values().next_back() {
+            incoming.next = Some(last.end());
         }
         incoming.since = None;
         for ready in held.into_values() {
@@ -328,6 +345,7 @@ impl Link {
         };
         let msg_id = header(async_nats::header::NATS_MESSAGE_ID);
         let floor = header(async_nats::header::IntoHeaderName::into_header_name(FLOOR_HEADER));
+        let count = header(async_nats::header::IntoHeaderName::into_header_name(COUNT_HEADER));
         let trace = header(async_nats::header::IntoHeaderName::into_header_name(
             super::publish::TRACEPARENT,
         ))
@@ -358,14 +376,29 @@ impl Link {
             self.reject(acks, reply, subject_event, "larger than the largest event");
             return None;
         }
+        let payload = &message.message.payload;
+        let payloads = match count.map(|n| n.parse::<usize>()) {
+            None => vec![payload.clone()],
+            Some(Ok(n)) if n > 1 => match unframe(payload, n) {
+                Some(payloads) => payloads,
+                None => {
+                    self.reject(acks, reply, subject_event, "a batch that does not hold its count");
+                    return None;
+                }
+            },
+            Some(_) => {
+                self.reject(acks, reply, subject_event, "an invalid Edri-Count header");
+                return None;
+            }
+        };
         let floor = floor.and_then(|f| f.parse().ok()).unwrap_or(id.seq);
         let key = (id.origin.to_owned(), id.epoch, id.event.to_owned());
         let seq = id.seq;
-        let payload = message.message.payload.clone();
-        Some((Ready { key, seq, reply, registration, payload, trace }, floor))
+        Some((Ready { key, seq, reply, registration, payloads, trace }, floor))
     }
 
-    /// Hands `ready` to its handlers; acknowledged once they all returned.
+    /// Hands the notifications of `ready` to their handlers; acknowledged once they all
+    /// returned.
     async fn deliver(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -384,11 +417,14 @@ impl Link {
         };
         let handled = Handled::new(Arc::new(ack));
         let event = ready.registration.meta.name;
-        let deliver = (ready.registration.notify_bytes)(ctx.clone(), &ready.payload, Some(handled));
         let from = ready.trace.map(crate::trace::Link::remote);
-        match crate::trace::scope(from, deliver).await {
-            Ok(()) => add(&self.stats.delivered, 1),
-            Err(failure) => self.decode_error(event, &failure),
+        for payload in &ready.payloads {
+            let notify =
+                (ready.registration.notify_bytes)(ctx.clone(), payload, Some(handled.clone()));
+            match crate::trace::scope(from.clone(), notify).await {
+                Ok(()) => add(&self.stats.delivered, 1),
+                Err(failure) => self.decode_error(event, &failure),
+            }
         }
     }
 
@@ -423,6 +459,21 @@ impl Link {
     }
 }
 
+/// The `count` notifications of a batched payload: each a little-endian `u32` length and
+/// that many bytes, nothing after the last.
+fn unframe(payload: &Bytes, count: usize) -> Option<Vec<Bytes>> {
+    let mut parts = Vec::with_capacity(count.min(payload.len() / 4));
+    let mut at = 0;
+    while at < payload.len() {
+        let len = u32::from_le_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize;
+        let start = at + 4;
+        let end = start.checked_add(len).filter(|&end| end <= payload.len())?;
+        parts.push(payload.slice(start..end));
+        at = end;
+    }
+    (parts.len() == count).then_some(parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,16 +481,34 @@ mod tests {
     #[test]
     fn seen_drops_what_was_delivered_and_stays_bounded() {
         let mut seen = Seen::default();
-        assert!(seen.insert(0) && seen.insert(2) && seen.insert(1));
-        assert!(!seen.insert(1) && !seen.insert(2) && !seen.insert(0));
+        assert!(seen.insert(0, 1) && seen.insert(2, 1) && seen.insert(1, 1));
+        assert!(!seen.insert(1, 1) && !seen.insert(2, 1) && !seen.insert(0, 1));
         assert_eq!((seen.floor, seen.above.len()), (3, 0));
+        // Batches: known by their first sequence, the floor passes their last.
+        assert!(seen.insert(7, 4) && seen.insert(3, 4));
+        assert!(!seen.insert(7, 4) && !seen.insert(3, 4) && !seen.insert(10, 1));
+        assert_eq!((seen.floor, seen.above.len()), (11, 0));
         // Joined late: a hole at the start stays until the limit, then is passed.
         let mut late = Seen::default();
         for seq in 1_000..1_000 + SEEN_LIMIT as u64 + 1 {
-            assert!(late.insert(seq));
+            assert!(late.insert(seq, 1));
         }
         assert!(late.above.len() <= SEEN_LIMIT);
-        assert!(!late.insert(1_000));
+        assert!(!late.insert(1_000, 1));
+    }
+
+    #[test]
+    fn batches_unframe_exactly() {
+        let mut framed = Vec::new();
+        for part in [&b"ab"[..], b"", b"cde"] {
+            framed.extend_from_slice(&u32::try_from(part.len()).unwrap().to_le_bytes());
+            framed.extend_from_slice(part);
+        }
+        let framed = Bytes::from(framed);
+        let parts = unframe(&framed, 3).unwrap();
+        assert_eq!(parts, [&b"ab"[..], b"", b"cde"]);
+        assert_eq!(unframe(&framed, 2), None);
+        assert_eq!(unframe(&framed.slice(..framed.len() - 1), 3), None);
     }
 
     #[test]

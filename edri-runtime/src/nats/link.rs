@@ -141,6 +141,7 @@ impl Link {
             epoch: self.epoch,
             in_flight: self.in_flight,
             window: self.config.outage_window,
+            max_event: self.config.max_event,
             stats: self.stats.clone(),
         };
         let this = self.clone();

@@ -32,13 +32,16 @@
 //!
 //! # No loss, no duplicates
 //!
-//! Each notification carries `Nats-Msg-Id: <router>/<epoch>/<event>/<seq>`: JetStream drops a
+//! Each message carries `Nats-Msg-Id: <router>/<epoch>/<event>/<seq>`: JetStream drops a
 //! second publish of the same id within its duplicate window, so a publish that is retried
 //! (its acknowledgement timed out, the connection dropped) is stored once. Publishes are
-//! pipelined: up to [`Nats::in_flight`] wait for their acknowledgement at once; what is not
-//! acknowledged stays in memory (bounded by [`Nats::buffer`]: senders then wait, as for a full
-//! mailbox) and is published again, until the outage window runs out: then it is given up,
-//! counted in `lost` (`edri_nats_lost_total`) and logged.
+//! batched: the notifications of one event that wait for the publisher when it wakes share
+//! one message (up to 256 of them and 64 KiB; `Edri-Count: n`, `<seq>` is the first one's;
+//! a retry sends the same batch again), and pipelined: up to [`Nats::in_flight`] messages
+//! wait for their acknowledgement at once; what is not acknowledged stays in memory (bounded
+//! by [`Nats::buffer`]: senders then wait, as for a full mailbox) and is published again,
+//! until the outage window runs out: then it is given up, counted in `lost`
+//! (`edri_nats_lost_total`) and logged.
 //!
 //! A receiving router acknowledges a message once every handler it went to returned, so one
 //! killed with events in its mailboxes gets them again from its durable consumer when it

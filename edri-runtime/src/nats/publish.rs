@@ -1,7 +1,12 @@
 //! Notifications into the JetStream stream: kept in memory (bounded in bytes) until JetStream
-//! acknowledged them, published pipelined (many acknowledgements awaited at once), published
-//! again with the same `Nats-Msg-Id` when an acknowledgement fails, given up beyond the
-//! outage window.
+//! acknowledged them, published pipelined (many acknowledgements awaited at once) and batched
+//! (the notifications of one event queued when the publisher wakes share one message),
+//! published again with the same `Nats-Msg-Id` and the same contents when an acknowledgement
+//! fails, given up beyond the outage window.
+//!
+//! A message holds one notification (its payload as is), or `n > 1` consecutive ones of one
+//! event: header `Edri-Count: n`, payload `n` times a little-endian `u32` length and the
+//! event's bytes. Its id names the sequence of the first; the others follow it.
 
 use super::metrics::{Stats, add, sub};
 use crate::Failure;
@@ -26,8 +31,14 @@ pub(super) const TRACEPARENT: &str = "traceparent";
 /// The header with the publisher's floor of the event: every sequence below it is in the
 /// stream before this message.
 pub(super) const FLOOR_HEADER: &str = "Edri-Floor";
+/// The header with the number of notifications in a batched message (absent: one).
+pub(super) const COUNT_HEADER: &str = "Edri-Count";
 /// What one kept event costs beyond its payload (subject, id, bookkeeping).
 const OVERHEAD: usize = 64;
+/// Notifications taken from the queue at once, and in one message at most.
+const MAX_BATCH: usize = 256;
+/// Payload bytes of a batched message at most (and at most the largest event).
+const MAX_BATCH_BYTES: usize = 64 << 10;
 
 /// A notification on its way to the stream.
 struct Outgoing {
@@ -38,10 +49,13 @@ struct Outgoing {
     room: OwnedSemaphorePermit,
 }
 
-/// A notification published, waiting for (or failing) its acknowledgement.
+/// Notifications published in one message, waiting for (or failing) its acknowledgement.
 struct Pending {
     event: &'static str,
+    /// The sequence of the first; the others follow it.
     seq: u64,
+    /// How many (`seq..seq + count`).
+    count: u64,
     /// The lowest sequence of its event not acknowledged by JetStream when it was numbered:
     /// everything below is in the stream before it.
     floor: u64,
@@ -51,6 +65,75 @@ struct Pending {
     trace: Option<TraceContext>,
     first: Instant,
     _room: OwnedSemaphorePermit,
+}
+
+/// Queued notifications of one event, in their order, for one message.
+struct Batch {
+    event: &'static str,
+    /// The senders' trace link: only notifications with the same one share a message.
+    trace: Option<TraceContext>,
+    items: Vec<Outgoing>,
+    /// Payload bytes of the items framed (4 + length each).
+    framed: usize,
+}
+
+impl Batch {
+    /// The message's payload (framed when more than one) and the room the items took.
+    fn pack(self) -> (Bytes, OwnedSemaphorePermit) {
+        let mut items = self.items.into_iter();
+        let Some(Outgoing { payload, mut room, .. }) = items.next() else {
+            unreachable!("a batch is never empty")
+        };
+        let mut rest = items.peekable();
+        if rest.peek().is_none() {
+            return (payload, room);
+        }
+        let mut framed = Vec::with_capacity(self.framed);
+        for payload in std::iter::once(payload).chain(rest.map(|item| {
+            room.merge(item.room);
+            item.payload
+        })) {
+            // At most `MAX_BATCH_BYTES`: fits in a u32.
+            framed
+                .extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes());
+            framed.extend_from_slice(&payload);
+        }
+        (framed.into(), room)
+    }
+}
+
+/// `first` and what else is queued now (at most `MAX_BATCH` in all), grouped into batches
+/// of one event each (each event's order kept), each at most `limit` bytes as a message (a
+/// single larger notification is a batch of its own).
+fn gather(first: Outgoing, rx: &mut mpsc::UnboundedReceiver<Outgoing>, limit: usize) -> Vec<Batch> {
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(item) = next.take() {
+        taken += 1;
+        let framed = 4 + item.payload.len();
+        match batches.iter_mut().rev().find(|b| b.event == item.event) {
+            Some(b)
+                if b.trace == item.trace
+                    && b.items.len() < MAX_BATCH
+                    && b.framed + framed <= limit =>
+            {
+                b.framed += framed;
+                b.items.push(item);
+            }
+            // Alone, a notification is not framed: it may be `limit` bytes.
+            _ => batches.push(Batch {
+                event: item.event,
+                trace: item.trace,
+                framed,
+                items: vec![item],
+            }),
+        }
+        if taken < MAX_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    batches
 }
 
 /// A publish and its stream sequence, or `None` when it failed.
@@ -146,6 +229,7 @@ pub(super) struct Publisher {
     pub(super) epoch: u64,
     pub(super) in_flight: usize,
     pub(super) window: Duration,
+    pub(super) max_event: usize,
     pub(super) stats: Arc<Stats>,
 }
 
@@ -178,24 +262,33 @@ impl Publisher {
                     retry_at = tokio::time::Instant::now() + RETRY_DELAY;
                 }
                 outgoing = rx.recv(), if room && !retrying => {
-                    let Some(Outgoing { event, payload, trace, room }) = outgoing else { return };
-                    let seq = seqs.entry(event).or_insert(0);
-                    let kept = unacked.entry(event).or_default();
-                    let floor = kept.first().copied().unwrap_or(*seq);
-                    kept.insert(*seq);
-                    let pending = Pending {
-                        event,
-                        seq: *seq,
-                        floor,
-                        subject: format!("{}.n.{event}", self.namespace),
-                        msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
-                        payload,
-                        trace,
-                        first: Instant::now(),
-                        _room: room,
-                    };
-                    *seq += 1;
-                    self.publish(pending, &mut waiting, &mut retry).await;
+                    let Some(first) = outgoing else { return };
+                    let limit = MAX_BATCH_BYTES.min(self.max_event);
+                    for batch in gather(first, &mut rx, limit) {
+                        let event = batch.event;
+                        let count = batch.items.len() as u64;
+                        let seq = seqs.entry(event).or_insert(0);
+                        // A batch is kept (and holds back the floor) under its first sequence.
+                        let kept = unacked.entry(event).or_default();
+                        let floor = kept.first().copied().unwrap_or(*seq);
+                        kept.insert(*seq);
+                        let trace = batch.trace;
+                        let (payload, room) = batch.pack();
+                        let pending = Pending {
+                            event,
+                            seq: *seq,
+                            count,
+                            floor,
+                            subject: format!("{}.n.{event}", self.namespace),
+                            msg_id: format!("{}/{}/{event}/{seq}", self.id, self.epoch),
+                            payload,
+                            trace,
+                            first: Instant::now(),
+                            _room: room,
+                        };
+                        *seq += count;
+                        self.publish(pending, &mut waiting, &mut retry).await;
+                    }
                 }
             }
             if !retrying && !retry.is_empty() {
@@ -218,6 +311,9 @@ impl Publisher {
         if let Some(trace) = pending.trace {
             publish = publish.header(TRACEPARENT, trace.traceparent().as_str());
         }
+        if pending.count > 1 {
+            publish = publish.header(COUNT_HEADER, pending.count.to_string().as_str());
+        }
         match self.js.send_publish(pending.subject.clone(), publish).await {
             Ok(ack) => waiting.push_back(Box::pin(async move {
                 let sequence = ack.await.ok().map(|ack| ack.sequence);
@@ -239,19 +335,20 @@ impl Publisher {
         unacked: &mut HashMap<&'static str, BTreeSet<u64>>,
     ) -> Option<Pending> {
         if let Some(sequence) = sequence {
-            add(&self.stats.published, 1);
+            add(&self.stats.published, pending.count);
             self.stats.last_sequence.fetch_max(sequence, std::sync::atomic::Ordering::Relaxed);
         } else if pending.first.elapsed() > self.window {
-            add(&self.stats.lost, 1);
+            add(&self.stats.lost, pending.count);
             tracing::warn!(
                 id = %pending.msg_id,
+                count = pending.count,
                 window = ?self.window,
-                "a notification not acknowledged by JetStream within the outage window was given up"
+                "notifications not acknowledged by JetStream within the outage window were given up"
             );
         } else {
             return Some(pending);
         }
-        sub(&self.stats.buffered, 1);
+        sub(&self.stats.buffered, pending.count);
         // No longer holds back the floor of its event.
         if let Some(kept) = unacked.get_mut(pending.event) {
             kept.remove(&pending.seq);

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// The requester's timeout, in milliseconds: the responder stops waiting then too.
 const TIMEOUT_HEADER: &str = "Edri-Timeout-Ms";
-/// The requesting router (a `request_all` does not come back to it).
+/// The requesting router of a `request_all` (it does not come back to it); other requests
+/// go to one router that is not the requester and do not carry it.
 const ORIGIN_HEADER: &str = "Edri-Origin";
 /// The timeout of a request that does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -133,7 +134,7 @@ impl Link {
         for subject in direct.into_iter().chain([queue]) {
             let request = async_nats::Request::new()
                 .payload(payload.clone())
-                .headers(self.request_headers(timeout))
+                .headers(self.request_headers(timeout, false))
                 .timeout(Some(timeout));
             sent = client.send_request(subject, request).await.map_err(Some);
             // The router picked left just now: ask the queue group instead.
@@ -175,7 +176,7 @@ impl Link {
         let inbox = client.new_inbox();
         let Ok(mut answers) = client.subscribe(inbox.clone()).await else { return Vec::new() };
         let subject = format!("{}{event}", self.subjects.all);
-        let headers = self.request_headers(timeout);
+        let headers = self.request_headers(timeout, true);
         let sent = client.publish_with_reply_and_headers(subject, inbox, headers, payload.into());
         if let Err(error) = sent.await {
             return vec![Err(Failure::unavailable(format!(
@@ -195,11 +196,14 @@ impl Link {
         results
     }
 
-    fn request_headers(&self, timeout: Duration) -> HeaderMap {
+    /// The requester's timeout, and with `all` this router's id.
+    fn request_headers(&self, timeout: Duration, all: bool) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         headers.insert(TIMEOUT_HEADER, ms.to_string().as_str());
-        headers.insert(ORIGIN_HEADER, self.id.as_str());
+        if all {
+            headers.insert(ORIGIN_HEADER, self.id.as_str());
+        }
         if let Some(trace) = crate::trace::context() {
             headers.insert(super::publish::TRACEPARENT, trace.traceparent().as_str());
         }
