@@ -169,6 +169,30 @@ struct Incoming {
 type Key = (String, u64, String);
 type Streams = HashMap<Key, Incoming>;
 
+/// What this router's consumer delivered: a gap in its delivery sequence means deliveries were
+/// lost on a link (NATS sends them again after `ack_wait`), so until then the senders' floors
+/// must not skip the holes they left.
+#[derive(Default)]
+struct Deliveries {
+    last: Option<u64>,
+    lost_until: Option<Instant>,
+}
+
+impl Deliveries {
+    /// Notes delivery `sequence`; `wait` is how long lost deliveries take to come again.
+    fn note(&mut self, sequence: u64, wait: Duration) {
+        if self.last.is_some_and(|last| sequence > last + 1) {
+            self.lost_until = Some(Instant::now() + wait);
+        }
+        self.last = Some(self.last.map_or(sequence, |last| last.max(sequence)));
+    }
+
+    /// Whether a floor may skip a hole: no delivery may still come again.
+    fn floor_holds(&self) -> bool {
+        self.lost_until.is_none_or(|until| Instant::now() > until)
+    }
+}
+
 impl Link {
     /// Reads the consumer until the router stops; acknowledges through `acks`.
     pub(super) async fn consume(
@@ -178,6 +202,7 @@ impl Link {
         acks: mpsc::UnboundedSender<Subject>,
     ) {
         let mut streams = Streams::new();
+        let mut deliveries = Deliveries::default();
         let mut progress = Instant::now();
         loop {
             let stream = consumer
@@ -198,7 +223,12 @@ impl Link {
                 let next = tokio::time::timeout(Duration::from_millis(200), messages.next()).await;
                 match next {
                     Ok(Some(Ok(message))) => {
-                        self.receive(&ctx, &mut streams, message, &acks).await;
+                        if let Ok(info) = message.info() {
+                            let wait = self.config.ack_wait + HOLD;
+                            deliveries.note(info.consumer_sequence, wait);
+                        }
+                        let floor_holds = deliveries.floor_holds();
+                        self.receive(&ctx, &mut streams, message, floor_holds, &acks).await;
                     }
                     Ok(Some(Err(error))) => tracing::debug!(%error, "NATS consumer"),
                     Ok(None) => break,
@@ -220,6 +250,7 @@ impl Link {
         ctx: &Ctx,
         streams: &mut Streams,
         message: async_nats::jetstream::Message,
+        floor_holds: bool,
         acks: &mpsc::UnboundedSender<Subject>,
     ) {
         let Some((ready, floor)) = self.check(message, acks) else { return };
@@ -237,19 +268,31 @@ impl Link {
             return;
         }
         // What is below the sender's floor is in the stream before this message: if it has
-        // not come, it will not come in order (a previous run of this router took it).
+        // not come, it will not come in order (a previous run of this router took it) —
+        // unless deliveries to this router were lost lately: then it comes again.
         let next = incoming.next.get_or_insert(floor);
-        *next = (*next).max(floor);
+        if floor_holds {
+            *next = (*next).max(floor);
+        }
         if seq > *next {
             incoming.held.insert(seq, ready);
             incoming.since.get_or_insert_with(Instant::now);
-            if incoming.held.len() > self.in_flight / 2 {
-                self.deliver_held(ctx, incoming, acks).await;
-            }
+            // Held messages are unacknowledged: at `in_flight` of them NATS sends this router
+            // nothing new but still sends a lost delivery again (the usual hole), so the wait
+            // is bounded by time only ([`Self::release`]).
             return;
         }
         if seq == *next {
             *next = ready.end();
+        } else {
+            add(&self.stats.out_of_order, ready.payloads.len() as u64);
+            tracing::warn!(
+                router = %ready.key.0,
+                event = %ready.key.2,
+                seq,
+                next = *next,
+                "a notification came after later ones of its sender: delivered out of order"
+            );
         }
         self.deliver(ctx, ready, acks).await;
         while let Some(entry) = incoming.held.first_entry() {
@@ -304,6 +347,7 @@ impl Link {
                     router = %origin,
                     event = %event,
                     next = ?incoming.next,
+                    held = incoming.held.len(),
                     "a notification did not come in order within {hold:?}: delivering the \
                      ones after it"
                 );
@@ -477,6 +521,25 @@ fn unframe(payload: &Bytes, count: usize) -> Option<Vec<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_in_deliveries_suspends_the_floors() {
+        let mut d = Deliveries::default();
+        d.note(1, Duration::from_secs(60));
+        d.note(2, Duration::from_secs(60));
+        assert!(d.floor_holds());
+        // 3..=5 were lost with a link: they come again, the floors wait for them.
+        d.note(6, Duration::from_secs(60));
+        assert!(!d.floor_holds());
+        // A redelivery has a later delivery sequence; an old one changes nothing.
+        d.note(4, Duration::from_secs(60));
+        assert_eq!(d.last, Some(6));
+        let mut d = Deliveries::default();
+        d.note(1, Duration::ZERO);
+        d.note(9, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(d.floor_holds(), "the wait is over");
+    }
 
     #[test]
     fn seen_drops_what_was_delivered_and_stays_bounded() {

@@ -402,6 +402,7 @@ impl Link {
             pending_acks: get(&stats.pending_acks),
             redelivered: get(&stats.redelivered),
             duplicates: get(&stats.duplicates),
+            out_of_order: get(&stats.out_of_order),
             lost: get(&stats.lost),
             decode_errors: get(&stats.decode_errors),
             buffered: get(&stats.buffered),

@@ -12,6 +12,7 @@ pub(super) struct Stats {
     pub(super) pending_acks: AtomicU64,
     pub(super) redelivered: AtomicU64,
     pub(super) duplicates: AtomicU64,
+    pub(super) out_of_order: AtomicU64,
     pub(super) lost: AtomicU64,
     pub(super) decode_errors: AtomicU64,
     pub(super) buffered: AtomicU64,
@@ -39,7 +40,7 @@ pub(super) fn get(counter: &AtomicU64) -> u64 {
 /// The link's lines of `GET /metrics`.
 pub(super) fn render(status: &NatsStatus, stats: &Stats, out: &mut String) {
     let peers = status.peers.iter().filter(|p| p.connected).count() as u64;
-    let lines: [(&str, &str, &str, u64); 12] = [
+    let lines: [(&str, &str, &str, u64); 13] = [
         ("edri_nats_connected", "gauge", "1 while connected to NATS.", u64::from(status.connected)),
         ("edri_nats_peers", "gauge", "Other routers of the namespace seen alive.", peers),
         (
@@ -77,6 +78,13 @@ pub(super) fn render(status: &NatsStatus, stats: &Stats, out: &mut String) {
             "counter",
             "Messages received twice in this run and dropped.",
             status.duplicates,
+        ),
+        (
+            "edri_nats_out_of_order_total",
+            "counter",
+            "Notifications delivered here after later ones of their sender (a hole that did not \
+             fill in time).",
+            status.out_of_order,
         ),
         (
             "edri_nats_lost_total",

@@ -51,10 +51,15 @@
 //!
 //! Order: each sender's notifications of one event reach each router in the order they were
 //! sent. Each message carries the sender's floor (below it, everything is in the stream
-//! before it); a message after a hole (a publish sent again, a delivery lost with a link)
-//! waits until the hole fills, at most `ack_wait` + 5 s or until half of
-//! [`Nats::in_flight`] wait; then the later ones are delivered and the missing one comes
-//! late, out of order (never lost).
+//! before it, so a hole below it was taken by a previous run of this router); a message after
+//! a hole (a publish sent again, a delivery lost with a link) waits, unacknowledged, until the
+//! hole fills. A delivery lost with a link comes again after `ack_wait`; meanwhile the held
+//! messages may fill the consumer's window ([`Nats::in_flight`]): NATS then pauses new
+//! deliveries but still sends the lost one again, and the order holds (a gap in the consumer's
+//! delivery sequence also stops the floors from skipping holes until then). A hole that has
+//! not filled after `ack_wait` + 5 s is given up on: the later ones are delivered, the missing
+//! one comes late, out of order, never lost; counted in `out_of_order`
+//! (`edri_nats_out_of_order_total`) and logged at warn.
 //!
 //! # Fingerprints
 //!
@@ -327,6 +332,9 @@ pub struct NatsStatus {
     pub redelivered: u64,
     /// Messages received twice in this run and dropped.
     pub duplicates: u64,
+    /// Notifications delivered here after later ones of the same sender and event: the
+    /// hole they left did not fill within `ack_wait` + 5 s (logged at warn).
+    pub out_of_order: u64,
     /// Notifications given up: not acknowledged by JetStream within the outage window.
     pub lost: u64,
     /// Messages on this namespace's subjects that could not be decoded (dropped, logged).

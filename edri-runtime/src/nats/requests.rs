@@ -69,42 +69,63 @@ impl Link {
                 .subscribe(format!("{}{}.{event}", self.subjects.direct, self.id))
                 .await
                 .map_err(|e| format!("cannot subscribe to requests `{event}`: {e}"))?;
-            for mut subscription in [one, all, direct] {
+            for subscription in [one, all, direct] {
                 let (this, ctx, event) = (self.clone(), ctx.clone(), registration.meta.name);
-                self.spawn(async move {
-                    while let Some(message) = subscription.next().await {
-                        this.answer(&ctx, event, message);
-                    }
-                });
+                self.spawn(this.serve(ctx, event, subscription));
             }
         }
         Ok(())
     }
 
-    /// Answers request `message` (event `event`) on its reply subject.
-    fn answer(self: &Arc<Self>, ctx: &Ctx, event: &'static str, message: Message) {
+    /// Answers the requests of `subscription` (event `event`), many at once, in this one
+    /// task (no task per request).
+    async fn serve(
+        self: Arc<Self>,
+        ctx: Ctx,
+        event: &'static str,
+        mut subscription: async_nats::Subscriber,
+    ) {
+        let mut answering = futures_util::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Some(message) => answering.extend(self.answer(&ctx, event, message)),
+                    None => break,
+                },
+                Some(()) = answering.next(), if !answering.is_empty() => {}
+            }
+        }
+        while answering.next().await.is_some() {}
+    }
+
+    /// Answers request `message` (event `event`) on its reply subject: the future that
+    /// waits for the responder and sends the response.
+    fn answer(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        event: &'static str,
+        message: Message,
+    ) -> Option<impl Future<Output = ()> + use<>> {
         let Some(reply) = message.reply else {
             self.decode_error(event, &Failure::invalid("a request without a reply subject"));
-            return;
+            return None;
         };
-        let header = |name: &str| {
-            message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
-        };
-        if header(ORIGIN_HEADER).as_deref() == Some(self.id.as_str()) {
+        let header = |name: &str| message.headers.as_ref()?.get(name).map(|v| v.as_str());
+        if header(ORIGIN_HEADER) == Some(self.id.as_str()) {
             // Its own `request_all`: this router's responder was asked directly.
-            return;
+            return None;
         }
         let timeout = header(TIMEOUT_HEADER)
             .and_then(|ms| ms.parse().ok())
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let Some(registration) = crate::registry::event(event) else { return };
+        let registration = crate::registry::event(event)?;
         let answer = (registration.request_bytes)(ctx.clone(), &message.payload, timeout);
         let from = header(super::publish::TRACEPARENT)
-            .and_then(|t| crate::trace::TraceContext::from_traceparent(&t))
+            .and_then(crate::trace::TraceContext::from_traceparent)
             .map(crate::trace::Link::remote);
         let answer = crate::trace::scope(from, answer);
         let this = self.clone();
-        self.spawn(async move {
+        Some(async move {
             let result = answer.await;
             let bytes = postcard::to_allocvec(&result).or_else(|e| {
                 let failure = Failure::failed(format!("cannot encode the response: {e}"));
@@ -115,7 +136,7 @@ impl Link {
             if let Err(error) = client.publish(reply, bytes.into()).await {
                 tracing::debug!(%error, event, "cannot send a response through NATS");
             }
-        });
+        })
     }
 
     /// Sends request `event` to one router that answers it.
