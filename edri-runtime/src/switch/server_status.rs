@@ -87,7 +87,7 @@ impl Counters {
     }
 }
 
-/// A snapshot of [`Traffic`].
+/// Frames and bytes received from and sent to routers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TrafficCounts {
@@ -122,7 +122,7 @@ pub struct ConnectedRouter {
     pub traffic: TrafficCounts,
 }
 
-/// What a switch server shows of itself: [`StatusHandle::status`].
+/// What a switch server shows of itself: [`StatusHandle::status`](super::StatusHandle::status).
 ///
 /// As JSON (`edri-switch --metrics ADDR`, `GET /status`):
 ///
@@ -214,51 +214,45 @@ impl ServerStatus {
     /// `edri_switch_server_*`.
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
-        header(
-            &mut out,
-            "edri_switch_server_uptime_seconds",
-            "gauge",
-            "Seconds since the switch started.",
-        );
-        let _ =
-            writeln!(out, "edri_switch_server_uptime_seconds {}", self.uptime_ms as f64 / 1000.0);
-        header(&mut out, "edri_switch_server_routers", "gauge", "Routers connected now.");
-        let _ = writeln!(out, "edri_switch_server_routers {}", self.routers.len());
-        header(&mut out, "edri_switch_server_joins_total", "counter", "Routers that joined.");
-        let _ = writeln!(out, "edri_switch_server_joins_total {}", self.joins);
-        header(
-            &mut out,
-            "edri_switch_server_refusals_total",
-            "counter",
-            "Clients refused, by reason.",
-        );
+        let mut line = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        let uptime = self.uptime_ms as f64 / 1000.0;
+        let uptime_name = "edri_switch_server_uptime_seconds";
+        line(uptime_name, "gauge", "Seconds since the switch started.", &uptime);
+        let routers = self.routers.len();
+        line("edri_switch_server_routers", "gauge", "Routers connected now.", &routers);
+        line("edri_switch_server_joins_total", "counter", "Routers that joined.", &self.joins);
+
+        let name = "edri_switch_server_refusals_total";
+        header(&mut out, name, "counter", "Clients refused, by reason.");
         for reason in Refusal::ALL.map(Refusal::as_str) {
             let n = self.refusals_by_reason.get(reason).copied().unwrap_or(0);
-            let _ = writeln!(out, "edri_switch_server_refusals_total{{reason=\"{reason}\"}} {n}");
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
         }
-        let total = [("", None, &self.traffic)].into_iter();
-        let each = self.routers.iter().map(|r| ("router_", Some(r.id.as_str()), &r.traffic));
-        let rows: Vec<_> = total.chain(each).collect();
-        for (unit, help) in [("frames", "Frames"), ("bytes", "Bytes of frames")] {
-            for prefix in ["", "router_"] {
-                let name = format!("edri_switch_server_{prefix}{unit}_total");
-                let whose = if prefix.is_empty() { "" } else { " of each connected router" };
-                header(
-                    &mut out,
-                    &name,
-                    "counter",
-                    &format!("{help} received (in) and sent (out){whose}."),
-                );
-                for (_, router, t) in rows.iter().filter(|(p, ..)| *p == prefix) {
-                    let (n_in, n_out) = match unit {
-                        "frames" => (t.frames_in, t.frames_out),
-                        _ => (t.bytes_in, t.bytes_out),
-                    };
-                    let who =
-                        router.map(|id| format!("router=\"{}\",", label(id))).unwrap_or_default();
-                    let _ = writeln!(out, "{name}{{{who}direction=\"in\"}} {n_in}");
-                    let _ = writeln!(out, "{name}{{{who}direction=\"out\"}} {n_out}");
-                }
+
+        for (unit, what) in [("frames", "Frames"), ("bytes", "Bytes of frames")] {
+            let count = |t: &TrafficCounts| match unit {
+                "frames" => (t.frames_in, t.frames_out),
+                _ => (t.bytes_in, t.bytes_out),
+            };
+            let name = format!("edri_switch_server_{unit}_total");
+            let help = format!("{what} received from (in) and sent to (out) routers.");
+            header(&mut out, &name, "counter", &help);
+            let (n_in, n_out) = count(&self.traffic);
+            let _ = writeln!(out, "{name}{{direction=\"in\"}} {n_in}");
+            let _ = writeln!(out, "{name}{{direction=\"out\"}} {n_out}");
+
+            let name = format!("edri_switch_server_router_{unit}_total");
+            let help =
+                format!("{what} received from (in) and sent to (out) each connected router.");
+            header(&mut out, &name, "counter", &help);
+            for router in &self.routers {
+                let (n_in, n_out) = count(&router.traffic);
+                let id = label(&router.id);
+                let _ = writeln!(out, "{name}{{router=\"{id}\",direction=\"in\"}} {n_in}");
+                let _ = writeln!(out, "{name}{{router=\"{id}\",direction=\"out\"}} {n_out}");
             }
         }
         out
