@@ -89,6 +89,15 @@ async fn start() -> (Running, String) {
     (running, addr)
 }
 
+/// `f`, or a panic once [`LIMIT`] has passed.
+async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f).await.expect("done within the limit")
+}
+
+async fn stop(running: Running) {
+    within(running.shutdown()).await.expect("the router stops");
+}
+
 /// The `edri` binary with the token in its environment (`None`: no token at all).
 fn edri(token: Option<&str>, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_edri"));
@@ -150,7 +159,7 @@ async fn events_lists_the_catalog() {
     let json = run(Some(TOKEN), &["events", &addr, "--json"]).await;
     let document: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert_eq!(document["events"].as_array().map(Vec::len), Some(3), "{document}");
-    running.shutdown().await.unwrap();
+    stop(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,7 +178,7 @@ async fn call_answers_over_the_websocket_and_over_rest() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(answer, serde_json::json!({"text": "HELLO ANN B"}));
-    running.shutdown().await.unwrap();
+    stop(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,7 +199,7 @@ async fn call_errors_are_one_clear_line() {
     assert_fails(&bad_field, 1, &["invalid", "`a`"]);
     let missing_param = run(Some(TOKEN), &["call", &addr, "Greet", "{}"]).await;
     assert_fails(&missing_param, 2, &["needs the field `name`"]);
-    running.shutdown().await.unwrap();
+    stop(running).await;
     let unreachable = run(Some(TOKEN), &["call", &addr, "Add", "{}", "--timeout", "5"]).await;
     assert_fails(&unreachable, 1, &["cannot reach the router at", &addr]);
 }
@@ -208,8 +217,8 @@ async fn tail_receives_notifications_sent_during_the_test() {
     let line = tokio::time::timeout(LIMIT, stderr.next_line()).await.expect("subscribed in time");
     assert_eq!(line.expect("stderr").as_deref(), Some("edri: subscribed to Ping"));
     let ctx = running.ctx();
-    ctx.notify(Ping { n: 1 }).await.expect("notify");
-    ctx.notify(Ping { n: 2 }).await.expect("notify");
+    within(ctx.notify(Ping { n: 1 })).await.expect("notify");
+    within(ctx.notify(Ping { n: 2 })).await.expect("notify");
     let output = tokio::time::timeout(LIMIT, child.wait_with_output())
         .await
         .expect("tail exits after one notification")
@@ -220,13 +229,14 @@ async fn tail_receives_notifications_sent_during_the_test() {
     assert_eq!(pushed, serde_json::json!({"event": "Ping", "data": {"n": 2}}));
     let unknown = run(Some(TOKEN), &["tail", &addr, "Add"]).await;
     assert_fails(&unknown, 1, &["Add", "not_found", "no notification `Add`"]);
-    running.shutdown().await.unwrap();
+    stop(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn top_once_shows_every_manager() {
     let (running, addr) = start().await;
-    running.ctx().request(Add { a: 1, b: 1 }).await.expect("a request");
+    let ctx = running.ctx();
+    within(ctx.request(Add { a: 1, b: 1 }).into_future()).await.expect("a request");
     let output = run(Some(TOKEN), &["top", &addr, "--once"]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
@@ -244,7 +254,7 @@ async fn top_once_shows_every_manager() {
     let calc = stdout.lines().find(|l| l.starts_with("Calc ")).expect("Calc");
     assert!(calc.split_whitespace().any(|w| w == "1"), "processed 1: {calc}");
     assert!(stdout.lines().any(|l| l.starts_with("Add ") && l.contains("Calc::add")), "{stdout}");
-    running.shutdown().await.unwrap();
+    stop(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,5 +275,38 @@ async fn the_token_is_honoured() {
     assert!(flag.status.success(), "{}", text(&flag.stderr));
     let env = run(Some(TOKEN), &["call", &addr, "Add", r#"{"a": 1, "b": 1}"#]).await;
     assert!(env.status.success(), "{}", text(&env.stderr));
-    running.shutdown().await.unwrap();
+    stop(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn top_refreshes_until_q() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (running, addr) = start().await;
+    let mut child = edri(Some(TOKEN), &["top", &addr, "--interval", "0.2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("edri top starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    // Read until two frames were drawn (each starts by clearing the screen).
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while text(&seen).matches("\u{1b}[2J").count() < 2 {
+        let n = within(stdout.read(&mut buf)).await.expect("read");
+        assert!(n > 0, "edri top ended early: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().expect("piped");
+    within(stdin.write_all(b"q")).await.expect("write q");
+    let status = within(child.wait()).await.expect("edri top exits on q");
+    assert!(status.success());
+    let mut rest = Vec::new();
+    within(stdout.read_to_end(&mut rest)).await.expect("read");
+    seen.extend(rest);
+    let shown = text(&seen);
+    assert!(shown.starts_with("\u{1b}[?1049h"), "the alternate screen: {shown:?}");
+    assert!(shown.ends_with("\u{1b}[?25h\u{1b}[?1049l"), "the screen is restored: {shown:?}");
+    assert!(shown.contains("Calc ") && shown.contains("Pinged "), "{shown}");
+    stop(running).await;
 }

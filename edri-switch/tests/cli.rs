@@ -110,21 +110,24 @@ async fn join(listen: &str, id: &str, secret: &str) -> edri::Result<edri::Runnin
     tokio::time::timeout(LIMIT, start).await.expect("start ends in time")
 }
 
-#[test]
-fn version_is_printed() {
-    let output = Command::new(env!("CARGO_BIN_EXE_edri-switch")).arg("--version").output().unwrap();
+/// Runs `edri-switch` with `args` to its end, killed when it outlasts [`LIMIT`].
+async fn run(args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_edri-switch"));
+    command.args(args).env_remove("EDRI_SWITCH_SECRET").kill_on_drop(true);
+    tokio::time::timeout(LIMIT, command.output()).await.expect("in time").expect("it runs")
+}
+
+#[tokio::test]
+async fn version_is_printed() {
+    let output = run(&["--version"]).await;
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.trim(), format!("edri-switch {}", env!("CARGO_PKG_VERSION")));
 }
 
-#[test]
-fn a_missing_secret_is_one_clear_line() {
-    let output = Command::new(env!("CARGO_BIN_EXE_edri-switch"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("EDRI_SWITCH_SECRET")
-        .output()
-        .unwrap();
+#[tokio::test]
+async fn a_missing_secret_is_one_clear_line() {
+    let output = run(&["--listen", "127.0.0.1:0"]).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no secret") && stderr.contains("EDRI_SWITCH_SECRET"), "{stderr}");
@@ -169,6 +172,6 @@ async fn metrics_show_connected_routers_and_refusals() {
     let (code, _) = get(&format!("http://{}/nothing", switch.metrics)).await;
     assert_eq!(code, 404);
 
-    good.shutdown().await.expect("shutdown");
+    tokio::time::timeout(LIMIT, good.shutdown()).await.expect("in time").expect("shutdown");
     status_until(&switch.metrics, |s| s["routers"] == serde_json::json!([])).await;
 }
