@@ -2,78 +2,28 @@
 //!
 //! ```text
 //! edri-switch --listen 127.0.0.1:7800 --secret s3cret
-//! EDRI_SWITCH_SECRET=s3cret edri-switch --listen 0.0.0.0:7800
+//! EDRI_SWITCH_SECRET=s3cret edri-switch --listen 0.0.0.0:7800 --metrics 127.0.0.1:9780
 //! ```
 //!
 //! The first line on standard output is `edri-switch listening on <addr>` (useful with port
-//! 0); logs go to standard error (`RUST_LOG` sets the level, default `info`).
+//! 0); with `--metrics`, the second is `edri-switch metrics on <addr>`. Logs go to standard
+//! error (`RUST_LOG` sets the level, default `info`).
 
-use edri_runtime::switch::{SECRET_ENV, Server};
+mod options;
+mod status_http;
+
+use clap::Parser as _;
+use edri_runtime::switch::Server;
+use options::Options;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: edri-switch [--listen ADDR] [--secret SECRET | --secret-file PATH]
-
-  --listen ADDR        where routers connect (default 127.0.0.1:7800)
-  --secret SECRET      the secret routers must know (default: $EDRI_SWITCH_SECRET)
-  --secret-file PATH   read the secret from a file (trailing newline removed)
-  --help               this text";
-
-/// The command line, parsed.
-struct Options {
-    listen: String,
-    secret: Vec<u8>,
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut listen = "127.0.0.1:7800".to_owned();
-    let mut secret = None;
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
-        };
-        let mut value =
-            || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => listen = value()?,
-            "--secret" => secret = Some(value()?.into_bytes()),
-            "--secret-file" => {
-                let path = value()?;
-                let text = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-                let end = text.iter().rposition(|b| !b"\r\n".contains(b)).map_or(0, |i| i + 1);
-                secret = Some(text[..end].to_vec());
-            }
-            "--help" | "-h" => return Ok(None),
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    let secret = match secret {
-        Some(s) => s,
-        None => std::env::var(SECRET_ENV).map(String::into_bytes).map_err(|_| {
-            format!(
-                "no secret: give --secret, --secret-file or the {SECRET_ENV} environment variable"
-            )
-        })?,
-    };
-    if secret.is_empty() {
-        return Err("the secret is empty".to_owned());
-    }
-    Ok(Some(Options { listen, secret }))
-}
-
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    let options = Options::parse();
+    let secret = match options.secret() {
+        Ok(secret) => secret,
         Err(e) => {
-            eprintln!("edri-switch: {e}\n{USAGE}");
+            eprintln!("edri-switch: {e}");
             return ExitCode::from(2);
         }
     };
@@ -97,29 +47,50 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let server = match Server::bind(&options.listen, &options.secret).await {
-            Ok(server) => server,
+    runtime.block_on(serve(options, secret))
+}
+
+/// Binds the switch (and its status endpoint), then serves until Ctrl-C.
+async fn serve(options: Options, secret: Vec<u8>) -> ExitCode {
+    let server = match Server::bind(&options.listen, &secret).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("edri-switch: cannot listen on {}: {e}", options.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = server.local_addr().map_or_else(|_| options.listen.clone(), |a| a.to_string());
+    println!("edri-switch listening on {addr}");
+    let status = match &options.metrics {
+        Some(metrics) => match status_http::bind(metrics).await {
+            Ok(listener) => {
+                let at = listener.local_addr().map_or_else(|_| metrics.clone(), |a| a.to_string());
+                println!("edri-switch metrics on {at}");
+                Some(tokio::spawn(status_http::serve(listener, server.status_handle())))
+            }
             Err(e) => {
-                eprintln!("edri-switch: cannot listen on {}: {e}", options.listen);
+                eprintln!("edri-switch: cannot serve metrics on {metrics}: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        let addr = server.local_addr().map_or_else(|_| options.listen.clone(), |a| a.to_string());
-        println!("edri-switch listening on {addr}");
-        let _ = std::io::stdout().flush();
-        tokio::select! {
-            result = server.run() => match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("edri-switch: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("Ctrl-C: stopping");
-                ExitCode::SUCCESS
+        },
+        None => None,
+    };
+    let _ = std::io::stdout().flush();
+    let code = tokio::select! {
+        result = server.run() => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edri-switch: {e}");
+                ExitCode::FAILURE
             }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("Ctrl-C: stopping");
+            ExitCode::SUCCESS
         }
-    })
+    };
+    if let Some(status) = status {
+        status.abort();
+    }
+    code
 }

@@ -66,12 +66,14 @@ mod attach;
 mod connector;
 pub(crate) mod frame;
 mod server;
+mod server_status;
 
 pub(crate) use connector::Connector;
 #[cfg(feature = "nats")]
 pub(crate) use connector::{catalog, default_id, interests};
 pub use frame::PROTOCOL;
-pub use server::Server;
+pub use server::{Server, StatusHandle};
+pub use server_status::{ConnectedRouter, ServerStatus, TrafficCounts};
 
 use std::time::Duration;
 

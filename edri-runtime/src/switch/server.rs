@@ -9,13 +9,14 @@ use super::frame::{
     CatalogEntry, Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, PROTOCOL, PeerInfo, Proof,
     ToSwitch, Transcript, Verdict, nonce,
 };
+use super::server_status::{Counters, Parts, Refusal, RouterParts, ServerStatus, Traffic};
 use super::{DEAD_AFTER, IDLE_PING, WRITE_BATCH};
 use crate::framing::{FrameError, MAX_FRAME, decode, frame, read_body};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -49,11 +50,56 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// A handle on a [`Server`]'s counters that stays usable while [`Server::run`] owns the
+/// server: [`Server::status_handle`].
+#[derive(Clone)]
+pub struct StatusHandle {
+    hub: Arc<Hub>,
+    addr: String,
+}
+
+impl std::fmt::Debug for StatusHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusHandle").field("addr", &self.addr).finish()
+    }
+}
+
+impl StatusHandle {
+    /// The connected routers and the counters, now.
+    pub fn status(&self) -> ServerStatus {
+        let routers = self.hub.routers.lock().unwrap_or_else(PoisonError::into_inner);
+        let uptime_ms =
+            |since: Instant| u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let parts = Parts {
+            addr: self.addr.clone(),
+            uptime_ms: uptime_ms(self.hub.started),
+            counters: &self.hub.counters,
+            routers: routers
+                .values()
+                .map(|c| {
+                    let router = RouterParts {
+                        id: c.info.id.clone(),
+                        addr: c.addr.to_string(),
+                        epoch: c.info.epoch,
+                        joined_ms: uptime_ms(c.joined),
+                        subscribes: c.info.subscribes.clone(),
+                        responds: c.info.responds.clone(),
+                    };
+                    (router, &*c.traffic)
+                })
+                .collect(),
+        };
+        ServerStatus::new(parts)
+    }
+}
+
 /// Who is connected.
 struct Hub {
     secret: Box<[u8]>,
     routers: Mutex<HashMap<String, Conn>>,
     next_conn: AtomicU64,
+    started: Instant,
+    counters: Counters,
 }
 
 /// One connected router.
@@ -66,6 +112,12 @@ struct Conn {
     tx: mpsc::Sender<Vec<u8>>,
     /// Closes this connection (a newer one of the same router replaced it).
     kill: Arc<Notify>,
+    /// Where it connects from.
+    addr: SocketAddr,
+    /// When it joined.
+    joined: Instant,
+    /// Its frames and bytes on this connection.
+    traffic: Arc<Traffic>,
 }
 
 /// Why a connection ended.
@@ -73,8 +125,8 @@ struct Conn {
 enum ConnError {
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("{0}")]
-    Refused(String),
+    #[error("{1}")]
+    Refused(Refusal, String),
     #[error("nothing received for {0:?}")]
     Silent(Duration),
     #[error("replaced by a newer connection of the same router")]
@@ -92,6 +144,8 @@ impl Server {
             secret: secret.as_ref().into(),
             routers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
+            started: Instant::now(),
+            counters: Counters::default(),
         });
         Ok(Self { listener, hub })
     }
@@ -102,6 +156,12 @@ impl Server {
     /// As [`TcpListener::local_addr`].
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// A handle on its status and counters ([`ServerStatus`]), for a status page or metrics.
+    pub fn status_handle(&self) -> StatusHandle {
+        let addr = self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        StatusHandle { hub: self.hub.clone(), addr }
     }
 
     /// Serves until the task is dropped or accepting fails for good.
@@ -140,10 +200,13 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
             return;
         }
         Ok(Err(e)) => {
+            let why = if let ConnError::Refused(why, _) = &e { *why } else { Refusal::Handshake };
+            hub.counters.refused(why);
             tracing::warn!(%addr, error = %e, "refused a client");
             return;
         }
         Err(_) => {
+            hub.counters.refused(Refusal::Handshake);
             tracing::warn!(%addr, "a client did not authenticate within {HANDSHAKE_TIMEOUT:?}");
             return;
         }
@@ -151,9 +214,12 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
     let id = info.id.clone();
     let (tx, rx) = mpsc::channel(QUEUE);
     let kill = Arc::new(Notify::new());
-    let conn = match hub.register(info, catalog, tx, kill.clone()).await {
+    let traffic = Arc::new(Traffic::default());
+    let link = Link { tx, kill: kill.clone(), addr, traffic: traffic.clone() };
+    let conn = match hub.register(info, catalog, link).await {
         Ok(conn) => conn,
         Err(reason) => {
+            hub.counters.refused(Refusal::Catalog);
             tracing::warn!(%addr, router = %id, %reason, "refused a router");
             if let Ok(f) = frame(&FromSwitch::Refused { reason }) {
                 let _ = write.write_all(&f).await;
@@ -161,11 +227,12 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
             return;
         }
     };
+    hub.counters.joined();
     tracing::info!(%addr, router = %id, "router joined");
-    let writer = tokio::spawn(write_loop(write, rx));
+    let writer = tokio::spawn(write_loop(write, rx, hub.clone(), traffic.clone()));
     let mut left = false;
     let outcome = tokio::select! {
-        outcome = read_loop(&hub, &mut read, &id, &mut left) => outcome,
+        outcome = read_loop(&hub, &mut read, &id, &traffic, &mut left) => outcome,
         () = kill.notified() => Err(ConnError::Replaced),
     };
     writer.abort();
@@ -192,12 +259,12 @@ async fn handshake(
             hello.protocol
         );
         write.write_all(&frame(&refuse(reason.clone()))?).await.map_err(FrameError::from)?;
-        return Err(ConnError::Refused(reason));
+        return Err(ConnError::Refused(Refusal::Protocol, reason));
     }
     if hello.router.is_empty() || hello.router.len() > MAX_ID {
         let reason = format!("a router id must have 1 to {MAX_ID} bytes");
         write.write_all(&frame(&refuse(reason.clone()))?).await.map_err(FrameError::from)?;
-        return Err(ConnError::Refused(reason));
+        return Err(ConnError::Refused(Refusal::Protocol, reason));
     }
     let ours = nonce();
     let (router, epoch) = (hello.router.as_str(), hello.epoch);
@@ -208,9 +275,10 @@ async fn handshake(
         Ok(answer) => answer,
         // The router checks this switch's proof first and hangs up when it is wrong.
         Err(FrameError::Closed) => {
-            return Err(ConnError::Refused(format!(
-                "router `{router}` hung up at the switch's proof: the two secrets differ"
-            )));
+            return Err(ConnError::Refused(
+                Refusal::Secret,
+                format!("router `{router}` hung up at the switch's proof: the two secrets differ"),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -221,14 +289,18 @@ async fn handshake(
         let reason = "authentication failed: the router does not know the switch's secret";
         let verdict = Verdict::Refused { reason: reason.to_owned() };
         write.write_all(&frame(&verdict)?).await.map_err(FrameError::from)?;
-        return Err(ConnError::Refused(format!("router `{}`: {reason}", hello.router)));
+        let reason = format!("router `{}`: {reason}", hello.router);
+        return Err(ConnError::Refused(Refusal::Secret, reason));
     }
     write.write_all(&frame(&Verdict::Accepted)?).await.map_err(FrameError::from)?;
     match decode::<ToSwitch<'_>>(&read_body(read, MAX_FRAME).await?)? {
         ToSwitch::Join { catalog, subscribes, responds } => {
             Ok((PeerInfo { id: hello.router, epoch: hello.epoch, subscribes, responds }, catalog))
         }
-        _ => Err(ConnError::Refused("the first frame after authentication must be a join".into())),
+        _ => Err(ConnError::Refused(
+            Refusal::Handshake,
+            "the first frame after authentication must be a join".into(),
+        )),
     }
 }
 
@@ -239,9 +311,9 @@ impl Hub {
         &self,
         info: PeerInfo,
         catalog: Vec<CatalogEntry>,
-        tx: mpsc::Sender<Vec<u8>>,
-        kill: Arc<Notify>,
+        link: Link,
     ) -> Result<u64, String> {
+        let Link { tx, kill, addr, traffic } = link;
         let catalog: HashMap<String, (String, u64)> =
             catalog.into_iter().map(|e| (e.name, (e.kind, e.fingerprint))).collect();
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +330,9 @@ impl Hub {
             // A fresh queue has room: `Joined` is the first thing this router hears.
             let joined = frame(&FromSwitch::Joined { peers }).map_err(|e| e.to_string())?;
             tx.try_send(joined).map_err(|_| "the router's queue is closed".to_owned())?;
-            let conn = Conn { conn, info: info.clone(), catalog: Arc::new(catalog), tx, kill };
+            let catalog = Arc::new(catalog);
+            let joined = Instant::now();
+            let conn = Conn { conn, info: info.clone(), catalog, tx, kill, addr, joined, traffic };
             let replaced = routers.insert(id.clone(), conn);
             let others: Vec<mpsc::Sender<Vec<u8>>> =
                 routers.values().filter(|o| o.info.id != id).map(|o| o.tx.clone()).collect();
@@ -302,6 +376,14 @@ impl Hub {
     }
 }
 
+/// The connection of a router that is joining.
+struct Link {
+    tx: mpsc::Sender<Vec<u8>>,
+    kill: Arc<Notify>,
+    addr: SocketAddr,
+    traffic: Arc<Traffic>,
+}
+
 /// The first event that `catalog` defines differently from router `other`, as a message.
 fn conflict(catalog: &HashMap<String, (String, u64)>, other: &Conn) -> Option<String> {
     let mut names: Vec<&String> = catalog.keys().collect();
@@ -325,6 +407,7 @@ async fn read_loop(
     hub: &Hub,
     read: &mut BufReader<OwnedReadHalf>,
     id: &str,
+    traffic: &Traffic,
     left: &mut bool,
 ) -> Result<(), ConnError> {
     let mut routes: HashMap<String, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -335,6 +418,10 @@ async fn read_loop(
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(ConnError::Silent(DEAD_AFTER)),
         };
+        // The 4-byte length prefix, then the body.
+        let size = body.len() + 4;
+        traffic.received(size);
+        hub.counters.traffic.received(size);
         let (to, message) = match decode::<ToSwitch<'_>>(&body)? {
             ToSwitch::Data { to, epoch, base, first, count, items } => {
                 (to, FromSwitch::Data { from: id, epoch, base, first, count, items })
@@ -349,7 +436,8 @@ async fn read_loop(
                 continue;
             }
             ToSwitch::Join { .. } => {
-                return Err(ConnError::Refused("a router joined twice on one connection".into()));
+                let reason = "a router joined twice on one connection".into();
+                return Err(ConnError::Refused(Refusal::Handshake, reason));
             }
         };
         let bytes = frame(&message)?;
@@ -385,19 +473,30 @@ async fn forward(
     }
 }
 
-/// Writes queued frames, many per write; a ping when idle.
-async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Writes queued frames, many per write; a ping when idle. Counts them in `traffic` and in
+/// the hub's totals.
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    hub: Arc<Hub>,
+    traffic: Arc<Traffic>,
+) {
     let ping = frame(&FromSwitch::Ping).unwrap_or_default();
     let mut buf = Vec::with_capacity(WRITE_BATCH);
+    let add = |buf: &mut Vec<u8>, f: &[u8]| {
+        traffic.sent(f.len());
+        hub.counters.traffic.sent(f.len());
+        buf.extend_from_slice(f);
+    };
     loop {
         match tokio::time::timeout(IDLE_PING, rx.recv()).await {
-            Ok(Some(f)) => buf.extend_from_slice(&f),
+            Ok(Some(f)) => add(&mut buf, &f),
             Ok(None) => return,
-            Err(_) => buf.extend_from_slice(&ping),
+            Err(_) => add(&mut buf, &ping),
         }
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(f) => buf.extend_from_slice(&f),
+                Ok(f) => add(&mut buf, &f),
                 Err(_) => break,
             }
         }
@@ -409,214 +508,5 @@ async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::switch::frame::{Item, encode_item};
-
-    const SECRET: &str = "right secret";
-
-    async fn server() -> String {
-        let server = Server::bind("127.0.0.1:0", SECRET).await.unwrap();
-        let addr = server.local_addr().unwrap().to_string();
-        tokio::spawn(server.run());
-        addr
-    }
-
-    type Link = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
-
-    /// A client speaking the protocol by hand: authenticates with `secret` and joins.
-    async fn join(
-        addr: &str,
-        secret: &str,
-        id: &str,
-        catalog: Vec<CatalogEntry>,
-        subscribes: &[&str],
-    ) -> Result<(Link, Vec<PeerInfo>), String> {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        let ours = nonce();
-        let hello = Hello { protocol: PROTOCOL, router: id.into(), epoch: 1, nonce: ours };
-        write.write_all(&frame(&hello).unwrap()).await.unwrap();
-        let Challenge::Ok { nonce: theirs, .. } =
-            decode(&read_body(&mut read, HANDSHAKE_LIMIT).await.unwrap()).unwrap()
-        else {
-            return Err("challenge refused".into());
-        };
-        let proof = Transcript::of("router", &theirs, &ours, id, 1).proof(secret.as_bytes());
-        write.write_all(&frame(&Proof { proof }).unwrap()).await.unwrap();
-        if let Verdict::Refused { reason } =
-            decode(&read_body(&mut read, HANDSHAKE_LIMIT).await.unwrap()).unwrap()
-        {
-            return Err(reason);
-        }
-        let subscribes = subscribes.iter().map(|s| (*s).to_owned()).collect();
-        let join = ToSwitch::Join { catalog, subscribes, responds: vec![] };
-        write.write_all(&frame(&join).unwrap()).await.unwrap();
-        match decode(&read_body(&mut read, MAX_FRAME).await.unwrap()).unwrap() {
-            FromSwitch::Joined { peers } => Ok(((read, write), peers)),
-            FromSwitch::Refused { reason } => Err(reason),
-            other => Err(format!("unexpected {other:?}")),
-        }
-    }
-
-    fn tick(fingerprint: u64) -> Vec<CatalogEntry> {
-        vec![CatalogEntry { name: "Tick".into(), kind: "notification".into(), fingerprint }]
-    }
-
-    fn data_frame(to: &str) -> Vec<u8> {
-        let item =
-            encode_item(&Item::Notify { event: "Tick", payload: &[0, 0], trace: None }).unwrap();
-        frame(&ToSwitch::Data { to, epoch: 1, base: 0, first: 0, count: 1, items: &item }).unwrap()
-    }
-
-    /// What `link` receives within `window`, other than pings and peer news.
-    async fn data_received(link: &mut Link, window: Duration) -> Vec<String> {
-        let mut got = Vec::new();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Ok(body)) =
-            tokio::time::timeout_at(deadline, read_body(&mut link.0, MAX_FRAME)).await
-        {
-            match decode::<FromSwitch<'_>>(&body).unwrap() {
-                FromSwitch::Data { from, .. } => got.push(from.to_owned()),
-                FromSwitch::Ping | FromSwitch::PeerUp(_) | FromSwitch::PeerDown { .. } => {}
-                other => got.push(format!("{other:?}")),
-            }
-        }
-        got
-    }
-
-    #[tokio::test]
-    async fn routers_are_forwarded_data_addressed_to_them() {
-        let addr = server().await;
-        let (mut b, peers) = join(&addr, SECRET, "b", tick(1), &["Tick"]).await.unwrap();
-        assert!(peers.is_empty());
-        let (mut a, peers) = join(&addr, SECRET, "a", tick(1), &[]).await.unwrap();
-        assert_eq!(peers.len(), 1);
-        assert_eq!(
-            (peers[0].id.as_str(), peers[0].subscribes.as_slice()),
-            ("b", &["Tick".to_owned()][..])
-        );
-        a.1.write_all(&data_frame("b")).await.unwrap();
-        // Nobody by that name: dropped, the connection stays.
-        a.1.write_all(&data_frame("nobody")).await.unwrap();
-        assert_eq!(data_received(&mut b, Duration::from_millis(300)).await, ["a"]);
-        assert!(data_received(&mut a, Duration::from_millis(100)).await.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_wrong_secret_is_refused_before_anything_is_forwarded() {
-        let addr = server().await;
-        let (mut b, _) = join(&addr, SECRET, "b", tick(1), &["Tick"]).await.unwrap();
-        // The intruder pipelines a data frame right behind its (wrong) proof.
-        let stream = TcpStream::connect(&addr).await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        let ours = nonce();
-        let hello = Hello { protocol: PROTOCOL, router: "x".into(), epoch: 1, nonce: ours };
-        write.write_all(&frame(&hello).unwrap()).await.unwrap();
-        let Challenge::Ok { nonce: theirs, proof, .. } =
-            decode(&read_body(&mut read, HANDSHAKE_LIMIT).await.unwrap()).unwrap()
-        else {
-            panic!("no challenge")
-        };
-        // The switch proved itself to a client that knows the secret, not to this one.
-        assert!(!Transcript::of("switch", &ours, &theirs, "x", 1).verify(b"guess", &proof));
-        let proof = Transcript::of("router", &theirs, &ours, "x", 1).proof(b"guess");
-        let mut bytes = frame(&Proof { proof }).unwrap();
-        bytes.extend(
-            frame(&ToSwitch::Join { catalog: vec![], subscribes: vec![], responds: vec![] })
-                .unwrap(),
-        );
-        bytes.extend(data_frame("b"));
-        write.write_all(&bytes).await.unwrap();
-        let verdict: Verdict =
-            decode(&read_body(&mut read, HANDSHAKE_LIMIT).await.unwrap()).unwrap();
-        assert!(
-            matches!(&verdict, Verdict::Refused { reason } if reason.contains("authentication failed")),
-            "{verdict:?}"
-        );
-        assert!(matches!(
-            read_body(&mut read, MAX_FRAME).await,
-            Err(FrameError::Closed | FrameError::Io(_))
-        ));
-        assert!(data_received(&mut b, Duration::from_millis(300)).await.is_empty());
-        // A client with the right secret still joins.
-        join(&addr, SECRET, "c", tick(1), &[]).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn an_event_defined_differently_is_refused_by_name() {
-        let addr = server().await;
-        let _a = join(&addr, SECRET, "a", tick(1), &[]).await.unwrap();
-        let reason = join(&addr, SECRET, "b", tick(2), &[]).await.unwrap_err();
-        assert!(reason.contains("`Tick`") && reason.contains("router `a`"), "{reason}");
-        // The same definition joins.
-        join(&addr, SECRET, "b", tick(1), &[]).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_real_router_with_a_conflicting_event_fails_to_start() {
-        let addr = server().await;
-        let health = vec![CatalogEntry {
-            name: "edri.HealthCheck".into(),
-            kind: "request".into(),
-            fingerprint: 0,
-        }];
-        let _a = join(&addr, SECRET, "a", health, &[]).await.unwrap();
-        let started = crate::Edri::builder()
-            .only_explicit()
-            .manager(crate::health::Health)
-            .switch(crate::switch::Switch::new(addr.clone()).secret(SECRET).id("r"))
-            .start()
-            .await;
-        let error = started.unwrap_err().to_string();
-        assert!(error.contains("`edri.HealthCheck`") && error.contains("refused"), "{error}");
-        let wrong = crate::Edri::builder()
-            .only_explicit()
-            .manager(crate::health::Health)
-            .switch(crate::switch::Switch::new(addr).secret("wrong").id("w"))
-            .start()
-            .await;
-        let error = wrong.unwrap_err().to_string();
-        assert!(error.contains("authentication failed"), "{error}");
-    }
-
-    #[tokio::test]
-    async fn garbage_never_takes_the_switch_down() {
-        let addr = server().await;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for i in 0..200 {
-            let mut stream = TcpStream::connect(&addr).await.unwrap();
-            let bytes: Vec<u8> = match i % 4 {
-                // Random bytes.
-                0 => (0..(next() % 300)).map(|_| next() as u8).collect(),
-                // An oversize length before authentication.
-                1 => (HANDSHAKE_LIMIT as u32 + 1).to_le_bytes().to_vec(),
-                // A valid length with garbage inside.
-                2 => {
-                    let mut b = 40u32.to_le_bytes().to_vec();
-                    b.extend((0..40).map(|_| next() as u8));
-                    b
-                }
-                // A truncated hello.
-                _ => {
-                    let hello =
-                        Hello { protocol: PROTOCOL, router: "g".into(), epoch: 1, nonce: [1; 32] };
-                    let f = frame(&hello).unwrap();
-                    f[..f.len() / 2].to_vec()
-                }
-            };
-            let _ = stream.write_all(&bytes).await;
-            drop(stream);
-        }
-        let (mut link, _) = join(&addr, SECRET, "ok", tick(1), &[]).await.unwrap();
-        assert!(data_received(&mut link, Duration::from_millis(50)).await.is_empty());
-    }
-}
+#[path = "server_tests.rs"]
+mod tests;
