@@ -356,3 +356,46 @@ impl Publisher {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(room: &Arc<Semaphore>, event: &'static str, n: u8, trace: u64) -> Outgoing {
+        Outgoing {
+            event,
+            payload: Bytes::from(vec![n]),
+            trace: (trace > 0).then_some(TraceContext { trace: 7, span: trace }),
+            room: room.clone().try_acquire_owned().expect("room"),
+        }
+    }
+
+    /// Shapes of `batches`: `(event, span of the trace link, payloads)`.
+    fn shapes(batches: &[Batch]) -> Vec<(&'static str, u64, Vec<u8>)> {
+        let shape = |b: &Batch| {
+            let payloads = b.items.iter().map(|i| i.payload[0]).collect();
+            (b.event, b.trace.map_or(0, |t| t.span), payloads)
+        };
+        batches.iter().map(shape).collect()
+    }
+
+    #[test]
+    fn notifications_batch_per_event_and_trace_link_in_order() {
+        let room = Arc::new(Semaphore::new(64));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sent = [("A", 1, 0), ("A", 2, 0), ("B", 3, 0), ("A", 4, 9), ("A", 5, 9), ("A", 6, 0)];
+        for (event, n, trace) in sent {
+            tx.send(outgoing(&room, event, n, trace)).unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        let batches = gather(first, &mut rx, MAX_BATCH_BYTES);
+        // Another trace link starts another message; each event keeps its order.
+        assert_eq!(
+            shapes(&batches),
+            [("A", 0, vec![1, 2]), ("B", 0, vec![3]), ("A", 9, vec![4, 5]), ("A", 0, vec![6])]
+        );
+        let (payload, permit) = batches.into_iter().next().unwrap().pack();
+        assert_eq!(&payload[..], &[1, 0, 0, 0, 1, 1, 0, 0, 0, 2]);
+        assert_eq!(permit.num_permits(), 2);
+    }
+}
