@@ -14,7 +14,8 @@
 //!   `{"event": name, "data": {..}}`. A message that is none of these, or whose values have
 //!   the wrong type, gets an error reply naming the key at fault; the socket stays open.
 //! * **Built in.** `GET /edri/health` ([`HealthCheck`](crate::HealthCheck)), `GET /edri/events`
-//!   (the catalog, with JSON schemas), `GET /metrics` (Prometheus text).
+//!   (the catalog, with JSON schemas), `GET /edri/topology`, `GET /metrics` (Prometheus
+//!   text), and `GET /edri`, a live HTML picture of the topology (`/` redirects there).
 //!
 //! Configuration ([`Api`]): bearer-token auth, CORS origins (closed unless given), the body
 //! size limit, the per-request timeout, the WebSocket queue bound, and the connection limits
@@ -51,6 +52,8 @@ mod catalog;
 mod conn;
 #[cfg(feature = "api")]
 mod listen;
+#[cfg(feature = "api")]
+mod page;
 #[cfg(feature = "api")]
 mod query;
 #[cfg(feature = "api")]

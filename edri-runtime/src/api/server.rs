@@ -5,6 +5,7 @@ use super::Api;
 use super::catalog::Catalog;
 use super::conn::{Connections, Timeouts};
 use super::listen::{self, Stop};
+use super::page;
 use super::rest::{self, error_response, failure_response, json_response};
 use super::ws::{self, Hub};
 use crate::error::StartError;
@@ -57,6 +58,7 @@ impl Prepared {
             .route("/edri/topology", axum::routing::get(topology))
             .route("/metrics", axum::routing::get(metrics))
             .route("/edri/ws", axum::routing::get(ws::upgrade));
+        let router = page::routes(router, &catalog);
         let listener = tokio::net::TcpListener::bind(&config.addr)
             .await
             .map_err(|error| StartError::ApiBind { addr: config.addr.clone(), error })?;
@@ -219,15 +221,23 @@ fn authorized(request: &Request, token: &str) -> bool {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .is_some_and(|(_, given)| same(given.trim().as_bytes(), token.as_bytes()));
-    // The query is form-decoded, as browsers encode it (`encodeURIComponent`).
-    let from_query = request.uri().path() == "/edri/ws"
-        && axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri()).is_ok_and(
+    // Browsers cannot set the header when opening a WebSocket or a page: those two take the
+    // token from the query, form-decoded as browsers encode it (`encodeURIComponent`).
+    let param = match request.uri().path() {
+        "/edri/ws" => Some("access_token"),
+        page::PATH => Some(page::TOKEN_PARAM),
+        _ => None,
+    };
+    let from_query = param.is_some_and(|param| {
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri()).is_ok_and(
             |query| {
-                query.0.iter().any(|(key, given)| {
-                    key == "access_token" && same(given.as_bytes(), token.as_bytes())
-                })
+                query
+                    .0
+                    .iter()
+                    .any(|(key, given)| key == param && same(given.as_bytes(), token.as_bytes()))
             },
-        );
+        )
+    });
     from_header || from_query
 }
 
