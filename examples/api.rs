@@ -10,6 +10,8 @@
 //! curl -s -X DELETE localhost:8080/notes/1
 //! curl -s localhost:8080/edri/events
 //! ```
+//!
+//! and open <http://127.0.0.1:8080/edri> for a live picture of the managers and events.
 
 use edri::Job;
 use edri::prelude::*;
@@ -138,7 +140,9 @@ async fn main() -> edri::Result<()> {
         .job(Job::every(Duration::from_secs(1), Tick).named("tick"))
         .start()
         .await?;
-    println!("notes API on http://{}  (Ctrl-C stops)", running.api_addr().expect("the API runs"));
+    let addr = running.api_addr().expect("the API runs");
+    println!("notes API on http://{addr}  (Ctrl-C stops)");
+    println!("the live page: http://{addr}/edri");
     running.wait_for_stop_signal().await;
     running.shutdown().await
 }

@@ -9,69 +9,17 @@
 
 #[path = "support/chrome.rs"]
 mod chrome;
+#[path = "support/shop.rs"]
+mod shop;
 
 use chrome::Chrome;
 use edri::Running;
 use edri::api::Api;
 use edri::prelude::*;
 use reqwest::StatusCode;
+use shop::{Audit, Billing, Charge, Ledger};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-#[event(notification)]
-pub struct Charge {
-    pub amount: u32,
-}
-
-/// Sent by `Billing` for every charge it accepts.
-#[event(notification)]
-pub struct Receipt {
-    pub amount: u32,
-}
-
-#[event(request)]
-pub struct Price {
-    pub item: String,
-    #[response]
-    pub cents: u64,
-}
-
-#[derive(Default)]
-pub struct Billing;
-
-#[manager]
-impl Billing {
-    #[solve]
-    async fn charge(&mut self, ev: &Charge, ctx: &Ctx) -> Result<(), Failure> {
-        if ev.amount > 100 {
-            return Err(Failure::failed("over the limit"));
-        }
-        ctx.notify(Receipt { amount: ev.amount }).await
-    }
-
-    #[solve(thread, limit = 2)]
-    fn price(_ev: Price) -> PriceResponse {
-        PriceResponse { cents: 250 }
-    }
-}
-
-#[derive(Default)]
-pub struct Audit;
-
-#[manager(queue = priority, capacity = 64)]
-impl Audit {
-    #[solve]
-    async fn charge(&mut self, _ev: &Charge) {}
-}
-
-#[derive(Default)]
-pub struct Ledger;
-
-#[manager]
-impl Ledger {
-    #[solve]
-    fn receipt(&mut self, _ev: &Receipt) {}
-}
 
 const SECRET: &str = "page-secret";
 /// The hard bound for what the page should show within 2 s (a busy machine gets margin).
@@ -151,6 +99,16 @@ async fn the_page_draws_the_app_live_and_recovers_when_the_router_comes_back() {
     assert_eq!(chrome.eval(internal).await, false);
     assert_eq!(chrome.eval(&red).await, true);
     chrome.eval("document.getElementById('internals').click()").await;
+
+    // Hovering a manager brings out its edges.
+    let hover = "(() => { const g = document.querySelector('[data-manager=\"Billing\"]'); \
+                 g.dispatchEvent(new MouseEvent('mouseenter')); \
+                 const hot = document.querySelector('[data-edge=\"Charge->Billing\"]').classList; \
+                 const cold = document.querySelector('[data-edge=\"Receipt->Ledger\"]').classList; \
+                 const lit = document.getElementById('graph').classList.contains('focus') \
+                   && hot.contains('hot') && !cold.contains('hot'); \
+                 g.dispatchEvent(new MouseEvent('mouseleave')); return lit; })()";
+    assert_eq!(chrome.eval(hover).await, true);
 
     let png = chrome.screenshot().await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} bytes", png.len());
