@@ -184,8 +184,17 @@ pub(crate) enum Payload {
 }
 
 /// `payload`, with the current handler's trace link when there is one.
-#[inline]
+#[inline(always)]
 fn traced(payload: Payload) -> Payload {
+    if !crate::trace::any() {
+        return payload;
+    }
+    traced_slow(payload)
+}
+
+#[cold]
+#[inline(never)]
+fn traced_slow(payload: Payload) -> Payload {
     match crate::trace::current() {
         None => payload,
         Some(link) => Payload::Traced(Box::new((link, payload))),
