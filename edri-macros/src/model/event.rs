@@ -5,7 +5,8 @@ use super::fields::{parse_http, path_params};
 use crate::attr::{self, Spanned};
 use crate::ctxt::Errors;
 use proc_macro2::{Span, TokenStream};
-use syn::{Attribute, ItemStruct, LitStr, Path, Type};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, ItemStruct, LitStr, Path, Token, Type};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -70,17 +71,19 @@ struct EventArgs {
 }
 
 impl EventDef {
-    /// Parses; on error returns what could be understood of the item so it can still be
-    /// emitted alongside the errors.
+    /// Parses and checks. On error the definition holds what could be understood, every
+    /// argument in error left out (a misspelled kind is read as the kind it is closest to), so
+    /// that the full expansion can still be emitted beside the errors: then only the user's
+    /// mistakes are reported, not their consequences where the event is used.
     pub(crate) fn parse(
         args: TokenStream,
         mut item: ItemStruct,
         errors: &mut Errors,
     ) -> Option<Self> {
         let mut a = EventArgs::default();
+        let mut guessed_kind = None;
         attr::parse_args(args.clone(), errors, |ident, meta, _| match ident.to_string().as_str() {
             "notification" | "request" | "tunnel" => {
-                attr::flag(meta)?;
                 let kind = match ident.to_string().as_str() {
                     "notification" => Kind::Notification,
                     "request" => Kind::Request,
@@ -95,7 +98,9 @@ impl EventDef {
                         ),
                     ));
                 }
-                attr::set_once(&mut a.kind, ident, kind)
+                attr::set_once(&mut a.kind, ident, kind)?;
+                // After the kind is set: `request = true` is an error but still a request.
+                attr::flag(meta)
             }
             "name" => {
                 let lit = attr::string(meta)?;
@@ -113,36 +118,40 @@ impl EventDef {
                 attr::int(meta, "a priority from 0 (most urgent) to 255")?,
             ),
             "local" => {
-                attr::flag(meta)?;
-                attr::set_once(&mut a.local, ident, ())
+                attr::set_once(&mut a.local, ident, ())?;
+                attr::flag(meta)
             }
             "http" => attr::set_once(&mut a.http, ident, attr::string(meta)?),
             "ws" => {
-                attr::flag(meta)?;
-                attr::set_once(&mut a.ws, ident, ())
+                attr::set_once(&mut a.ws, ident, ())?;
+                attr::flag(meta)
             }
             "crate" => attr::set_once(&mut a.krate, ident, attr::path(meta)?),
-            _ => Err(attr::unknown("edri event", ident, EVENT_ARGS)),
+            _ => {
+                guessed_kind = guessed_kind.or_else(|| kind_like(ident));
+                Err(attr::unknown("edri event", ident, EVENT_ARGS))
+            }
         });
 
         let args_ok = errors.is_empty();
         let kind = match &a.kind {
             Some(k) => k.value,
-            // An argument error (say `reqest`) already explains a missing kind.
-            None if !args_ok => Kind::Notification,
             None => {
-                errors.at(
-                    Span::call_site(),
-                    "an edri event needs its kind: `#[event(notification)]`, `#[event(request)]` or `#[event(tunnel, send = T, receive = U)]`",
-                );
-                Kind::Notification
+                // An argument error (say `reqest`) already explains a missing kind.
+                if args_ok {
+                    errors.at(
+                        Span::call_site(),
+                        "an edri event needs its kind: `#[event(notification)]`, `#[event(request)]` or `#[event(tunnel, send = T, receive = U)]`",
+                    );
+                }
+                guessed_kind.unwrap_or_else(|| a.implied_kind(&item))
             }
         };
         if !item.generics.params.is_empty() {
             errors.spanned(&item.generics, "an edri event cannot be generic: the router registers each event type at link time");
         }
-        for attr in &item.attrs {
-            check_no_serde_derive(attr, errors);
+        for attr in &mut item.attrs {
+            remove_serde_derives(attr, errors);
         }
         let krate = attr::krate(a.krate);
 
@@ -179,12 +188,15 @@ impl EventDef {
                     a.kind.as_ref().map_or_else(Span::call_site, |k| k.span),
                     format!("a tunnel needs the item types it carries: add {missing}"),
                 );
-                None
+                // The item type given, `()` for the one missing.
+                let unit = || syn::parse_quote!(());
+                Some((s.map_or_else(unit, |s| s.value), r.map_or_else(unit, |r| r.value)))
             }
             _ => None,
         };
         let http_span = a.http.as_ref().map(|h| h.value.span());
         let http = a.http.and_then(|h| {
+            let route = errors.ok(parse_http(&h.value));
             if kind != Kind::Request {
                 errors.at(
                     h.span,
@@ -193,8 +205,9 @@ impl EventDef {
                         kind.as_str()
                     ),
                 );
+                return None;
             }
-            errors.ok(parse_http(&h.value))
+            route
         });
 
         // `#[response]` fields move into the response struct.
@@ -230,18 +243,20 @@ impl EventDef {
                         named.named.push(field);
                     } else if a.response.is_some() {
                         errors.spanned(&marks[0], "`#[response]` fields and `response = ..` cannot be combined: the response is either generated from the fields or the given type");
-                        named.named.push(field);
+                        // Out of the request all the same: the mark says it is no part of it.
+                        response_fields.push(field);
                     } else {
                         response_fields.push(field);
                     }
                 }
             }
             fields => {
-                for f in fields.iter() {
+                for f in fields.iter_mut() {
                     if let Some(mark) = f.attrs.iter().find(|at| at.path().is_ident("response")) {
                         errors
                             .spanned(mark, "`#[response]` fields need a struct with named fields");
                     }
+                    f.attrs.retain(|at| !at.path().is_ident("response"));
                 }
             }
         }
@@ -261,15 +276,19 @@ impl EventDef {
         }
 
         // The API binds JSON objects to fields by name.
-        if let Some(ws) = &a.ws
+        let mut ws = a.ws.is_some();
+        if let Some(w) = &a.ws
             && kind == Kind::Tunnel
         {
-            errors.at(ws.span, "`ws` exposes requests and notifications; tunnels cannot be used over the WebSocket API");
+            errors.at(w.span, "`ws` exposes requests and notifications; tunnels cannot be used over the WebSocket API");
+            ws = false;
         }
+        let mut http = http;
         if matches!(item.fields, syn::Fields::Unnamed(_)) {
             let exposed = a.ws.as_ref().map(|w| w.span).or(http_span);
             if let Some(span) = exposed {
                 errors.at(span, "an event exposed through `http` or `ws` needs named fields (or none): the API fills fields from JSON by name");
+                (ws, http) = (false, None);
             }
         }
 
@@ -282,7 +301,7 @@ impl EventDef {
             priority: a.priority.map_or(0, |p| p.value),
             local: a.local.is_some(),
             http,
-            ws: a.ws.is_some(),
+            ws,
             krate,
             response_fields,
             item,
@@ -290,19 +309,58 @@ impl EventDef {
     }
 }
 
-fn check_no_serde_derive(attr: &Attribute, errors: &mut Errors) {
+impl EventArgs {
+    /// The kind the other arguments and the fields imply, for an event whose kind is missing
+    /// or misspelled: a response or a route makes a request, items a tunnel.
+    fn implied_kind(&self, item: &ItemStruct) -> Kind {
+        let response_field =
+            item.fields.iter().any(|f| f.attrs.iter().any(|at| at.path().is_ident("response")));
+        if self.send.is_some() || self.receive.is_some() {
+            Kind::Tunnel
+        } else if self.response.is_some() || self.http.is_some() || response_field {
+            Kind::Request
+        } else {
+            Kind::Notification
+        }
+    }
+}
+
+/// The kind a misspelled argument stands for (`reqest`: a request), if it is close to one.
+fn kind_like(ident: &syn::Ident) -> Option<Kind> {
+    match attr::closest(&ident.to_string(), &["notification", "request", "tunnel"])? {
+        "notification" => Some(Kind::Notification),
+        "request" => Some(Kind::Request),
+        _ => Some(Kind::Tunnel),
+    }
+}
+
+/// Reports `Serialize` and `Deserialize` in a `#[derive]` (`#[event]` derives them) and takes
+/// them out of it, so that the expansion emitted beside the error does not add conflicting
+/// impls.
+fn remove_serde_derives(attr: &mut Attribute, errors: &mut Errors) {
     if !attr.path().is_ident("derive") {
         return;
     }
-    let _ = attr.parse_nested_meta(|meta| {
-        if let Some(last) = meta.path.segments.last()
-            && (last.ident == "Serialize" || last.ident == "Deserialize")
-        {
-            errors.spanned(
-                &meta.path,
-                format!("`#[event]` already derives `{}`: remove it from this derive", last.ident),
-            );
+    // A malformed `derive` is rustc's to report.
+    let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated) else {
+        return;
+    };
+    let mut kept = Punctuated::<Path, Token![,]>::new();
+    for path in paths {
+        match path.segments.last() {
+            Some(last) if last.ident == "Serialize" || last.ident == "Deserialize" => {
+                errors.spanned(
+                    &path,
+                    format!(
+                        "`#[event]` already derives `{}`: remove it from this derive",
+                        last.ident
+                    ),
+                );
+            }
+            _ => kept.push(path),
         }
-        Ok(())
-    });
+    }
+    if let syn::Meta::List(list) = &mut attr.meta {
+        list.tokens = quote::quote!(#kept);
+    }
 }
