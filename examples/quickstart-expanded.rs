@@ -472,7 +472,8 @@ const _: () = {
                         let (event, reply) = <Started as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
-                        let out = <Auditor>::started(self, &*event, ctx);
+                        let __edri_ctx = ctx;
+                        let out = <Auditor>::started(self, &*event, __edri_ctx);
                         <Started as ::edri::__private::Dispatch>::__finish::<
                             (),
                         >(ctx, reply, out);
