@@ -182,11 +182,13 @@ fn event_with_argument_errors_still_expands_what_parsed() {
     assert_eq!(def.kind, model::Kind::Request);
     let out = pretty(expand::event::expand(&def));
     assert!(
-        out.contains("#[derive(Debug)]\npub struct PlaceOrder {\n    pub order_id: u64,\n}"),
+        out.contains("#[derive(Debug)]\n")
+            && out.contains("pub struct PlaceOrder {\n    pub order_id: u64,\n}"),
         "{out}"
     );
     assert!(out.contains("pub struct PlaceOrderResponse {\n    pub accepted: bool,\n}"), "{out}");
     assert!(out.contains("impl ::edri::__private::Request for PlaceOrder {}"), "{out}");
+    assert!(out.contains("The `#[response]` field `accepted` is not part of this request: it is in [`PlaceOrderResponse`]"), "{out}");
 }
 
 #[test]
