@@ -102,7 +102,7 @@ pub(crate) fn unknown(what: &str, ident: &Ident, valid: &[&str]) -> syn::Error {
     syn::Error::new(ident.span(), message)
 }
 
-fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
     valid
         .iter()
         .map(|v| (distance(word, v), *v))

@@ -3,7 +3,9 @@
 //!
 //! Each macro parses its input into its own model (`model.rs`), checks it (collecting every error
 //! of the invocation), and expands it. On error the user's item is still emitted, so the rest
-//! of the crate keeps compiling and only the real mistakes are reported.
+//! of the crate keeps compiling and only the real mistakes are reported: `#[event]` and
+//! `#[edri::main]` emit their full expansion of the parts that parsed (an event's uses then
+//! add no errors of their own), `#[manager]` the impl block without its `#[solve]` marks.
 
 mod attr;
 mod ctxt;
@@ -30,6 +32,12 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let def = model::EventDef::parse(args.into(), item.clone(), &mut errors);
     match (errors.finish(), def) {
         (Ok(()), Some(def)) => expand::event::expand(&def).into(),
+        // The full expansion of what parsed, so that the event's uses (a handler, a request,
+        // its response struct) do not add errors of their own; a generic struct cannot be an
+        // event at all, and goes out as written.
+        (Err(e), Some(def)) if def.item.generics.params.is_empty() => {
+            with_errors(expand::event::expand(&def), e)
+        }
         (Err(e), _) => with_errors(model::without_response_marks(item).into_token_stream(), e),
         (Ok(()), None) => item.into_token_stream().into(),
     }

@@ -162,6 +162,35 @@ fn event_argument_errors_list_the_valid_ones() {
     assert!(text.contains("unknown HTTP method `FETCH`"), "{text}");
 }
 
+/// What an argument error leaves of an event: the expansion of the parts that parsed, with the
+/// misspelled kind read as the kind it is closest to, the serde derive given by hand taken out
+/// and the `#[response]` field moved to the response struct.
+#[test]
+fn event_with_argument_errors_still_expands_what_parsed() {
+    let mut errors = Errors::default();
+    let item = quote! {
+        #[derive(Debug, serde::Serialize)]
+        pub struct PlaceOrder {
+            pub order_id: u64,
+            #[response]
+            pub accepted: bool,
+        }
+    };
+    let args = quote!(reqest, htp = "POST /orders");
+    let def = model::EventDef::parse(args, syn::parse2(item).unwrap(), &mut errors).unwrap();
+    assert_eq!(errors.finish().unwrap_err().into_iter().count(), 3);
+    assert_eq!(def.kind, model::Kind::Request);
+    let out = pretty(expand::event::expand(&def));
+    assert!(
+        out.contains("#[derive(Debug)]\n")
+            && out.contains("pub struct PlaceOrder {\n    pub order_id: u64,\n}"),
+        "{out}"
+    );
+    assert!(out.contains("pub struct PlaceOrderResponse {\n    pub accepted: bool,\n}"), "{out}");
+    assert!(out.contains("impl ::edri::__private::Request for PlaceOrder {}"), "{out}");
+    assert!(out.contains("The `#[response]` field `accepted` is not part of this request: it is in [`PlaceOrderResponse`]"), "{out}");
+}
+
 #[test]
 fn all_errors_of_one_impl_block_are_reported_together() {
     let errors = manager_errors(

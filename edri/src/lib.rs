@@ -67,6 +67,19 @@
 /// a cfg-gated type). Other attributes inside `cfg_attr` are not read by `#[event]`: a
 /// `#[cfg_attr(c, serde(rename = ".."))]` is applied by serde but not seen by the schema.
 ///
+/// A `#[response]` field is no part of the request struct: `Divide { a, b, quotient: 0.0 }`
+/// is rustc's "struct `Divide` has no field named `quotient`". A macro cannot add a note to
+/// that error, so `#[event]` says it where the struct is documented instead: the request gets
+/// a doc paragraph "The `#[response]` field `quotient` is not part of this request: it is in
+/// [`DivideResponse`], what its handler returns." (shown on hover and in rustdoc).
+///
+/// On an argument error (`htp = ".."`, a kind given twice, `Serialize` derived by hand, …)
+/// the expansion is still emitted from the arguments that parsed: a misspelled kind is read
+/// as the kind it is closest to (`reqest`: a request), a missing one from the other arguments
+/// (`response`, `http` or a `#[response]` field: a request; `send`/`receive`: a tunnel; else a
+/// notification), so the event's handlers and senders add no errors of their own. A generic
+/// struct or an enum cannot be an event and is emitted as written.
+///
 /// `http` and `ws` need named fields (the API fills them from JSON by name); `ws` is for
 /// requests and notifications. Such an event also gets its JSON hooks and a schema function
 /// for the API broker ([`api`]):
@@ -152,6 +165,14 @@ pub use edri_macros::event;
 /// `R` is the event's response (or `Result<Response, X>` with `X: Into<Failure>`) for a
 /// request, `()` (or `Result<(), X>`, errors logged) for a notification, `()` (or
 /// `Result<(), X>`: an error rejects the opening if it is still unanswered) for an acceptor.
+///
+/// One `#[manager]` impl block per type: a second block on the same type is rustc's E0119
+/// "conflicting implementations of trait `Manager`" (a macro sees one block at a time and
+/// cannot word that error); merge the blocks. Errors found by the type checker are worded by
+/// rustc: a wrong context type reads "expected `&String`, found `&Ctx`" (the argument edri
+/// passes against the parameter the user declared), and a wrong return type carries rustc's
+/// note "required by a bound in `edri::__private::Dispatch::__finish`": the first line and
+/// the label of each are EDRI's, on the user's own tokens.
 ///
 /// <details><summary>Expansion</summary>
 ///

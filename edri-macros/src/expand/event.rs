@@ -21,6 +21,7 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
     let serde_path = format!("{}::serde", quote!(#p).to_string().replace(' ', ""));
     let ident = &item.ident;
     let vis = &item.vis;
+    let item = &with_moved_fields_doc(def);
 
     let (response_struct, output) = match kind {
         Kind::Request => match &def.response {
@@ -152,6 +153,33 @@ pub(crate) fn expand(def: &EventDef) -> TokenStream {
             }
         };
     }
+}
+
+/// The request struct, with a doc paragraph naming its `#[response]` fields and the struct
+/// they moved to: rustc cannot add a note to "struct `X` has no field named `out`", so the
+/// struct's documentation (hover, rustdoc) says where `out` went.
+fn with_moved_fields_doc(def: &EventDef) -> syn::ItemStruct {
+    let mut item = def.item.clone();
+    if def.kind != Kind::Request || def.response.is_some() || def.response_fields.is_empty() {
+        return item;
+    }
+    let names: Vec<String> = def
+        .response_fields
+        .iter()
+        .filter_map(|f| f.ident.as_ref().map(|i| format!("`{i}`")))
+        .collect();
+    let (fields, are) = if names.len() == 1 { ("field", "is") } else { ("fields", "are") };
+    let doc = format!(
+        "The `#[response]` {fields} {} {are} not part of this request: {} in [`{}Response`], what its handler returns.",
+        names.join(", "),
+        if names.len() == 1 { "it is" } else { "they are" },
+        item.ident,
+    );
+    if item.attrs.iter().any(|a| a.path().is_ident("doc")) {
+        item.attrs.push(syn::parse_quote!(#[doc = ""]));
+    }
+    item.attrs.push(syn::parse_quote!(#[doc = #doc]));
+    item
 }
 
 /// `Some(ApiHooks::..)` for an event exposed with `http = ..` or `ws` (its JSON hooks), and

@@ -9,7 +9,23 @@
 
 use crate::model::{ManagerDef, Mode, Queue, SolveDef};
 use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span};
 use quote::{quote, quote_spanned};
+
+/// A local of the dispatch, for code spanned at the user's tokens: the identifier keeps the
+/// call site's hygiene, so it still names the binding when those tokens come from a
+/// `macro_rules!` (whose hygiene hides the binding from a name that carries their context).
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::call_site())
+}
+
+/// A local passed as an argument of the user's method, spanned (hygiene included) at the
+/// user's parameter type, so that a mismatch is reported on that type alone; it is bound
+/// with the same span (`let __edri_ctx = ctx;`, a closure parameter), so it resolves in a
+/// `macro_rules!` too.
+fn argument(name: &str, span: Span) -> Ident {
+    quote::format_ident!("__edri_{}", name, span = span)
+}
 
 pub(crate) fn expand(def: &ManagerDef) -> TokenStream {
     let ManagerDef { item, self_ty, name, krate, .. } = def;
@@ -156,33 +172,33 @@ fn worker_fn(self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
     let method = &h.method;
     let path = quote_spanned!(method.span()=> <#self_ty>::#method);
     if let Some(opening_span) = h.acceptor {
-        let opening = quote_spanned!(opening_span=> opening);
+        let opening = argument("opening", opening_span);
         return match h.ctx_span {
             Some(span) => {
-                let ctx = quote_spanned!(span=> ctx);
-                quote!(|event, opening, ctx| #path(event, #opening, #ctx))
+                let ctx = argument("ctx", span);
+                quote!(|event, #opening, #ctx| #path(event, #opening, #ctx))
             }
-            None => quote!(|event, opening, _| #path(event, #opening)),
+            None => quote!(|event, #opening, _| #path(event, #opening)),
         };
     }
     match h.ctx_span {
         Some(span) => {
-            let ctx = quote_spanned!(span=> ctx);
-            quote!(|event, ctx| #path(event, #ctx))
+            let ctx = argument("ctx", span);
+            quote!(|event, #ctx| #path(event, #ctx))
         }
         None => quote!(|event, _| #path(event)),
     }
 }
 
-/// `, ctx` for a handler that takes its context, with `ctx` spanned at the user's context
-/// type; nothing otherwise.
-fn ctx_arg(h: &SolveDef) -> TokenStream {
+/// For a handler that takes its context: its binding and `, ctx` as the argument, spanned at
+/// the user's context type ([`argument`]); nothing otherwise.
+fn ctx_arg(h: &SolveDef) -> (TokenStream, TokenStream) {
     match h.ctx_span {
         Some(span) => {
-            let ctx = quote_spanned!(span=> ctx);
-            quote!(, #ctx)
+            let ctx = argument("ctx", span);
+            (quote!(let #ctx = ctx;), quote!(, #ctx))
         }
-        None => TokenStream::new(),
+        None => (TokenStream::new(), TokenStream::new()),
     }
 }
 
@@ -201,10 +217,11 @@ fn process_entry(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDe
     let event = event(p, h);
     let ret = ret(h);
     let call = worker_fn(self_ty, h);
+    let (input, ctx) = (local("input"), local("ctx"));
     let body = if h.acceptor.is_some() {
-        quote_spanned!(span=> #event::__process_accept::<#ret, _>(input, ctx, #call))
+        quote_spanned!(span=> #event::__process_accept::<#ret, _>(#input, #ctx, #call))
     } else {
-        quote_spanned!(span=> #event::__process::<#ret, _>(input, ctx, #call))
+        quote_spanned!(span=> #event::__process::<#ret, _>(#input, #ctx, #call))
     };
     quote! {
         fn #name(input: &[u8], ctx: #p::Ctx) -> ::core::result::Result<::std::vec::Vec<u8>, #p::Failure> {
@@ -227,8 +244,10 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
     let event = event(p, h);
     let method = &h.method;
     let ret = ret(h);
-    let ctx_arg = ctx_arg(h);
+    let (bind_ctx, ctx_arg) = ctx_arg(h);
     let call_span = h.method.span();
+    let [ctx, envelope, reply, out, failure, ev] =
+        ["ctx", "envelope", "reply", "out", "failure", "event"].map(local);
     match h.mode {
         Mode::Inline => {
             let this = if h.receiver { quote!(self,) } else { quote!() };
@@ -237,9 +256,9 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             } else {
                 (
                     quote_spanned! {span=>
-                        let event = match #event::__own(event) {
-                            ::core::result::Result::Ok(event) => event,
-                            ::core::result::Result::Err(failure) => return #event::__fail(ctx, reply, failure),
+                        let #ev = match #event::__own(#ev) {
+                            ::core::result::Result::Ok(#ev) => #ev,
+                            ::core::result::Result::Err(#failure) => return #event::__fail(#ctx, #reply, #failure),
                         };
                     },
                     quote!(event),
@@ -249,14 +268,16 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             if let Some(opening_span) = h.acceptor {
                 // The opening argument carries the span of the user's `Opening<..>`: a
                 // mismatch with the event is an error there.
-                let opening = quote_spanned!(opening_span=> opening);
+                let opening = argument("opening", opening_span);
                 let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, #opening #ctx_arg) #await_);
-                let accept = quote_spanned!(span=> #event::__accept(envelope));
-                let finish = quote_spanned!(span=> #event::__finish::<#ret>(ctx, reply, out));
+                let accept = quote_spanned!(span=> #event::__accept(#envelope));
+                let finish = quote_spanned!(span=> #event::__finish::<#ret>(#ctx, #reply, #out));
                 return quote! {
                     #index => {
                         let (event, opening, reply) = #accept;
                         #prepare
+                        let #opening = opening;
+                        #bind_ctx
                         let out = #call;
                         #finish;
                     }
@@ -264,12 +285,13 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             }
             let call =
                 quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg #ctx_arg) #await_);
-            let open = quote_spanned!(span=> #event::__open(envelope));
-            let finish = quote_spanned!(span=> #event::__finish::<#ret>(ctx, reply, out));
+            let open = quote_spanned!(span=> #event::__open(#envelope));
+            let finish = quote_spanned!(span=> #event::__finish::<#ret>(#ctx, #reply, #out));
             quote! {
                 #index => {
                     let (event, reply) = #open;
                     #prepare
+                    #bind_ctx
                     let out = #call;
                     #finish;
                 }
@@ -277,9 +299,9 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
         }
         Mode::Process => {
             let process = if h.acceptor.is_some() {
-                quote_spanned!(span=> #event::__process_accept_call(ctx, #index, envelope))
+                quote_spanned!(span=> #event::__process_accept_call(#ctx, #index, #envelope))
             } else {
-                quote_spanned!(span=> #event::__process_call(ctx, #index, envelope))
+                quote_spanned!(span=> #event::__process_call(#ctx, #index, #envelope))
             };
             quote! {
                 #index => #process.run().await,
@@ -288,7 +310,7 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
         Mode::Thread => {
             let call = worker_fn(self_ty, h);
             let thread =
-                quote_spanned!(span=> #event::__thread::<#ret, _>(ctx, #index, envelope, #call));
+                quote_spanned!(span=> #event::__thread::<#ret, _>(#ctx, #index, #envelope, #call));
             quote! {
                 #index => #thread.run().await,
             }
