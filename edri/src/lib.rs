@@ -71,7 +71,7 @@
 /// is rustc's "struct `Divide` has no field named `quotient`". A macro cannot add a note to
 /// that error, so `#[event]` says it where the struct is documented instead: the request gets
 /// a doc paragraph "The `#[response]` field `quotient` is not part of this request: it is in
-/// [`DivideResponse`], what its handler returns." (shown on hover and in rustdoc).
+/// `DivideResponse`, what its handler returns." (shown on hover and in rustdoc).
 ///
 /// On an argument error (`htp = ".."`, a kind given twice, `Serialize` derived by hand, …)
 /// the expansion is still emitted from the arguments that parsed: a misspelled kind is read
