@@ -286,28 +286,22 @@ async fn the_broker_router_serves_from_the_users_own_server() {
     within("shutdown", running.shutdown()).await.expect("stops");
 }
 
+/// The message of the start error of a broker merged with `router`.
+async fn refused(router: Router) -> String {
+    let api = Api::new("127.0.0.1:0").merge(router);
+    match within("start", Edri::builder().api(api).start()).await {
+        Err(edri::Error::Start(StartError::ApiRoutes(message))) => message,
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("started with a router that clashes with the broker's"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merged_route_on_a_broker_path_is_a_start_error() {
-    let clash = Router::new().route("/edri/events", get(|| async { "mine" }));
-    let started =
-        within("start", Edri::builder().api(Api::new("127.0.0.1:0").merge(clash)).start()).await;
-    match started {
-        Err(edri::Error::Start(StartError::ApiRoutes(message))) => {
-            assert!(message.contains("Api::merge"), "{message}");
-        }
-        Err(other) => panic!("another error: {other}"),
-        Ok(_) => panic!("started with two `GET /edri/events`"),
-    }
-    let fallback = Router::new().fallback(|| async { "mine" });
-    let started =
-        within("start", Edri::builder().api(Api::new("127.0.0.1:0").merge(fallback)).start()).await;
-    match started {
-        Err(edri::Error::Start(StartError::ApiRoutes(message))) => {
-            assert!(message.contains("fallback"), "{message}");
-        }
-        Err(other) => panic!("another error: {other}"),
-        Ok(_) => panic!("started with the user's fallback replaced"),
-    }
+    let message = refused(Router::new().route("/edri/events", get(|| async { "mine" }))).await;
+    assert!(message.contains("Api::merge") && message.contains("/edri/events"), "{message}");
+    let message = refused(Router::new().fallback(|| async { "mine" })).await;
+    assert!(message.contains("fallback"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

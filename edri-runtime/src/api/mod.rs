@@ -16,6 +16,16 @@
 //! * **Built in.** `GET /edri/health` ([`HealthCheck`](crate::HealthCheck)), `GET /edri/events`
 //!   (the catalog, with JSON schemas), `GET /metrics` (Prometheus text).
 //!
+//! * **OpenAPI.** `GET /edri/openapi.json`: an OpenAPI 3.1 document of the REST routes, made
+//!   from the catalog's schemas (see `openapi.rs`).
+//! * **Yours.** [`Api::merge`] serves routes of your own with the broker's, [`Api::layer`]
+//!   wraps them all; [`Api::embedded`] and [`Running::api_router`](crate::Running::api_router)
+//!   serve the broker's routes from your own server (the protections that apply in each way
+//!   are in [`Api::embedded`]'s module, `mount.rs`, and the README).
+//! * **Who calls.** [`Api::token_named`]: each token names its caller, which handlers get from
+//!   [`Ctx::caller`](crate::Ctx::caller) and your routes as the [`Caller`](crate::Caller)
+//!   extractor.
+//!
 //! Configuration ([`Api`]): bearer-token auth, CORS origins (closed unless given), the body
 //! size limit, the per-request timeout, the WebSocket queue bound, and the connection limits
 //! (header, body and idle timeouts, the connection cap).
@@ -121,6 +131,7 @@ pub struct Api {
 #[derive(Clone)]
 pub(crate) struct NamedToken {
     pub(crate) name: crate::Caller,
+    #[cfg_attr(not(feature = "api"), allow(dead_code))]
     pub(crate) secret: String,
 }
 
