@@ -166,6 +166,16 @@ fn mine() -> Router {
     Router::new().route("/mine/me", get(me)).route("/mine/maybe", get(maybe_me))
 }
 
+/// Asks `MountWhoAmI` (id 7) over a WebSocket opened at `url`; the reply.
+async fn ws_whoami(url: &str) -> Value {
+    let (mut socket, _) =
+        within("connect", tokio_tungstenite::connect_async(url)).await.expect("upgrades");
+    let message = json!({"event": "MountWhoAmI", "id": 7, "data": {"tag": 3}}).to_string();
+    within("send", socket.send(message.into())).await.expect("sent");
+    let reply = within("reply", socket.next()).await.expect("a reply").expect("a message");
+    serde_json::from_str(reply.to_text().unwrap()).unwrap()
+}
+
 async fn start(api: Api) -> edri::Running {
     within("start", Edri::builder().api(api).start()).await.expect("starts")
 }
@@ -219,13 +229,7 @@ async fn merged_routes_and_layers_sit_behind_named_tokens() {
 async fn the_websocket_acts_for_the_caller_that_opened_it() {
     let running = start(Api::new("127.0.0.1:0").token_named("carol", "carol-secret")).await;
     let addr = running.api_addr().expect("listening");
-    let url = format!("ws://{addr}/edri/ws?access_token=carol-secret");
-    let (mut socket, _) =
-        within("connect", tokio_tungstenite::connect_async(url)).await.expect("upgrades");
-    let message = json!({"event": "MountWhoAmI", "id": 7, "data": {"tag": 3}}).to_string();
-    within("send", socket.send(message.into())).await.expect("sent");
-    let reply = within("reply", socket.next()).await.expect("a reply").expect("a message");
-    let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    let reply = ws_whoami(&format!("ws://{addr}/edri/ws?access_token=carol-secret")).await;
     assert_eq!(reply, json!({"id": 7, "ok": {"caller": "carol", "chained": "carol"}}));
     within("shutdown", running.shutdown()).await.expect("stops");
 }
@@ -274,13 +278,8 @@ async fn the_broker_router_serves_from_the_users_own_server() {
     let (code, body, _) = call(big).await;
     assert_eq!((code, &body["error"]["status"]), (413, &json!("too_large")), "{body}");
     // And the WebSocket, under the prefix.
-    let ws = format!("ws://{addr}/api/edri/ws?access_token=dave-secret");
-    let (mut socket, _) =
-        within("connect", tokio_tungstenite::connect_async(ws)).await.expect("upgrades");
-    let message = json!({"event": "MountWhoAmI", "id": 1, "data": {"tag": 3}}).to_string();
-    within("send", socket.send(message.into())).await.expect("sent");
-    let reply = within("reply", socket.next()).await.expect("a reply").expect("a message");
-    assert!(reply.to_text().unwrap().contains(r#""caller":"dave""#), "{reply:?}");
+    let reply = ws_whoami(&format!("ws://{addr}/api/edri/ws?access_token=dave-secret")).await;
+    assert_eq!(reply["ok"]["caller"], "dave", "{reply}");
 
     server.abort();
     within("shutdown", running.shutdown()).await.expect("stops");
