@@ -151,6 +151,71 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// A boxed error is a [`Status::Failed`] with the error's text: `?` works on
+/// `Result<_, Box<dyn Error + Send + Sync>>` in a handler.
+///
+/// ```
+/// use edri_runtime::{Failure, Status};
+/// fn parse(text: &str) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(text.parse()?)
+/// }
+/// fn handler(text: &str) -> Result<u32, Failure> {
+///     Ok(parse(text)? + 1)
+/// }
+/// let failure = handler("x").unwrap_err();
+/// assert_eq!(failure.status(), Status::Failed);
+/// assert_eq!(failure.message(), "invalid digit found in string");
+/// ```
+impl From<Box<dyn std::error::Error + Send + Sync>> for Failure {
+    fn from(err: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        // A `Failure` boxed on the way keeps its status.
+        match err.downcast::<Failure>() {
+            Ok(failure) => *failure,
+            Err(err) => Self::failed(err.to_string()),
+        }
+    }
+}
+
+/// A boxed error that is not `Send` is a [`Status::Failed`] with the error's text.
+impl From<Box<dyn std::error::Error>> for Failure {
+    fn from(err: Box<dyn std::error::Error>) -> Self {
+        match err.downcast::<Failure>() {
+            Ok(failure) => *failure,
+            Err(err) => Self::failed(err.to_string()),
+        }
+    }
+}
+
+/// With the `anyhow` feature: an [`anyhow::Error`] is a [`Status::Failed`] whose message is
+/// the error with its causes (`"reading config: No such file or directory (os error 2)"`),
+/// so `?` works on `anyhow::Result` in a handler. A [`Failure`] carried by the `anyhow::Error`
+/// keeps its status.
+///
+/// ```
+/// # #[cfg(feature = "anyhow")] {
+/// use anyhow::Context as _;
+/// use edri_runtime::{Failure, Status};
+/// fn load() -> anyhow::Result<String> {
+///     Ok(std::fs::read_to_string("/no/such/file").context("reading config")?)
+/// }
+/// fn handler() -> Result<String, Failure> {
+///     Ok(load()?)
+/// }
+/// let failure = handler().unwrap_err();
+/// assert_eq!(failure.status(), Status::Failed);
+/// assert!(failure.message().starts_with("reading config: "), "{failure}");
+/// # }
+/// ```
+#[cfg(feature = "anyhow")]
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        match err.downcast::<Failure>() {
+            Ok(failure) => failure,
+            Err(err) => Self::failed(format!("{err:#}")),
+        }
+    }
+}
+
 impl From<std::convert::Infallible> for Failure {
     fn from(never: std::convert::Infallible) -> Self {
         match never {}

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod builtin;
+mod caller;
 mod ctx;
 mod envelope;
 mod error;
@@ -39,6 +40,7 @@ pub mod __private;
 pub use prometheus_client;
 
 pub use builtin::{Started, Stopping};
+pub use caller::Caller;
 pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};
 pub use event::{

@@ -55,18 +55,31 @@ impl TraceContext {
     }
 }
 
-/// What a send carries: the sender's ids and, inside one process, its span.
+/// What a send carries: the sender's ids and, inside one process, its span and the API
+/// caller it acts for ([`crate::Caller`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
-    pub(crate) context: TraceContext,
+    /// `None` for a link that only carries a caller (an API request outside any handler).
+    pub(crate) context: Option<TraceContext>,
     /// The sending handler's span; `Span::none()` when the sender was in another process.
     pub(crate) span: tracing::Span,
+    /// Who the chain acts for; it stays in this process.
+    pub(crate) caller: Option<crate::Caller>,
 }
 
 impl Link {
     /// A link to a sender in another process.
     pub(crate) fn remote(context: TraceContext) -> Self {
-        Self { context, span: tracing::Span::none() }
+        Self { context: Some(context), span: tracing::Span::none(), caller: None }
+    }
+
+    /// The current link (if any) acting for `caller` instead, or a link carrying `caller`
+    /// alone.
+    pub(crate) fn caller(caller: crate::Caller) -> Self {
+        match current() {
+            Some(link) => Self { caller: Some(caller), ..link },
+            None => Self { context: None, span: tracing::Span::none(), caller: Some(caller) },
+        }
     }
 }
 
@@ -99,7 +112,15 @@ pub(crate) fn context() -> Option<TraceContext> {
     if ACTIVE.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    CURRENT.try_with(|c| c.borrow().as_ref().map(|l| l.context)).ok().flatten()
+    CURRENT.try_with(|c| c.borrow().as_ref().and_then(|l| l.context)).ok().flatten()
+}
+
+/// The caller of the handler running on this thread, if any.
+pub(crate) fn current_caller() -> Option<crate::Caller> {
+    if ACTIVE.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    CURRENT.try_with(|c| c.borrow().as_ref().and_then(|l| l.caller.clone())).ok().flatten()
 }
 
 /// Makes `link` the current one until the guard is dropped (then the previous one is back).
@@ -166,17 +187,18 @@ pub(crate) fn handling(span: &tracing::Span, from: Option<&Link>) -> Link {
     let context = child_of(from);
     span.record("trace_id", tracing::field::display(format_args!("{:032x}", context.trace)));
     span.record("span_id", tracing::field::display(format_args!("{:016x}", context.span)));
-    if let Some(from) = from {
-        let parent = format_args!("{:016x}", from.context.span);
+    if let Some(from) = from.and_then(|l| l.context) {
+        let parent = format_args!("{:016x}", from.span);
         span.record("parent_span_id", tracing::field::display(parent));
     }
-    Link { context, span: span.clone() }
+    Link { context: Some(context), span: span.clone(), caller: from.and_then(|l| l.caller.clone()) }
 }
 
 /// The ids of a new handling span: the trace of `from` (or a new one) and a new span id.
 pub(crate) fn child_of(from: Option<&Link>) -> TraceContext {
-    let trace =
-        from.map_or_else(|| u128::from(next()) << 64 | u128::from(next()), |l| l.context.trace);
+    let trace = from
+        .and_then(|l| l.context)
+        .map_or_else(|| u128::from(next()) << 64 | u128::from(next()), |context| context.trace);
     TraceContext { trace, span: next() }
 }
 
@@ -227,16 +249,36 @@ mod tests {
         let link = Link::remote(child_of(None));
         {
             let _outer = enter(Some(link.clone()));
-            assert_eq!(context(), Some(link.context));
+            assert_eq!(context(), link.context);
             let inner = Link::remote(child_of(Some(&link)));
-            assert_eq!(inner.context.trace, link.context.trace);
-            assert_ne!(inner.context.span, link.context.span);
+            let (outer_ids, inner_ids) = (link.context.unwrap(), inner.context.unwrap());
+            assert_eq!(inner_ids.trace, outer_ids.trace);
+            assert_ne!(inner_ids.span, outer_ids.span);
             {
                 let _inner = enter(Some(inner.clone()));
-                assert_eq!(context(), Some(inner.context));
+                assert_eq!(context(), inner.context);
             }
-            assert_eq!(context(), Some(link.context));
+            assert_eq!(context(), link.context);
         }
         assert!(current().is_none());
+    }
+
+    #[test]
+    fn a_caller_keeps_the_trace_and_reaches_children() {
+        let alice = crate::Caller::new("alice");
+        let only = Link::caller(alice.clone());
+        assert!(only.context.is_none());
+        {
+            let _only = enter(Some(only));
+            assert_eq!(context(), None);
+            assert_eq!(current_caller().as_ref(), Some(&alice));
+        }
+        let traced = Link::remote(child_of(None));
+        let _traced = enter(Some(traced.clone()));
+        let both = Link::caller(alice.clone());
+        assert_eq!(both.context, traced.context);
+        let child = handling(&tracing::Span::none(), Some(&both));
+        assert_eq!(child.caller, Some(alice));
+        assert_eq!(child.context.unwrap().trace, traced.context.unwrap().trace);
     }
 }

@@ -259,11 +259,11 @@ pub use edri_runtime::{EventNode, HandlerNode, ManagerNode, RouterNode, SenderNo
 pub use edri_runtime::prometheus_client;
 
 pub use edri_runtime::{
-    Call, CallAll, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta, Failure,
-    Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager, ManagerDescriptor,
-    ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response, Result, Running,
-    SchedulerManager, ShutdownReport, StartError, Started, Status, Stopping, Store, StoreHandle,
-    StoreManager, TryNotifyError, Tunnel, TunnelEvent,
+    Call, CallAll, Caller, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta,
+    Failure, Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager,
+    ManagerDescriptor, ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response,
+    Result, Running, SchedulerManager, ShutdownReport, StartError, Started, Status, Stopping,
+    Store, StoreHandle, StoreManager, TryNotifyError, Tunnel, TunnelEvent,
 };
 
 /// Tunnels: confirmed two-way streams with flow control ([`Ctx::open`], [`Opening`]).

@@ -29,11 +29,17 @@ impl EdriBuilder {
 }
 
 impl Running {
-    /// Where the API broker listens (`None` without [`EdriBuilder::api`]); with port 0 in
-    /// the configured address, the port the system picked.
+    /// Where the API broker listens (`None` without [`EdriBuilder::api`], and for
+    /// [`Api::embedded`](crate::api::Api::embedded)); with port 0 in the configured address,
+    /// the port the system picked.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.attachment::<Broker>().and_then(|b| b.addr.get().copied())
     }
+}
+
+/// The broker's routes, to serve elsewhere ([`Running::api_router`]).
+pub(super) fn router(running: &Running) -> Option<axum::Router> {
+    running.attachment::<Broker>().and_then(|b| b.server.get()).map(ApiServer::router)
 }
 
 /// The API broker attached to a router: configured, then bound, then serving.
@@ -56,7 +62,9 @@ impl Attachment for Broker {
         Box::pin(async move {
             if let Some(config) = self.config.take() {
                 let prepared = Prepared::new(config).await?;
-                let _ = self.addr.set(prepared.addr());
+                if let Some(addr) = prepared.addr() {
+                    let _ = self.addr.set(addr);
+                }
                 *self.prepared() = Some(prepared);
             }
             Ok(())

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 pub(crate) struct Catalog {
     /// What `GET /edri/events` answers.
     pub(crate) document: Value,
+    /// What `GET /edri/openapi.json` answers ([`super::openapi`]), made from `document`.
+    pub(crate) openapi: Value,
     /// By event name.
     pub(crate) events: HashMap<&'static str, Entry>,
 }
@@ -90,7 +92,7 @@ impl Catalog {
             events.insert(reg.meta.name, Entry { registration: reg, hooks, fields: rules });
         }
         let document = json!({ "events": listed, "$defs": definitions });
-        Self { document, events }
+        Self { document, openapi: Value::Null, events }
     }
 }
 

@@ -17,6 +17,16 @@
 //!   (the catalog, with JSON schemas), `GET /edri/topology`, `GET /metrics` (Prometheus
 //!   text), and `GET /edri`, a live HTML picture of the topology (`/` redirects there).
 //!
+//! * **OpenAPI.** `GET /edri/openapi.json`: an OpenAPI 3.1 document of the REST routes, made
+//!   from the catalog's schemas (see `openapi.rs`).
+//! * **Yours.** [`Api::merge`] serves routes of your own with the broker's, [`Api::layer`]
+//!   wraps them all; [`Api::embedded`] and [`Running::api_router`](crate::Running::api_router)
+//!   serve the broker's routes from your own server (the protections that apply in each way
+//!   are in [`Api::embedded`]'s module, `mount.rs`, and the README).
+//! * **Who calls.** [`Api::token_named`]: each token names its caller, which handlers get from
+//!   [`Ctx::caller`](crate::Ctx::caller) and your routes as the [`Caller`](crate::Caller)
+//!   extractor.
+//!
 //! Configuration ([`Api`]): bearer-token auth, CORS origins (closed unless given), the body
 //! size limit, the per-request timeout, the WebSocket queue bound, and the connection limits
 //! (header, body and idle timeouts, the connection cap).
@@ -51,7 +61,13 @@ mod catalog;
 #[cfg(feature = "api")]
 mod conn;
 #[cfg(feature = "api")]
+mod identity;
+#[cfg(feature = "api")]
 mod listen;
+#[cfg(feature = "api")]
+mod mount;
+#[cfg(feature = "api")]
+mod openapi;
 #[cfg(feature = "api")]
 mod page;
 #[cfg(feature = "api")]
@@ -63,6 +79,10 @@ mod server;
 #[cfg(feature = "api")]
 mod ws;
 
+/// The axum the broker is built with, for routes and layers of your own
+/// ([`Api::merge`], [`Api::layer`], [`Running::api_router`](crate::Running::api_router)).
+#[cfg(feature = "api")]
+pub use axum;
 pub(crate) use hooks::ApiHooks;
 #[cfg(feature = "api")]
 pub use rest::http_status;
@@ -79,6 +99,9 @@ pub const DEFAULT_WS_IN_FLIGHT: usize = 64;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a client has to send a request's body, once its headers arrived: 30 s.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The name [`Api::token`] gives its token (the [`Caller`](crate::Caller) of requests that
+/// present it).
+pub const DEFAULT_TOKEN_NAME: &str = "default";
 /// Default time a kept-alive connection may stay idle between requests: 60 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -87,7 +110,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Api {
     pub(crate) addr: String,
-    pub(crate) token: Option<String>,
+    /// `false` for [`Api::embedded`]: no socket of its own.
+    pub(crate) listen: bool,
+    pub(crate) tokens: Vec<NamedToken>,
     pub(crate) cors: Vec<String>,
     pub(crate) body_limit: usize,
     pub(crate) timeout: Option<Duration>,
@@ -97,13 +122,29 @@ pub struct Api {
     pub(crate) body_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: Option<usize>,
+    /// Routers merged in ([`Api::merge`]).
+    #[cfg(feature = "api")]
+    pub(crate) routes: Vec<axum::Router>,
+    /// Layers around every route ([`Api::layer`]), innermost first.
+    #[cfg(feature = "api")]
+    pub(crate) layers: Vec<mount::Layering>,
+}
+
+/// One accepted token and the name of whoever presents it.
+#[derive(Clone)]
+pub(crate) struct NamedToken {
+    pub(crate) name: crate::Caller,
+    #[cfg_attr(not(feature = "api"), allow(dead_code))]
+    pub(crate) secret: String,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api")
-            .field("addr", &self.addr)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
+        let tokens: Vec<&str> = self.tokens.iter().map(|t| t.name.name()).collect();
+        let mut f = f.debug_struct("Api");
+        f.field("addr", &self.addr)
+            .field("listen", &self.listen)
+            .field("tokens", &tokens)
             .field("cors", &self.cors)
             .field("body_limit", &self.body_limit)
             .field("timeout", &self.timeout)
@@ -112,8 +153,10 @@ impl std::fmt::Debug for Api {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("idle_timeout", &self.idle_timeout)
-            .field("max_connections", &self.cap_text())
-            .finish()
+            .field("max_connections", &self.cap_text());
+        #[cfg(feature = "api")]
+        f.field("routes", &self.routes.len()).field("layers", &self.layers.len());
+        f.finish()
     }
 }
 
@@ -123,7 +166,8 @@ impl Api {
     pub fn new(addr: impl Into<String>) -> Self {
         Self {
             addr: addr.into(),
-            token: None,
+            listen: true,
+            tokens: Vec::new(),
             cors: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             timeout: None,
@@ -133,13 +177,43 @@ impl Api {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
+            #[cfg(feature = "api")]
+            routes: Vec::new(),
+            #[cfg(feature = "api")]
+            layers: Vec::new(),
         }
     }
 
     /// Requires `Authorization: Bearer <token>` on every route (`401` otherwise). Browsers
     /// cannot set headers on a WebSocket: `/edri/ws?access_token=<token>` is accepted too.
+    ///
+    /// The token is named [`DEFAULT_TOKEN_NAME`] (`"default"`), the name handlers see as
+    /// their [`Caller`](crate::Caller); calling `token` again replaces it. For several
+    /// callers, see [`token_named`](Self::token_named); both may be used together.
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.tokens.retain(|t| t.name.name() != DEFAULT_TOKEN_NAME);
+        self.token_named(DEFAULT_TOKEN_NAME, token)
+    }
+
+    /// Accepts the bearer token `token` as the caller `name`: every route then requires one
+    /// of the configured tokens (`401` otherwise), and the events of a request made with this
+    /// one reach their handlers with [`Ctx::caller`](crate::Ctx::caller) = `name`; routes of
+    /// your own ([`merge`](Self::merge)) take it as an extractor
+    /// ([`Caller`](crate::Caller)).
+    ///
+    /// Call it once per token; one name may have several tokens (to roll a secret over
+    /// without downtime).
+    ///
+    /// ```
+    /// use edri_runtime::api::Api;
+    /// let api = Api::new("127.0.0.1:8080")
+    ///     .token_named("alice", "a-long-random-secret")
+    ///     .token_named("billing", "another-long-random-secret");
+    /// assert!(format!("{api:?}").contains(r#"tokens: ["alice", "billing"]"#));
+    /// ```
+    pub fn token_named(mut self, name: impl Into<String>, token: impl Into<String>) -> Self {
+        let name = crate::Caller::new(name.into());
+        self.tokens.push(NamedToken { name, secret: token.into() });
         self
     }
 

@@ -4,9 +4,9 @@
 //!
 //! With a bearer token configured, the page is behind it like every route; a browser passes
 //! it once as `/edri?token=..`, and the page's script sends it as an `Authorization` header
-//! on its requests. `GET /` redirects to the page unless an event declares that path.
+//! on its requests. `GET /` redirects to the page unless an event or a merged route serves
+//! that path (on the broker's own socket; an embedded broker leaves `/` to your server).
 
-use super::catalog::Catalog;
 use super::server::ApiState;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -23,14 +23,15 @@ pub(crate) const TOKEN_PARAM: &str = "token";
 /// The page, with its script and style inline.
 const HTML: &str = include_str!("page.html");
 
-/// Adds `GET /edri`, and `GET /` redirecting to it when no event declares `/`.
-pub(crate) fn routes(router: Router<Arc<ApiState>>, catalog: &Catalog) -> Router<Arc<ApiState>> {
-    let router = router.route(PATH, get(page));
-    let root_taken = catalog
-        .events
-        .values()
-        .any(|entry| entry.registration.meta.http.is_some_and(|http| http.path == "/"));
-    if root_taken { router } else { router.route("/", get(|| async { Redirect::to(PATH) })) }
+/// Adds `GET /edri`.
+pub(crate) fn routes(router: Router<Arc<ApiState>>) -> Router<Arc<ApiState>> {
+    router.route(PATH, get(page))
+}
+
+/// `GET /` where nothing else serves it (no REST event, no merged route): the page.
+pub(crate) fn root(request: &axum::extract::Request) -> Option<Response> {
+    let get = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    (get && request.uri().path() == "/").then(|| Redirect::to(PATH).into_response())
 }
 
 async fn page() -> Response {

@@ -19,8 +19,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Paths the broker serves itself.
-const RESERVED: &[&str] =
-    &["/edri", "/edri/health", "/edri/events", "/edri/topology", "/edri/ws", "/metrics"];
+const RESERVED: &[&str] = &[
+    "/edri",
+    "/edri/health",
+    "/edri/events",
+    "/edri/openapi.json",
+    "/edri/topology",
+    "/edri/ws",
+    "/metrics",
+];
 
 /// The HTTP status code of a failure status: `Invalid` 400, `Unauthorized` 401, `Forbidden`
 /// 403, `NotFound` 404, `MethodNotAllowed` 405, `Conflict` 409, `TooLarge` 413, `Failed` and

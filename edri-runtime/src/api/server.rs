@@ -4,6 +4,7 @@
 use super::Api;
 use super::catalog::Catalog;
 use super::conn::{Connections, Timeouts};
+use super::identity;
 use super::listen::{self, Stop};
 use super::page;
 use super::rest::{self, error_response, failure_response, json_response};
@@ -40,8 +41,8 @@ pub(crate) struct ApiState {
 /// The broker, bound and checked but not serving yet: binding and route conflicts are start
 /// errors, found before any manager runs.
 pub(crate) struct Prepared {
-    listener: tokio::net::TcpListener,
-    addr: SocketAddr,
+    /// `None` for an embedded broker ([`Api::embedded`]).
+    listener: Option<(tokio::net::TcpListener, SocketAddr)>,
     config: Api,
     catalog: Arc<Catalog>,
     router: Router<Arc<ApiState>>,
@@ -51,27 +52,26 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Builds the routes and binds the listener.
     pub(crate) async fn new(config: Api) -> Result<Self, StartError> {
-        let catalog = Arc::new(Catalog::build());
+        let mut catalog = Catalog::build();
+        catalog.openapi = super::openapi::document(&catalog, &config);
+        let catalog = Arc::new(catalog);
         let router = rest::routes(&catalog)?
+            .route("/edri/openapi.json", axum::routing::get(openapi))
             .route("/edri/health", axum::routing::get(health))
             .route("/edri/events", axum::routing::get(events))
             .route("/edri/topology", axum::routing::get(topology))
             .route("/metrics", axum::routing::get(metrics))
             .route("/edri/ws", axum::routing::get(ws::upgrade));
-        let router = page::routes(router, &catalog);
-        let listener = tokio::net::TcpListener::bind(&config.addr)
-            .await
-            .map_err(|error| StartError::ApiBind { addr: config.addr.clone(), error })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|error| StartError::ApiBind { addr: config.addr.clone(), error })?;
+        let router = page::routes(router);
+        let router = super::mount::merged(router, &config.routes)?;
+        let listener = if config.listen { Some(bind(&config.addr).await?) } else { None };
         let hub = Arc::new(Hub::new(config.ws_queue));
-        Ok(Self { listener, addr, config, catalog, router, hub })
+        Ok(Self { listener, config, catalog, router, hub })
     }
 
-    /// Where it listens.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Where it listens; `None` when embedded.
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The manager that receives `ws` notifications for pushing, if any event is one.
@@ -94,21 +94,38 @@ impl Prepared {
             hub: self.hub,
             responses: Mutex::new(BTreeMap::new()),
         });
-        let mut app = self
-            .router
-            .fallback(not_found)
-            .layer(middleware::from_fn_with_state(state.clone(), guard))
-            .layer(DefaultBodyLimit::max(state.config.body_limit))
-            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-            .with_state(state.clone());
-        if !state.config.cors.is_empty() {
-            app = app.layer(cors(&state.config.cors));
-        }
+        let routes = self.router.with_state(state.clone());
+        let embedded = assemble(routes.clone(), &state);
         let (stop, stopped) = watch::channel(Stop::Running);
-        let task = ctx.spawn(listen::serve(self.listener, app, conns.clone(), stopped));
-        tracing::info!(addr = %self.addr, max_connections = conns.max, "edri API listening");
-        ApiServer { stop, abort: task.abort_handle(), task: Mutex::new(Some(task)), state }
+        let task = self.listener.map(|(listener, addr)| {
+            let app = assemble(routes.fallback(not_found), &state);
+            tracing::info!(%addr, max_connections = conns.max, "edri API listening");
+            ctx.spawn(listen::serve(listener, app, conns.clone(), stopped))
+        });
+        let abort = task.as_ref().map(JoinHandle::abort_handle);
+        ApiServer { stop, abort, task: Mutex::new(task), state, embedded }
     }
+}
+
+async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let error = |error| StartError::ApiBind { addr: addr.to_owned(), error };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}
+
+/// `routes` with the user's layers, then the guard (tokens, early `413`, counting), the body
+/// limit, the panic guard and CORS around them.
+fn assemble(routes: Router, state: &Arc<ApiState>) -> Router {
+    let mut app = state.config.layers.iter().fold(routes, |app, layer| layer(app));
+    app = app
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+    if !state.config.cors.is_empty() {
+        app = app.layer(cors(&state.config.cors));
+    }
+    app
 }
 
 /// The running broker, attached to a router ([`super::attach`]).
@@ -116,8 +133,10 @@ pub(crate) struct ApiServer {
     stop: watch::Sender<Stop>,
     /// Taken by the shutdown, which waits for it.
     task: Mutex<Option<JoinHandle<()>>>,
-    abort: tokio::task::AbortHandle,
+    abort: Option<tokio::task::AbortHandle>,
     state: Arc<ApiState>,
+    /// The routes without a fallback, for [`Running::api_router`](crate::Running::api_router).
+    embedded: Router,
 }
 
 impl ApiServer {
@@ -145,7 +164,14 @@ impl ApiServer {
     pub(crate) fn abort(&self) {
         self.stop.send_replace(Stop::Abort);
         self.state.hub.close_all(1001, "the server is stopping");
-        self.abort.abort();
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+    }
+
+    /// The broker's routes, to serve from another server.
+    pub(crate) fn router(&self) -> Router {
+        self.embedded.clone()
     }
 
     /// The broker's own metrics, in the Prometheus text format.
@@ -179,24 +205,19 @@ fn render_api_metrics(state: &ApiState, out: &mut String) {
 }
 
 /// Authentication (when a token is configured), an early `413` for a body announced over the
-/// limit, and response counting, around every route.
-async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+/// limit, and response counting, around every route. The request's handler runs as its
+/// caller ([`crate::Caller::scope`]), with the caller and the router's `Ctx` among the
+/// request's extensions.
+async fn guard(State(state): State<Arc<ApiState>>, mut request: Request, next: Next) -> Response {
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let limit = state.config.body_limit;
-    let response = match &state.config.token {
-        Some(token) if !authorized(&request, token) => {
-            let message = "a bearer token is required: `Authorization: Bearer <token>`";
-            let mut response = error_response(Status::Unauthorized, message, None);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
-        _ if announced.is_some_and(|n| n > limit as u64) => {
+    let response = match identity::authenticate(&request, &state.config.tokens) {
+        Err(refused) => *refused,
+        Ok(_) if announced.is_some_and(|n| n > limit as u64) => {
             let message = format!(
                 "the body is {} bytes; the limit is {limit}",
                 announced.unwrap_or_default()
@@ -206,44 +227,20 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
-        _ => next.run(request).await,
+        Ok(caller) => {
+            request.extensions_mut().insert(state.ctx.clone());
+            match caller {
+                Some(caller) => {
+                    request.extensions_mut().insert(caller.clone());
+                    caller.scope(next.run(request)).await
+                }
+                None => next.run(request).await,
+            }
+        }
     };
     let mut responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     *responses.entry(response.status().as_u16()).or_default() += 1;
     response
-}
-
-fn authorized(request: &Request, token: &str) -> bool {
-    let from_header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .is_some_and(|(_, given)| same(given.trim().as_bytes(), token.as_bytes()));
-    // Browsers cannot set the header when opening a WebSocket or a page: those two take the
-    // token from the query, form-decoded as browsers encode it (`encodeURIComponent`).
-    let param = match request.uri().path() {
-        "/edri/ws" => Some("access_token"),
-        page::PATH => Some(page::TOKEN_PARAM),
-        _ => None,
-    };
-    let from_query = param.is_some_and(|param| {
-        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri()).is_ok_and(
-            |query| {
-                query
-                    .0
-                    .iter()
-                    .any(|(key, given)| key == param && same(given.as_bytes(), token.as_bytes()))
-            },
-        )
-    });
-    from_header || from_query
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
@@ -263,6 +260,9 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn not_found(request: Request) -> Response {
+    if let Some(redirect) = page::root(&request) {
+        return redirect;
+    }
     let message = format!("no route for {} {}", request.method(), request.uri().path());
     error_response(Status::NotFound, &message, None)
 }
@@ -276,6 +276,10 @@ async fn health(State(state): State<Arc<ApiState>>) -> Response {
 
 async fn events(State(state): State<Arc<ApiState>>) -> Response {
     json_response(StatusCode::OK, &state.catalog.document)
+}
+
+async fn openapi(State(state): State<Arc<ApiState>>) -> Response {
+    json_response(StatusCode::OK, &state.catalog.openapi)
 }
 
 async fn topology(State(state): State<Arc<ApiState>>) -> Response {

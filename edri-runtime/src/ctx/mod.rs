@@ -284,6 +284,29 @@ impl Ctx {
         self.shared.runtime.block_on(self.request(event).into_future())
     }
 
+    /// Who the event being handled came from, when it came through the API broker from a
+    /// caller authenticated by a bearer token ([`Api::token_named`]): `Some(caller)` whose
+    /// [`name`](crate::Caller::name) is the token's name. `None` outside a handler, for
+    /// events sent by code that acts for nobody, and without a token configured.
+    ///
+    /// The caller goes along the chain in this process: events the handler sends, and tasks
+    /// it starts with [`Ctx::spawn`], act for the same caller. It is not carried to a
+    /// process-mode handler nor to another router (see [`Caller`](crate::Caller)).
+    ///
+    /// ```ignore
+    /// #[solve]
+    /// async fn place(&mut self, ev: &PlaceOrder, ctx: &Ctx) -> Result<PlaceOrderResponse, Failure> {
+    ///     let who = ctx.caller().ok_or_else(|| Failure::unauthorized("who are you?"))?;
+    ///     self.orders.push((who.name().to_owned(), ev.item.clone()));
+    ///     Ok(PlaceOrderResponse { by: who.to_string() })
+    /// }
+    /// ```
+    ///
+    /// [`Api::token_named`]: crate::api::Api::token_named
+    pub fn caller(&self) -> Option<crate::Caller> {
+        crate::trace::current_caller()
+    }
+
     /// Spawns a task on the router's runtime. Spawned by a handler, what the task sends
     /// belongs to the handler's trace.
     pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>

@@ -37,10 +37,14 @@ pub(crate) async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let limit = state.config.body_limit;
-    upgrade
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| connection(state, socket))
+    // The socket's own task acts for the caller that opened it, as the request did.
+    let caller = crate::Caller::current();
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
+        match caller {
+            Some(caller) => caller.scope(connection(state, socket)).await,
+            None => connection(state, socket).await,
+        }
+    })
 }
 
 async fn connection(state: Arc<ApiState>, socket: WebSocket) {
