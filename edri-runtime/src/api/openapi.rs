@@ -209,14 +209,12 @@ fn builtin(paths: &mut Map<String, Value>, secured: bool) {
         }]);
     }
     paths.insert("/edri/ws".into(), ws);
-    if secured {
-        if let Some(page) = paths.get_mut("/edri") {
-            page["get"]["parameters"] = json!([{
-                "name": "token", "in": "query", "required": false,
-                "description": "the bearer token, for a browser opening the page",
-                "schema": {"type": "string"},
-            }]);
-        }
+    if let Some(page) = paths.get_mut("/edri").filter(|_| secured) {
+        page["get"]["parameters"] = json!([{
+            "name": "token", "in": "query", "required": false,
+            "description": "the bearer token, for a browser opening the page",
+            "schema": {"type": "string"},
+        }]);
     }
 }
 
