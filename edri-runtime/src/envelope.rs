@@ -262,10 +262,12 @@ impl std::fmt::Debug for Envelope {
 }
 
 impl Envelope {
+    #[inline]
     pub(crate) fn shared(handler: u16, priority: u8, event: Arc<dyn Any + Send + Sync>) -> Self {
         Self { handler, priority, payload: traced(Payload::Shared(event)) }
     }
 
+    #[inline]
     pub(crate) fn request<E: Send + Sync + 'static, O: Send + 'static>(
         handler: u16,
         priority: u8,
@@ -292,6 +294,7 @@ impl Envelope {
     }
 
     /// A notification for a single subscriber: inline when small, boxed otherwise.
+    #[inline]
     pub(crate) fn single<E: Send + 'static>(handler: u16, priority: u8, event: E) -> Self {
         let payload = match Inline::new(event) {
             Ok(inline) => Payload::Inline(inline),
