@@ -45,6 +45,14 @@ async fn bad_input(t: &'static dyn Transport) {
     // A request without a reply subject.
     raw.publish("edri.r.Report", "garbage".into()).await.unwrap();
     raw.flush().await.unwrap();
+    // A request too short to hold its timeout: answered `invalid` at once, and counted.
+    let short = raw.request("edri.r.Report", "ab".into());
+    let answer = tokio::time::timeout(Duration::from_secs(10), short).await;
+    let answer = answer.expect("answered in time").expect("answered");
+    let answer: Result<Vec<u8>, edri::Failure> = postcard::from_bytes(&answer.payload).unwrap();
+    let failure = answer.expect_err("refused");
+    assert_eq!(failure.status(), edri::Status::Invalid, "{failure}");
+    assert!(failure.to_string().contains("starts with its timeout"), "{failure}");
 
     for n in 0..100 {
         sender.ctx().notify(Tick { n, pad: vec![] }).await.unwrap();
@@ -52,11 +60,11 @@ async fn bad_input(t: &'static dyn Transport) {
     let report = wait_for_count(running.ctx(), 100, Duration::from_secs(20)).await;
     assert_eq!((report.received, report.duplicates, report.out_of_order), (100, 0, 0));
     let status = running.nats().expect("joined through NATS");
-    assert_eq!(status.decode_errors, 4, "{status:?}");
+    assert_eq!(status.decode_errors, 5, "{status:?}");
     assert!(status.connected && status.peers.iter().any(|p| p.id == "s" && p.connected));
     assert_eq!((status.lost, status.duplicates), (0, 0), "{status:?}");
     let metrics = running.metrics();
-    assert!(metrics.contains("edri_nats_decode_errors_total 4"), "{metrics}");
+    assert!(metrics.contains("edri_nats_decode_errors_total 5"), "{metrics}");
     assert!(metrics.contains("edri_nats_delivered_total 100"), "{metrics}");
     let sent = sender.nats().unwrap();
     assert_eq!((sent.published, sent.buffered, sent.lost), (100, 0, 0), "{sent:?}");

@@ -5,6 +5,7 @@
 
 use super::NatsPeer;
 use crate::switch::frame::CatalogEntry;
+use async_nats::Subject;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,62 +53,101 @@ pub(super) fn conflict(ours: &[CatalogEntry], id: &str, theirs: &[CatalogEntry])
 /// The other routers, as last read from the bucket.
 #[derive(Default)]
 pub(super) struct Peers {
-    table: RwLock<HashMap<String, Presence>>,
+    table: RwLock<Table>,
     /// Turns of the round-robin over responders.
     turn: AtomicUsize,
+    /// `ns.d.`: the prefix of the subject of a request to one router.
+    direct: String,
+}
+
+/// The presences, and for each request event the routers that answer it (sorted by id, with
+/// the subject to ask each on), so a request allocates nothing to pick one.
+#[derive(Default)]
+struct Table {
+    presences: HashMap<String, Presence>,
+    answering: HashMap<String, Vec<Answering>>,
+}
+
+/// One router answering one request event.
+struct Answering {
+    id: String,
+    /// `ns.d.<router>.<event>`.
+    subject: Subject,
+}
+
+impl Table {
+    /// The routers answering `event` whose presence is fresh at `now`.
+    fn alive<'a>(&'a self, event: &str, now: u64) -> impl Iterator<Item = &'a Answering> + 'a {
+        let fresh = move |a: &&Answering| {
+            self.presences.get(&a.id).is_some_and(|p| now.saturating_sub(p.at_ms) < ALIVE_MS)
+        };
+        self.answering.get(event).into_iter().flatten().filter(fresh)
+    }
 }
 
 impl Peers {
+    /// No router yet; requests to one router go to `<direct><router>.<event>`.
+    pub(super) fn new(direct: &str) -> Self {
+        Self { direct: direct.to_owned(), ..Self::default() }
+    }
+
     /// Router `id` wrote `presence` (or left, with `None`).
     pub(super) fn set(&self, id: &str, presence: Option<Presence>) {
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
         match presence {
             Some(presence) => {
-                table.insert(id.to_owned(), presence);
+                let same = table.presences.get(id).is_some_and(|p| p.responds == presence.responds);
+                table.presences.insert(id.to_owned(), presence);
+                if same {
+                    return;
+                }
             }
             None => {
-                table.remove(id);
+                if table.presences.remove(id).is_none() {
+                    return;
+                }
             }
         }
+        let mut answering: HashMap<String, Vec<Answering>> = HashMap::new();
+        for (id, presence) in &table.presences {
+            for event in &presence.responds {
+                let subject = Subject::from(format!("{}{id}.{event}", self.direct));
+                answering
+                    .entry(event.clone())
+                    .or_default()
+                    .push(Answering { id: id.clone(), subject });
+            }
+        }
+        answering.values_mut().for_each(|ids| ids.sort_by(|a, b| a.id.cmp(&b.id)));
+        table.answering = answering;
     }
 
     /// Whether a router seen within `window_ms` subscribes to notification `event`.
     pub(super) fn subscribed(&self, event: &str, window_ms: u64) -> bool {
         let now = wall_ms();
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        table.values().any(|p| {
+        table.presences.values().any(|p| {
             now.saturating_sub(p.at_ms) < window_ms && p.subscribes.iter().any(|s| s == event)
         })
     }
 
-    /// The live routers that answer request `event`, sorted.
-    fn answering(&self, event: &str) -> Vec<String> {
-        let now = wall_ms();
-        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        let mut ids: Vec<String> = table
-            .iter()
-            .filter(|(_, p)| {
-                now.saturating_sub(p.at_ms) < ALIVE_MS && p.responds.iter().any(|s| s == event)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        ids
-    }
-
     /// How many live routers answer request `event`.
     pub(super) fn responders(&self, event: &str) -> usize {
-        self.answering(event).len()
+        let now = wall_ms();
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        table.alive(event, now).count()
     }
 
-    /// The next live router answering request `event`, round-robin.
-    pub(super) fn responder(&self, event: &str) -> Option<String> {
-        let mut ids = self.answering(event);
-        if ids.is_empty() {
+    /// The subject of the next live router answering request `event`, round-robin.
+    pub(super) fn responder(&self, event: &str) -> Option<Subject> {
+        let now = wall_ms();
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        let count = table.alive(event, now).count();
+        if count == 0 {
             return None;
         }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        Some(ids.swap_remove(turn % ids.len()))
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed) % count;
+        table.alive(event, now).nth(turn).map(|a| a.subject.clone())
     }
 
     /// The routers seen within `window_ms`, sorted by id.
@@ -115,6 +155,7 @@ impl Peers {
         let now = wall_ms();
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
         let mut peers: Vec<NatsPeer> = table
+            .presences
             .iter()
             .filter(|(_, p)| now.saturating_sub(p.at_ms) < window_ms)
             .map(|(id, p)| NatsPeer {
@@ -150,7 +191,7 @@ mod tests {
 
     #[test]
     fn old_presences_are_neither_alive_nor_listed() {
-        let peers = Peers::default();
+        let peers = Peers::new("ns.d.");
         let presence = |at_ms| Presence {
             epoch: 1,
             at_ms,
@@ -162,8 +203,9 @@ mod tests {
         peers.set("old", Some(presence(wall_ms() - 10_000)));
         assert_eq!(peers.responders("Ask"), 1);
         peers.set("other", Some(presence(wall_ms())));
-        let turns: Vec<String> = (0..4).filter_map(|_| peers.responder("Ask")).collect();
-        assert_eq!(turns, ["new", "other", "new", "other"]);
+        let turns: Vec<String> =
+            (0..4).filter_map(|_| peers.responder("Ask")).map(|s| s.to_string()).collect();
+        assert_eq!(turns, ["ns.d.new.Ask", "ns.d.other.Ask", "ns.d.new.Ask", "ns.d.other.Ask"]);
         peers.set("other", None);
         assert!(peers.subscribed("Tick", 60_000));
         let listed: Vec<(String, bool)> =

@@ -79,11 +79,11 @@ impl Link {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let subjects = Subjects::new(&config.namespace);
         Ok(Self {
             id,
             epoch,
             namespace: config.namespace.clone(),
-            subjects: Subjects::new(&config.namespace),
             window_ms: u64::try_from(config.outage_window.as_millis()).unwrap_or(u64::MAX),
             in_flight: config.in_flight as usize,
             catalog,
@@ -93,7 +93,8 @@ impl Link {
             routers: OnceLock::new(),
             consumer: OnceLock::new(),
             outbox: Outbox::new(config.buffer, config.max_event),
-            peers: Peers::default(),
+            peers: Peers::new(&subjects.direct),
+            subjects,
             working: super::consume::Working::default(),
             stats: Arc::new(Stats::default()),
             tasks: Mutex::new(Vec::new()),

@@ -2,25 +2,32 @@
 //! it (round-robin over the live ones the routers' bucket shows) on `ns.d.<router>.<event>`;
 //! when none is known, or that one just left, to `ns.r.<event>`, answered by one router of
 //! the queue group `ns` (none: NATS's "no responders"). `ns.a.<event>` (for `request_all`)
-//! is answered by every router that answers the event. A response is
+//! is answered by every router that answers the event.
+//!
+//! A request's payload is the requester's timeout in milliseconds (4 bytes, little-endian:
+//! the responder stops waiting then too) followed by the event's bytes. Headers travel only
+//! when there is something to say: `traceparent` for a traced request, `Edri-Origin` on a
+//! `request_all`; so a plain request is a header-less message both ways. A response is
 //! `Result<bytes, Failure>` in postcard.
 
 use super::Link;
 use crate::event::EventKind;
 use crate::framing::decode;
+use crate::registry::EventRegistration;
 use crate::{Ctx, Failure};
-use async_nats::{HeaderMap, Message, RequestErrorKind, StatusCode};
+use async_nats::{HeaderMap, Message, RequestErrorKind, StatusCode, Subject};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
+use futures_util::future::Either;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The requester's timeout, in milliseconds: the responder stops waiting then too.
-const TIMEOUT_HEADER: &str = "Edri-Timeout-Ms";
 /// The requesting router of a `request_all` (it does not come back to it); other requests
 /// go to one router that is not the requester and do not carry it.
 const ORIGIN_HEADER: &str = "Edri-Origin";
-/// The timeout of a request that does not say.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bytes of the timeout in front of a request's event.
+const TIMEOUT_BYTES: usize = 4;
 
 /// The subjects of one namespace.
 pub(super) struct Subjects {
@@ -32,17 +39,49 @@ pub(super) struct Subjects {
     pub(super) all: String,
     /// `ns.d.`: requests to one router, followed by its id, `.` and the event's name.
     pub(super) direct: String,
+    /// `ns.r.<event>` of every request event of this binary, made once.
+    queues: HashMap<&'static str, Subject>,
 }
 
 impl Subjects {
     pub(super) fn new(namespace: &str) -> Self {
+        let request = format!("{namespace}.r.");
+        let queues = crate::registry::events()
+            .filter(|r| r.meta.kind == EventKind::Request)
+            .map(|r| (r.meta.name, Subject::from(format!("{request}{}", r.meta.name))))
+            .collect();
         Self {
             notify: format!("{namespace}.n."),
-            request: format!("{namespace}.r."),
+            request,
             all: format!("{namespace}.a."),
             direct: format!("{namespace}.d."),
+            queues,
         }
     }
+
+    /// `ns.r.<event>`.
+    fn queue(&self, event: &str) -> Subject {
+        self.queues
+            .get(event)
+            .cloned()
+            .unwrap_or_else(|| Subject::from(format!("{}{event}", self.request)))
+    }
+}
+
+/// A request's payload: `timeout` in milliseconds (saturated at `u32::MAX`, 49 days), then
+/// `event`.
+fn framed(timeout: Duration, event: &[u8]) -> Bytes {
+    let mut bytes = BytesMut::with_capacity(TIMEOUT_BYTES + event.len());
+    bytes.put_u32_le(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
+    bytes.put_slice(event);
+    bytes.freeze()
+}
+
+/// The timeout and the event of a request's payload; `None` when it is too short to hold
+/// them.
+fn unframed(payload: &[u8]) -> Option<(Duration, &[u8])> {
+    let (timeout, event) = payload.split_first_chunk::<TIMEOUT_BYTES>()?;
+    Some((Duration::from_millis(u64::from(u32::from_le_bytes(*timeout))), event))
 }
 
 impl Link {
@@ -70,26 +109,26 @@ impl Link {
                 .await
                 .map_err(|e| format!("cannot subscribe to requests `{event}`: {e}"))?;
             for subscription in [one, all, direct] {
-                let (this, ctx, event) = (self.clone(), ctx.clone(), registration.meta.name);
-                self.spawn(this.serve(ctx, event, subscription));
+                let (this, ctx) = (self.clone(), ctx.clone());
+                self.spawn(this.serve(ctx, registration, subscription));
             }
         }
         Ok(())
     }
 
-    /// Answers the requests of `subscription` (event `event`), many at once, in this one
-    /// task (no task per request).
+    /// Answers the requests of `subscription` (of the event of `registration`), many at
+    /// once, in this one task (no task per request).
     async fn serve(
         self: Arc<Self>,
         ctx: Ctx,
-        event: &'static str,
+        registration: &'static EventRegistration,
         mut subscription: async_nats::Subscriber,
     ) {
         let mut answering = futures_util::stream::FuturesUnordered::new();
         loop {
             tokio::select! {
                 message = subscription.next() => match message {
-                    Some(message) => answering.extend(self.answer(&ctx, event, message)),
+                    Some(message) => answering.extend(self.answer(&ctx, registration, message)),
                     None => break,
                 },
                 Some(()) = answering.next(), if !answering.is_empty() => {}
@@ -98,14 +137,15 @@ impl Link {
         while answering.next().await.is_some() {}
     }
 
-    /// Answers request `message` (event `event`) on its reply subject: the future that
-    /// waits for the responder and sends the response.
+    /// Answers request `message` (of the event of `registration`) on its reply subject: the
+    /// future that waits for the responder and sends the response.
     fn answer(
         self: &Arc<Self>,
         ctx: &Ctx,
-        event: &'static str,
+        registration: &'static EventRegistration,
         message: Message,
     ) -> Option<impl Future<Output = ()> + use<>> {
+        let event = registration.meta.name;
         let Some(reply) = message.reply else {
             self.decode_error(event, &Failure::invalid("a request without a reply subject"));
             return None;
@@ -115,15 +155,25 @@ impl Link {
             // Its own `request_all`: this router's responder was asked directly.
             return None;
         }
-        let timeout = header(TIMEOUT_HEADER)
-            .and_then(|ms| ms.parse().ok())
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let registration = crate::registry::event(event)?;
-        let answer = (registration.request_bytes)(ctx.clone(), &message.payload, timeout);
-        let from = header(super::publish::TRACEPARENT)
-            .and_then(crate::trace::TraceContext::from_traceparent)
-            .map(crate::trace::Link::remote);
-        let answer = crate::trace::scope(from, answer);
+        let answer = match unframed(&message.payload) {
+            Some((timeout, bytes)) => {
+                let answer = (registration.request_bytes)(ctx.clone(), bytes, timeout);
+                let from = header(super::publish::TRACEPARENT)
+                    .and_then(crate::trace::TraceContext::from_traceparent)
+                    .map(crate::trace::Link::remote);
+                Either::Left(crate::trace::scope(from, answer))
+            }
+            None => {
+                // Not from a router: counted, and answered so that its sender does not wait.
+                let failure = Failure::invalid(format!(
+                    "a request of {} bytes: a request through NATS starts with its timeout \
+                     ({TIMEOUT_BYTES} bytes, little-endian milliseconds), then the event",
+                    message.payload.len()
+                ));
+                self.decode_error(event, &failure);
+                Either::Right(std::future::ready(Err(failure)))
+            }
+        };
         let this = self.clone();
         Some(async move {
             let result = answer.await;
@@ -147,16 +197,15 @@ impl Link {
         timeout: Duration,
     ) -> Result<Vec<u8>, Failure> {
         let client = self.client().map_err(Failure::unavailable)?;
-        let payload = bytes::Bytes::from(payload);
-        let queue = format!("{}{event}", self.subjects.request);
-        let direct =
-            self.peers.responder(event).map(|id| format!("{}{id}.{event}", self.subjects.direct));
+        let payload = framed(timeout, &payload);
+        let direct = self.peers.responder(event);
         let mut sent = Err(None);
-        for subject in direct.into_iter().chain([queue]) {
-            let request = async_nats::Request::new()
-                .payload(payload.clone())
-                .headers(self.request_headers(timeout, false))
-                .timeout(Some(timeout));
+        for subject in direct.into_iter().chain([self.subjects.queue(event)]) {
+            let mut request =
+                async_nats::Request::new().payload(payload.clone()).timeout(Some(timeout));
+            if let Some(headers) = trace_headers() {
+                request = request.headers(headers);
+            }
             sent = client.send_request(subject, request).await.map_err(Some);
             // The router picked left just now: ask the queue group instead.
             if !matches!(&sent, Err(Some(e)) if e.kind() == RequestErrorKind::NoResponders) {
@@ -197,8 +246,10 @@ impl Link {
         let inbox = client.new_inbox();
         let Ok(mut answers) = client.subscribe(inbox.clone()).await else { return Vec::new() };
         let subject = format!("{}{event}", self.subjects.all);
-        let headers = self.request_headers(timeout, true);
-        let sent = client.publish_with_reply_and_headers(subject, inbox, headers, payload.into());
+        let mut headers = trace_headers().unwrap_or_default();
+        headers.insert(ORIGIN_HEADER, self.id.as_str());
+        let payload = framed(timeout, &payload);
+        let sent = client.publish_with_reply_and_headers(subject, inbox, headers, payload);
         if let Err(error) = sent.await {
             return vec![Err(Failure::unavailable(format!(
                 "request `{event}` through NATS failed: {error}"
@@ -216,20 +267,14 @@ impl Link {
         let _ = answers.unsubscribe().await;
         results
     }
+}
 
-    /// The requester's timeout, and with `all` this router's id.
-    fn request_headers(&self, timeout: Duration, all: bool) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        headers.insert(TIMEOUT_HEADER, ms.to_string().as_str());
-        if all {
-            headers.insert(ORIGIN_HEADER, self.id.as_str());
-        }
-        if let Some(trace) = crate::trace::context() {
-            headers.insert(super::publish::TRACEPARENT, trace.traceparent().as_str());
-        }
-        headers
-    }
+/// The `traceparent` of a request sent from a traced handler; `None` outside one.
+fn trace_headers() -> Option<HeaderMap> {
+    let trace = crate::trace::context()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(super::publish::TRACEPARENT, trace.traceparent().as_str());
+    Some(headers)
 }
 
 /// A response from another router.
