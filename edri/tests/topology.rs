@@ -124,7 +124,21 @@ async fn the_topology_shows_managers_handlers_events_and_joined_routers() {
     let typed: Topology = serde_json::from_value(body).unwrap();
     assert_eq!(typed.managers.len(), t.managers.len());
 
+    assert_eq!(samplers(), 2, "one sampling thread per router");
     pricing.shutdown().await.unwrap();
     shop.shutdown().await.unwrap();
     hub.abort();
+    // Each router's sampling thread ends once the router is gone, not at its next sample.
+    let since = Instant::now();
+    while samplers() > 0 && since.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(samplers(), 0, "the sampling threads ended within 3 s (they sample every 5 s)");
+}
+
+/// The threads of this process named `edri-senders`.
+fn samplers() -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("Linux");
+    let comm = |t: std::fs::DirEntry| std::fs::read_to_string(t.path().join("comm")).ok();
+    tasks.flatten().filter_map(comm).filter(|c| c.trim() == "edri-senders").count()
 }

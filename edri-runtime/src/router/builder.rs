@@ -302,7 +302,7 @@ impl EdriBuilder {
             tunnel_window,
             senders: Default::default(),
         });
-        super::senders::sample(Arc::downgrade(&shared));
+        super::senders::sample(&shared);
 
         // `Started` goes first into every subscriber's mailbox, before any task runs, so it is
         // the first event each manager sees and nobody misses what others send from it.

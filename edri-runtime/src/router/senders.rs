@@ -11,7 +11,7 @@ use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the counters are sampled.
@@ -60,15 +60,27 @@ impl Sent {
 
 type Totals = HashMap<TypeId, Box<[u64]>, BuildHasherDefault<TypeIdHasher>>;
 
-/// Samples of every route's counters (only of events sent at least once), oldest first.
+/// Samples of every route's counters (only of events sent at least once), oldest first, and
+/// the thread that takes them (woken when the router is gone, so that it ends at once).
 #[derive(Default)]
-pub(crate) struct History(Mutex<VecDeque<(Instant, Totals)>>);
+pub(crate) struct History {
+    samples: Mutex<VecDeque<(Instant, Totals)>>,
+    sampler: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        if let Some(sampler) = self.sampler.get() {
+            sampler.unpark();
+        }
+    }
+}
 
 impl History {
     /// Keeps the sample `totals` taken at `now`, and forgets those no longer needed for the
     /// window.
     fn record(&self, now: Instant, totals: Totals) {
-        let mut samples = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut samples = self.samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         samples.push_back((now, totals));
         while samples.get(1).is_some_and(|(at, _)| now.duration_since(*at) >= WINDOW) {
             samples.pop_front();
@@ -78,7 +90,7 @@ impl History {
     /// Event `event`'s counts by slot at the start of the window (the newest sample at least
     /// a minute old, else the router's start: zeros).
     fn baseline(&self, event: TypeId, now: Instant) -> Option<Box<[u64]>> {
-        let samples = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let samples = self.samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         samples
             .iter()
             .rev()
@@ -87,11 +99,12 @@ impl History {
     }
 }
 
-/// Samples `shared`'s counters every few seconds on a thread of its own until the router is
-/// gone. (Not a tokio timer: a pending timer makes every park of the router's runtime read the
+/// Samples `shared`'s counters every few seconds on a thread of its own until the router
+/// stops or is gone (then the thread is woken and ends). (Not a tokio timer: a pending timer makes every park of the router's runtime read the
 /// clock and turn the timer wheel, which costs each request on a current-thread runtime about
 /// 350 instructions.)
-pub(crate) fn sample(shared: Weak<Shared>) {
+pub(crate) fn sample(router: &Arc<Shared>) {
+    let shared = Arc::downgrade(router);
     let sampling = move || {
         loop {
             std::thread::park_timeout(EVERY);
@@ -104,9 +117,14 @@ pub(crate) fn sample(shared: Weak<Shared>) {
             shared.senders.record(Instant::now(), totals);
         }
     };
-    if let Err(e) = std::thread::Builder::new().name("edri-senders".into()).spawn(sampling) {
-        tracing::warn!(error = %e, "cannot start the thread that samples the senders' counts: \
-            the topology's `last_minute` counts everything since the start");
+    match std::thread::Builder::new().name("edri-senders".into()).spawn(sampling) {
+        Ok(thread) => {
+            let _ = router.senders.sampler.set(thread.thread().clone());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the thread that samples the senders' counts: \
+            the topology's `last_minute` counts everything since the start")
+        }
     }
 }
 
@@ -169,7 +187,7 @@ mod tests {
         assert_eq!(history.baseline(a, at(72)).as_deref(), Some(&[20, 0][..]));
         assert_eq!(history.baseline(b, at(72)), None);
         // Samples older than needed are gone: at most one older than the window is kept.
-        let kept = history.0.lock().unwrap();
+        let kept = history.samples.lock().unwrap();
         assert!(kept.len() <= 14, "{}", kept.len());
         assert_eq!(kept.front().map(|(t, _)| *t), Some(at(10)));
     }
