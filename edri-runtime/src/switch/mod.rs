@@ -66,14 +66,13 @@ mod attach;
 mod connector;
 pub(crate) mod frame;
 mod server;
-mod server_status;
 
 pub(crate) use connector::Connector;
 #[cfg(feature = "nats")]
 pub(crate) use connector::{catalog, default_id, interests};
 pub use frame::PROTOCOL;
+pub use server::{ConnectedRouter, ServerStatus, TrafficCounts};
 pub use server::{Server, StatusHandle};
-pub use server_status::{ConnectedRouter, ServerStatus, TrafficCounts};
 
 use std::time::Duration;
 
