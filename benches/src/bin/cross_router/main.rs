@@ -32,6 +32,10 @@
 //! 6. `tunnel_inproc_64KiB`: the same tunnel inside one router of this process (no switch),
 //!    beside a raw `tokio::sync::mpsc` channel of 16 `Vec<u8>` chunks between two tasks.
 //!
+//! `--transport relay` is the switch's twin ([`relay`]): the same notify and request workloads
+//! as length-prefixed frames through a relay process, without routers; the run ends with the
+//! ratios switch / relay when both ran.
+//!
 //! `--only notify|request|tunnel` runs one group of workloads. Tunnels do not cross NATS (the
 //! transport refuses them): `nats` and `raw` skip them. `raw` runs workloads 1–4 with
 //! async-nats directly ([`raw`]); `nats` and `raw` share one `nats-server` per invocation,
@@ -46,6 +50,7 @@
 
 mod nats_hub;
 mod raw;
+mod relay;
 
 use bytes::Bytes;
 use edri::prelude::*;
@@ -63,6 +68,7 @@ const ROLE_ENV: &str = "EDRI_CROSS_BENCH_ROLE";
 const SWITCH_ENV: &str = "EDRI_CROSS_BENCH_SWITCH";
 const NATS_ENV: &str = "EDRI_CROSS_BENCH_NATS";
 const NAMESPACE_ENV: &str = "EDRI_CROSS_BENCH_NAMESPACE";
+const RELAY_ENV: &str = "EDRI_CROSS_BENCH_RELAY";
 const FLAVOUR_ENV: &str = "EDRI_CROSS_BENCH_FLAVOUR";
 const RECEIVER: &str = "receiver";
 
@@ -304,6 +310,8 @@ enum Transport {
     Nats,
     /// async-nats directly, no router: the NATS transport's twin.
     Raw,
+    /// Length-prefixed frames through a relay process, no router: the switch's twin.
+    Relay,
 }
 
 impl Transport {
@@ -312,7 +320,10 @@ impl Transport {
             "switch" => Ok(Self::Switch),
             "nats" => Ok(Self::Nats),
             "raw" => Ok(Self::Raw),
-            other => Err(format!("unknown transport `{other}`; expected switch, nats or raw")),
+            "relay" => Ok(Self::Relay),
+            other => {
+                Err(format!("unknown transport `{other}`; expected switch, nats, raw or relay"))
+            }
         }
     }
 
@@ -321,6 +332,7 @@ impl Transport {
             Self::Switch => "switch",
             Self::Nats => "nats",
             Self::Raw => "raw",
+            Self::Relay => "relay",
         }
     }
 }
@@ -338,7 +350,7 @@ struct Options {
 
 const USAGE: &str = "usage: cross-router [--flavour current|multi] [--switch-flavour multi|current] \
                      [--count N] [--tunnel-mib N] [--only notify|request|tunnel] \
-                     [--transport switch|nats|raw[,...]]";
+                     [--transport switch|nats|raw|relay[,...]]";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
@@ -428,6 +440,8 @@ enum Join {
     Switch(String),
     /// The NATS server at this URL, under this namespace.
     Nats { url: String, namespace: String },
+    /// No router: the relay twin's relay at this address.
+    Relay(String),
 }
 
 impl Join {
@@ -437,6 +451,7 @@ impl Join {
             Self::Nats { url, namespace } => {
                 vec![(NATS_ENV, url.clone()), (NAMESPACE_ENV, namespace.clone())]
             }
+            Self::Relay(addr) => vec![(RELAY_ENV, addr.clone())],
         }
     }
 
@@ -457,6 +472,7 @@ impl Join {
             Self::Nats { url, namespace } => {
                 builder.nats(edri::nats::Nats::new(url.clone()).namespace(namespace).id(id))
             }
+            Self::Relay(_) => panic!("no router joins the relay twin"),
         }
     }
 }
@@ -693,6 +709,7 @@ async fn wait_for_receiver(running: &Running) {
 enum Target {
     Edri(Ctx),
     Raw(Box<raw::RawTarget>),
+    Relay(relay::RelayTarget),
 }
 
 impl Target {
@@ -706,6 +723,7 @@ impl Target {
                 .map(drop)
                 .map_err(|f| f.to_string()),
             Self::Raw(raw) => raw.reset().await,
+            Self::Relay(relay) => relay.reset().await,
         }
     }
 
@@ -718,6 +736,7 @@ impl Target {
                 Ok(Count { received: c.received, duplicates: c.duplicates, gaps: c.gaps })
             }
             Self::Raw(raw) => raw.count().await,
+            Self::Relay(relay) => relay.count().await,
         }
     }
 
@@ -726,6 +745,7 @@ impl Target {
         let ctx = match self {
             Self::Edri(ctx) => ctx,
             Self::Raw(raw) => return (*raw).send_stream(stream, count, stop_at).await,
+            Self::Relay(relay) => return relay.send_stream(stream, count, stop_at).await,
         };
         for n in 0..count {
             if n % 1024 == 0 && Instant::now() >= stop_at {
@@ -743,6 +763,7 @@ impl Target {
         let ctx = match self {
             Self::Edri(ctx) => ctx,
             Self::Raw(raw) => return raw.echo(pad).await,
+            Self::Relay(relay) => return relay.echo(pad).await,
         };
         let t0 = Instant::now();
         let answer = ctx.request(CrossEcho { pad: pad.to_vec() }).timeout(REQUEST_TIMEOUT).await;
@@ -1095,6 +1116,29 @@ async fn drive_raw(options: &Options, url: &str, namespace: &str) -> Vec<Outcome
     workloads(options, &side).await
 }
 
+/// Every workload through the relay twin at `addr`.
+async fn drive_relay(options: &Options, addr: &str) -> Vec<Outcome> {
+    let target = relay::RelayTarget::connect(addr).await.expect("connect to the relay");
+    let side = Side { transport: Transport::Relay, target: Target::Relay(target), running: None };
+    workloads(options, &side).await
+}
+
+/// Role `relay` or `relay-receiver`: the relay twin's processes.
+fn serve_relay(role: &str, flavour: Flavour) {
+    let served = flavour.runtime().block_on(async {
+        if role == "relay" {
+            relay::serve().await
+        } else {
+            let addr = std::env::var(RELAY_ENV).map_err(|_| format!("{RELAY_ENV} is not set"))?;
+            relay::receive(&addr).await
+        }
+    });
+    if let Err(e) = served {
+        println!("error: {e}");
+        std::process::exit(3);
+    }
+}
+
 /// The bench's `nats-server`: its guard process and client URL.
 struct Hub {
     _guard: Proc,
@@ -1127,8 +1171,18 @@ fn run(options: &Options, index: usize, transport: Transport, hub: Option<&Hub>)
             join
         }
         Transport::Nats | Transport::Raw => nats(),
+        Transport::Relay => {
+            let relay = Proc::start("relay", Flavour::Current, &[]);
+            let join = Join::Relay(relay.expect("listening on "));
+            children.push(relay);
+            join
+        }
     };
-    let role = if transport == Transport::Raw { "raw-receiver" } else { "receiver" };
+    let role = match transport {
+        Transport::Raw => "raw-receiver",
+        Transport::Relay => "relay-receiver",
+        Transport::Switch | Transport::Nats => "receiver",
+    };
     let receiver = Proc::start(role, options.flavour, &join.env());
     let said = receiver.line(START_LIMIT);
     assert_eq!(said, "ready", "the receiver did not start");
@@ -1140,6 +1194,7 @@ fn run(options: &Options, index: usize, transport: Transport, hub: Option<&Hub>)
                 (Join::Nats { url, namespace }, Transport::Raw) => {
                     drive_raw(options, url, namespace).await
                 }
+                (Join::Relay(addr), _) => drive_relay(options, addr).await,
                 _ => drive(options, transport, &join).await,
             }
         };
@@ -1156,16 +1211,47 @@ fn run(options: &Options, index: usize, transport: Transport, hub: Option<&Hub>)
     })
 }
 
-/// Every outcome again, then each NATS run against the raw run of the same rank.
+/// The targets of a transport against its twin: the most `request_seq`'s p50 may be over the
+/// twin's, the least `request_64`'s rate may be of the twin's, and for notifications either a
+/// rate (`Rate`) or a ratio to the twin's (`Ratio`).
+struct Targets {
+    p50: f64,
+    request_64: f64,
+    notify: NotifyTarget,
+}
+
+enum NotifyTarget {
+    Rate(f64),
+    Ratio(f64),
+}
+
+/// Each NATS run against the raw run of the same rank (issue targets in `BENCH.md`), each
+/// switch run against the relay run of the same rank.
 fn summarize(outcomes: &[Outcome]) {
-    if outcomes.iter().all(|o| o.transport != Transport::Nats)
-        || outcomes.iter().all(|o| o.transport != Transport::Raw)
+    let nats = Targets { p50: 1.2, request_64: 0.9, notify: NotifyTarget::Rate(150e3) };
+    compare(outcomes, Transport::Nats, Transport::Raw, &nats);
+    let switch = Targets { p50: 1.3, request_64: 0.6, notify: NotifyTarget::Ratio(0.6) };
+    compare(outcomes, Transport::Switch, Transport::Relay, &switch);
+}
+
+fn compare(outcomes: &[Outcome], subject: Transport, twin: Transport, targets: &Targets) {
+    if outcomes.iter().all(|o| o.transport != subject)
+        || outcomes.iter().all(|o| o.transport != twin)
     {
         return;
     }
+    let notify = match targets.notify {
+        NotifyTarget::Rate(rate) => format!("notify lossless >= {:.0} k/s", rate / 1e3),
+        NotifyTarget::Ratio(ratio) => format!("notify lossless >= {ratio} x {}", twin.name()),
+    };
     println!(
-        "ratios nats / raw (targets: notify lossless >= 150 k/s; request_seq p50 <= 1.2 x raw; \
-         request_64 >= 0.9 x raw)"
+        "ratios {} / {} (targets: {notify}; request_seq p50 <= {} x {}; request_64 >= {} x {})",
+        subject.name(),
+        twin.name(),
+        targets.p50,
+        twin.name(),
+        targets.request_64,
+        twin.name(),
     );
     let runs = |t: Transport| {
         let mut runs: Vec<Vec<&Outcome>> = Vec::new();
@@ -1177,9 +1263,9 @@ fn summarize(outcomes: &[Outcome]) {
         }
         runs
     };
-    for (rank, (nats, raw)) in runs(Transport::Nats).iter().zip(runs(Transport::Raw)).enumerate() {
-        for n in nats {
-            let Some(r) = raw.iter().find(|r| r.workload == n.workload) else { continue };
+    for (rank, (ours, theirs)) in runs(subject).iter().zip(runs(twin)).enumerate() {
+        for n in ours {
+            let Some(r) = theirs.iter().find(|r| r.workload == n.workload) else { continue };
             let us = |d: Duration| d.as_secs_f64() * 1e6;
             let verdict = |met: bool| if met { "met" } else { "MISSED" };
             let line = match n.workload {
@@ -1189,7 +1275,7 @@ fn summarize(outcomes: &[Outcome]) {
                         "p50 {:.1} / {:.1} µs = {ratio:.2} ({}), p99 {:.1} / {:.1} µs = {:.2}",
                         us(n.p50),
                         us(r.p50),
-                        verdict(ratio <= 1.2 && n.ok),
+                        verdict(ratio <= targets.p50 && n.ok),
                         us(n.p99),
                         us(r.p99),
                         us(n.p99) / us(r.p99).max(1e-9),
@@ -1197,17 +1283,17 @@ fn summarize(outcomes: &[Outcome]) {
                 }
                 workload => {
                     let ratio = n.rate / r.rate.max(1e-9);
-                    let met = if workload == "request_64" {
-                        ratio >= 0.9 && n.ok
-                    } else {
-                        n.rate >= 150e3 && n.ok
+                    let met = match (workload, &targets.notify) {
+                        ("request_64", _) => ratio >= targets.request_64,
+                        (_, NotifyTarget::Rate(rate)) => n.rate >= *rate,
+                        (_, NotifyTarget::Ratio(least)) => ratio >= *least,
                     };
                     format!(
                         "{:.1} / {:.1} k/s = {ratio:.2} ({}{})",
                         n.rate / 1e3,
                         r.rate / 1e3,
-                        verdict(met),
-                        if n.ok { "" } else { ", nats not lossless / failures" },
+                        verdict(met && n.ok),
+                        if n.ok { "" } else { ", not lossless / failures" },
                     )
                 }
             };
@@ -1232,6 +1318,7 @@ fn main() {
             "switch" => serve_switch(flavour),
             "receiver" => serve_receiver(flavour),
             "raw-receiver" => serve_raw_receiver(flavour),
+            "relay" | "relay-receiver" => serve_relay(&role, flavour),
             other => panic!("unknown {ROLE_ENV} `{other}`"),
         }
         return;
@@ -1253,7 +1340,11 @@ fn main() {
         options.count,
         loadavg(),
     );
-    let hub = options.transports.iter().any(|t| *t != Transport::Switch).then(Hub::start);
+    let hub = options
+        .transports
+        .iter()
+        .any(|t| matches!(t, Transport::Nats | Transport::Raw))
+        .then(Hub::start);
     let mut outcomes = Vec::new();
     for (index, transport) in options.transports.iter().enumerate() {
         outcomes.extend(run(&options, index, *transport, hub.as_ref()));
