@@ -168,6 +168,20 @@ pub enum StartError {
 /// Why [`Ctx::try_notify`](crate::Ctx::try_notify) did not deliver; the event comes back.
 ///
 /// `Debug` does not require the event to be `Debug`: it prints the variant and the type.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::TryNotifyError;
+/// # #[event(notification)] pub struct Sample { pub value: f64 }
+/// /// Sends now, or keeps the sample for the next try.
+/// fn offer(ctx: &Ctx, sample: Sample, backlog: &mut Vec<Sample>) {
+///     if let Err(e @ TryNotifyError::Full(_)) = ctx.try_notify(sample) {
+///         backlog.push(e.into_inner());
+///     }
+/// }
+/// ```
 pub enum TryNotifyError<E> {
     /// A subscriber's mailbox (or, with a switch, the buffer for other routers) is full;
     /// nobody received the event.

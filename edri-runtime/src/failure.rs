@@ -65,7 +65,7 @@ impl fmt::Display for Status {
 /// (`Result<Resp, X>` where `X: Into<Failure>`).
 ///
 /// ```
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// let f = Failure::not_found("no such file: a.txt");
 /// assert_eq!(f.status(), Status::NotFound);
 /// assert_eq!(f.to_string(), "not_found: no such file: a.txt");
@@ -155,7 +155,7 @@ impl From<std::io::Error> for Failure {
 /// `Result<_, Box<dyn Error + Send + Sync>>` in a handler.
 ///
 /// ```
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// fn parse(text: &str) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
 ///     Ok(text.parse()?)
 /// }
@@ -194,7 +194,7 @@ impl From<Box<dyn std::error::Error>> for Failure {
 /// ```
 /// # #[cfg(feature = "anyhow")] {
 /// use anyhow::Context as _;
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// fn load() -> anyhow::Result<String> {
 ///     Ok(std::fs::read_to_string("/no/such/file").context("reading config")?)
 /// }
