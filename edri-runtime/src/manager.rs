@@ -118,6 +118,14 @@ pub struct ManagerDescriptor {
 }
 
 /// The counters of one running manager ([`Running::vitals`](crate::Running::vitals), `HealthCheck`).
+///
+/// # Examples
+///
+/// ```
+/// fn backlog(running: &edri::Running) -> Vec<(String, usize)> {
+///     running.vitals().into_iter().filter(|v| v.queued > 0).map(|v| (v.name, v.queued)).collect()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ManagerVitals {
