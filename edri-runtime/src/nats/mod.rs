@@ -68,8 +68,11 @@
 //! there fails to start, with an error naming the event.
 //!
 //! ```no_run
-//! # async fn f() -> edri_runtime::Result<()> {
-//! use edri_runtime::{Edri, nats::Nats};
+//! # // `edri::nats` is there with `edri`'s `nats` feature, which this crate's tests leave off.
+//! # use edri_runtime::nats;
+//! # async fn f() -> edri::Result<()> {
+//! use edri::Edri;
+//! use nats::Nats; // edri::nats::Nats
 //! let running = Edri::builder()
 //!     .nats(Nats::new("nats://127.0.0.1:4222").id("billing").token("s3cret"))
 //!     .start()

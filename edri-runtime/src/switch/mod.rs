@@ -53,8 +53,8 @@
 //! router already joined is refused, with an error naming the event: its `start()` fails.
 //!
 //! ```no_run
-//! # async fn f() -> edri_runtime::Result<()> {
-//! use edri_runtime::{Edri, switch::Switch};
+//! # async fn f() -> edri::Result<()> {
+//! use edri::{Edri, switch::Switch};
 //! let running = Edri::builder()
 //!     .switch(Switch::new("127.0.0.1:7800").secret("s3cret").id("billing"))
 //!     .start()
