@@ -9,6 +9,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Its `Debug` is its `Display` text, so that a `main` returning
 /// [`Result`] prints `Error: no managers to start (…)` rather than the variant's fields.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, Error, StartError};
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     match Edri::builder().start().await {
+///         Ok(running) => running.shutdown().await,
+///         Err(Error::Start(StartError::NoManagers { registered })) => {
+///             eprintln!("nothing to run ({registered} managers in this binary)");
+///             Ok(())
+///         }
+///         Err(e) => Err(e), // `?` works too: every failure converts into `Error`
+///     }
+/// }
+/// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,6 +48,16 @@ impl std::fmt::Debug for Error {
 }
 
 /// Why a router refused to start. Every message names the source locations involved.
+///
+/// # Examples
+///
+/// ```
+/// # async fn f() {
+/// if let Err(edri::Error::Start(why)) = edri::Edri::builder().start().await {
+///     eprintln!("cannot start: {why}"); // e.g. two responders for one request, both located
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {

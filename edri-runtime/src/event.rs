@@ -98,6 +98,29 @@ pub struct EventMeta {
 ///
 /// `Output` is what a handler answers with: the response of a request, `()` for a
 /// notification or a tunnel.
+///
+/// # Examples
+///
+/// Code generic over events names these traits in its bounds:
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// /// Sends any request and logs its failure under the event's wire name.
+/// async fn ask<E: Request>(ctx: &Ctx, event: E) -> Option<edri::Response<E>> {
+///     ctx.request(event)
+///         .await
+///         .inspect_err(|failure| eprintln!("{}: {failure}", E::META.name))
+///         .ok()
+/// }
+///
+/// #[event(notification, name = "files.uploaded")]
+/// pub struct Uploaded { pub path: String }
+///
+/// assert_eq!(<Uploaded as Event>::META.name, "files.uploaded");
+/// assert_eq!(<Uploaded as Event>::META.kind, EventKind::Notification);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri event",
     label = "not an edri event",
@@ -145,6 +168,16 @@ pub mod kind {
 }
 
 /// A request event: `ctx.request(ev)` answers with `Result<E::Output, Failure>`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// /// Asks every router, keeps the answers that came.
+/// async fn gather<E: Request>(ctx: &Ctx, event: E) -> Vec<E::Output> {
+///     ctx.request_all(event).await.into_iter().filter_map(Result::ok).collect()
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri request",
     label = "not a request event",
@@ -153,6 +186,19 @@ pub mod kind {
 pub trait Request: Event {}
 
 /// A notification event: `ctx.notify(ev)` delivers it to every subscriber.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// /// Sends now if there is room, else waits in a task of its own.
+/// fn send_soon<E: Notification>(ctx: &Ctx, event: E) {
+///     if let Err(full) = ctx.try_notify(event) {
+///         let ctx2 = ctx.clone();
+///         ctx.spawn(async move { ctx2.notify(full.into_inner()).await });
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri notification",
     label = "not a notification event",
@@ -162,6 +208,24 @@ pub trait Notification: Event<Output = ()> {}
 
 /// A tunnel event: a two-way stream of `Send` items (opener to acceptor) and `Receive` items
 /// (acceptor to opener). Opened with [`Ctx::open`](crate::Ctx::open); see [`crate::tunnel`].
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::TunnelEvent;
+/// /// Sends every item, then closes: for any tunnel.
+/// async fn send_all<E: TunnelEvent>(
+///     mut tunnel: Tunnel<E>,
+///     items: Vec<E::Send>,
+/// ) -> Result<(), Failure> {
+///     for item in items {
+///         tunnel.send(item).await?;
+///     }
+///     tunnel.close();
+///     Ok(())
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri tunnel",
     label = "not a tunnel event",

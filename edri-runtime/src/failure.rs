@@ -7,6 +7,17 @@ use std::fmt;
 /// Why a request did not produce a response.
 ///
 /// Statuses map one to one onto HTTP status codes in the API broker.
+///
+/// # Examples
+///
+/// ```
+/// use edri::{Failure, Status};
+/// fn retryable(failure: &Failure) -> bool {
+///     matches!(failure.status(), Status::Unavailable | Status::Timeout)
+/// }
+/// assert!(retryable(&Failure::new(Status::Timeout, "no answer in 30 s")));
+/// assert_eq!(Status::NotFound.as_str(), "not_found");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Status {

@@ -95,6 +95,28 @@ pub(crate) const WRITE_BATCH: usize = 256 << 10;
 ///
 /// `"127.0.0.1:7800".into()` gives the defaults: the secret from `EDRI_SWITCH_SECRET`, an id
 /// made of the executable's name and the process id, a 60 s outage window and a 64 MiB buffer.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, switch::Switch};
+/// use std::time::Duration;
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     let secret = std::fs::read("/etc/edri/secret")?;
+///     Edri::builder()
+///         .switch(
+///             Switch::new("10.0.0.5:7800")
+///                 .secret(secret)
+///                 .id("billing") // stable across restarts: its peers resend what it missed
+///                 .outage_window(Duration::from_secs(120))
+///                 .buffer(256 << 20),
+///         )
+///         .run()
+///         .await
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Switch {
     pub(crate) addr: String,

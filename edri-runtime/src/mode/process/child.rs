@@ -30,6 +30,16 @@ pub fn is_worker() -> bool {
 /// at once otherwise. `#[edri::main]` calls it first; call it first in any other `main` of a
 /// binary whose managers have `#[solve(process)]` handlers (for tests: a test target with
 /// `harness = false`, see the README).
+///
+/// # Examples
+///
+/// ```no_run
+/// fn main() {
+///     edri::serve_if_worker(); // a worker serves its calls here and exits
+///     assert!(!edri::is_worker());
+///     // ... build a runtime, start the router ...
+/// }
+/// ```
 pub fn serve_if_worker() {
     if !is_worker() {
         return;
