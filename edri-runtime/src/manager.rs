@@ -15,6 +15,29 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 /// A type whose impl block carries `#[manager]`: implemented by the macro, never by hand.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::{Manager, Mode};
+/// # #[event(request)] pub struct Resize { pub width: u32, #[response] pub bytes: Vec<u8> }
+///
+/// #[derive(Default)]
+/// pub struct Images;
+///
+/// #[manager(name = "images", capacity = 64)]
+/// impl Images {
+///     #[solve(thread, limit = 2)]
+///     fn resize(ev: Resize) -> ResizeResponse {
+///         ResizeResponse { bytes: vec![0; ev.width as usize] }
+///     }
+/// }
+///
+/// let descriptor = <Images as Manager>::DESCRIPTOR;
+/// assert_eq!(descriptor.name, "images");
+/// assert_eq!(descriptor.handlers[0].mode, Mode::Thread);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri manager",
     label = "not an edri manager",

@@ -42,7 +42,7 @@
 //! }
 //! ```
 //!
-//! See the crate README for a tour and the expansions of each macro.
+//! The README has a tour; each macro's page shows what it expands to.
 
 /// Declares an event: `#[event(notification | request | tunnel, ...)]` on a struct.
 ///
@@ -568,6 +568,29 @@ pub use edri_runtime::tunnel;
 pub use edri_runtime::{Acceptor, Chunk, Open, Opener, Opening, TunnelReceiver, TunnelSender};
 
 /// Everything an application usually needs: `use edri::prelude::*;`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+///
+/// #[event(notification)]
+/// pub struct Ping;
+///
+/// #[derive(Default)]
+/// pub struct Pong;
+///
+/// #[manager]
+/// impl Pong {
+///     #[solve]
+///     fn ping(&mut self, _ev: &Ping, ctx: &Ctx) -> Result<(), Failure> {
+///         if ctx.is_stopping() {
+///             return Err(Failure::new(Status::Unavailable, "stopping"));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 pub mod prelude {
     pub use crate::{
         Ctx, Edri, Event, Failure, Notification, Opening, Request, Response, Started, Status,
@@ -579,6 +602,20 @@ pub mod prelude {
 ///
 /// A crate the binary never names is dropped by the linker, and with it the managers it
 /// registers; `edri::link!(my_managers);` in the binary (or `use my_managers as _;`) keeps it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # extern crate serde as billing;
+/// # extern crate tokio as shipping;
+/// // `billing` and `shipping` are library crates of managers that `main` never names.
+/// edri::link!(billing, shipping);
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     edri::Edri::builder().run().await
+/// }
+/// ```
 #[macro_export]
 macro_rules! link {
     ($($krate:ident),+ $(,)?) => {
