@@ -34,11 +34,10 @@ pub fn is_worker() -> bool {
 /// # Examples
 ///
 /// ```no_run
-/// fn main() {
-///     edri::serve_if_worker(); // a worker serves its calls here and exits
-///     assert!(!edri::is_worker());
-///     // ... build a runtime, start the router ...
-/// }
+/// // First thing in a `main` that is not `#[edri::main]`:
+/// edri::serve_if_worker(); // a worker serves its calls here and exits
+/// assert!(!edri::is_worker());
+/// // ... build a runtime, start the router ...
 /// ```
 pub fn serve_if_worker() {
     if !is_worker() {
