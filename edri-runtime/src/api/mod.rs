@@ -26,10 +26,12 @@
 //!     }
 //! }
 //!
+//! # #[cfg(feature = "api")]
 //! #[edri::main]
 //! async fn main() -> edri::Result<()> {
 //!     Edri::builder().api(Api::new("127.0.0.1:8080").token_named("alice", "s3cret")).run().await
 //! }
+//! # #[cfg(not(feature = "api"))] fn main() {}
 //! ```
 //!
 //! * **REST.** Every request declared with `#[event(request, http = "METHOD /path/{param}")]`
@@ -150,6 +152,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// use edri::{Edri, api::Api};
 /// use std::time::Duration;
 ///
+/// # #[cfg(feature = "api")]
 /// #[edri::main]
 /// async fn main() -> edri::Result<()> {
 ///     let api = Api::new("0.0.0.0:8080")
@@ -160,6 +163,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 ///         .max_connections(2048);
 ///     Edri::builder().api(api).run().await
 /// }
+/// # #[cfg(not(feature = "api"))] fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct Api {

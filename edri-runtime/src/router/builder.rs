@@ -75,6 +75,7 @@ impl Edri {
 /// # use edri::prelude::*;
 /// # #[event(notification)] #[derive(Default)] pub struct Backup;
 ///
+/// # #[cfg(feature = "api")]
 /// #[edri::main]
 /// async fn main() -> edri::Result<()> {
 ///     Edri::builder()
@@ -87,6 +88,7 @@ impl Edri {
 ///         .run()
 ///         .await
 /// }
+/// # #[cfg(not(feature = "api"))] fn main() {}
 /// ```
 #[must_use = "a builder does nothing until `.start()` or `.run()`"]
 pub struct EdriBuilder {

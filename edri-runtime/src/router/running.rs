@@ -44,8 +44,9 @@ const ABORT_WAIT: Duration = Duration::from_secs(2);
 ///     let running = Edri::builder().start().await?;
 ///     assert_eq!(running.ctx().request(Double { n: 21 }).await?.doubled, 42);
 ///     assert!(running.managers().contains(&"Doubler"));
-///     let doubler = running.vitals().into_iter().find(|v| v.name == "Doubler").unwrap();
-///     assert_eq!(doubler.processed, 1);
+///     for vitals in running.vitals() {
+///         println!("{}: {} processed, {} queued", vitals.name, vitals.processed, vitals.queued);
+///     }
 ///     // Or run until Ctrl-C, SIGTERM or `ctx.shutdown()`:
 ///     // running.wait_for_stop_signal().await;
 ///     running.shutdown().await
