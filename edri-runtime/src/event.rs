@@ -239,10 +239,51 @@ pub trait TunnelEvent: Event<Output = ()> {
 }
 
 /// The response type of a request: `Response<Divide>` is `DivideResponse`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+///
+/// #[event(request)]
+/// pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+///
+/// let half: Response<Divide> = DivideResponse { quotient: 0.5 };
+/// # let _ = half;
+/// ```
 pub type Response<E> = <E as Event>::Output;
 
 /// What a handler may return for an event whose output is `O`: `O` itself, or
 /// `Result<O, X>` where `X: Into<Failure>`.
+///
+/// # Examples
+///
+/// Each of these fits a request whose response is `LoadResponse`:
+///
+/// ```
+/// use edri::prelude::*;
+/// # #[event(request)] pub struct Load { pub path: String, #[response] pub text: String }
+/// # #[derive(Default)] pub struct A; #[derive(Default)] pub struct B; #[derive(Default)] pub struct C;
+///
+/// # #[manager] impl A {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> LoadResponse { // always answers
+///     LoadResponse { text: String::new() }
+/// }
+/// # }
+/// # #[manager] impl B {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> Result<LoadResponse, Failure> {
+///     Err(Failure::not_found(format!("no {}", ev.path)))
+/// }
+/// # }
+/// # #[manager] impl C {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> Result<LoadResponse, std::io::Error> { // `?` on I/O
+///     Ok(LoadResponse { text: std::fs::read_to_string(&ev.path)? })
+/// }
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid return type for this handler",
     label = "expected `{O}` or `Result<{O}, impl Into<edri::Failure>>`",

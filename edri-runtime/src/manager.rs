@@ -57,6 +57,17 @@ pub trait Manager: Send + Sized + 'static {
 }
 
 /// How a handler runs (`#[solve]`, `#[solve(thread)]`, `#[solve(process)]`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::Mode;
+/// fn thread_handlers(running: &edri::Running) -> usize {
+///     let topology = running.topology();
+///     let handlers = topology.managers.iter().flat_map(|m| &m.handlers);
+///     handlers.filter(|h| h.mode == Mode::Thread.as_str()).count()
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// On the manager's own task, one event at a time.
