@@ -3,6 +3,20 @@
 use crate::event::Location;
 
 /// `edri::Result<T>`: the result of `main` and of starting a router.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use edri::prelude::*;
+/// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     let running = Edri::builder().start().await?; // a `StartError`
+///     let half = running.ctx().request(Divide { a: 1.0, b: 2.0 }).await?; // a `Failure`
+///     println!("{}", half.quotient);
+///     running.shutdown().await
+/// }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Anything that can stop an EDRI application.

@@ -5,6 +5,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Where something was declared in the user's source.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # #[event(notification)] pub struct Tick;
+/// let at = <Tick as Event>::META.location;
+/// assert!(at.to_string().ends_with(&format!(":{}", at.line)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
     /// `file!()` of the declaration.
@@ -20,6 +29,21 @@ impl std::fmt::Display for Location {
 }
 
 /// The three kinds of event.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// #[event(request, name = "files.list", http = "GET /files/{dir}")]
+/// pub struct ListDir { pub dir: String, #[response] pub names: Vec<String> }
+///
+/// let meta = <ListDir as Event>::META;
+/// assert_eq!((meta.name, meta.kind), ("files.list", EventKind::Request));
+/// assert_eq!(meta.fields.iter().map(|f| f.name).collect::<Vec<_>>(), ["dir", "names"]);
+/// println!("declared at {}", meta.location); // file:line
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// Delivered to every subscriber; no response.
@@ -65,6 +89,21 @@ pub struct FieldMeta {
 ///
 /// Read by the router (routing, duplicate names), the API broker (`http`, `ws`) and the
 /// switch (`fingerprint`, `local`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// #[event(request, name = "files.list", http = "GET /files/{dir}")]
+/// pub struct ListDir { pub dir: String, #[response] pub names: Vec<String> }
+///
+/// let meta = <ListDir as Event>::META;
+/// assert_eq!((meta.name, meta.kind), ("files.list", EventKind::Request));
+/// assert_eq!(meta.fields.iter().map(|f| f.name).collect::<Vec<_>>(), ["dir", "names"]);
+/// println!("declared at {}", meta.location); // file:line
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventMeta {
     /// The wire/API name (`name = "..."`, default: the struct's identifier).

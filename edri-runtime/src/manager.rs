@@ -90,6 +90,30 @@ impl Mode {
 }
 
 /// The mailbox discipline (`#[manager(queue = fifo | priority)]`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::{Manager, QueueKind};
+///
+/// #[event(notification, priority = 5)] // its default lane; 0 is the most urgent
+/// pub struct Report { pub text: String }
+///
+/// #[derive(Default)]
+/// pub struct Desk;
+///
+/// #[manager(queue = priority)]
+/// impl Desk {
+///     #[solve]
+///     fn report(&mut self, ev: &Report) { println!("{}", ev.text); }
+/// }
+///
+/// assert_eq!(<Desk as Manager>::DESCRIPTOR.options.queue, QueueKind::Priority);
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// ctx.notify_priority(Report { text: "fire!".into() }, 0).await?; // ahead of lane 5
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueKind {
     /// First in, first out.

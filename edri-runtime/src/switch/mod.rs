@@ -206,6 +206,18 @@ impl From<std::net::SocketAddr> for Switch {
 }
 
 /// What a router's connector knows: [`Running::switch`](crate::Running::switch).
+///
+/// # Examples
+///
+/// ```
+/// fn report(running: &edri::Running) {
+///     if let Some(status) = running.switch() {
+///         let state = if status.connected { "connected" } else { "away" };
+///         let (sent, lost) = (status.sent, status.lost);
+///         println!("{} {state}: {sent} sent, {lost} lost, {} buffered", status.id, status.buffered);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SwitchStatus {

@@ -22,6 +22,15 @@ use tokio::sync::oneshot;
 pub const WORKER_ENV: &str = "EDRI_WORKER";
 
 /// Whether this process was started as a worker.
+///
+/// # Examples
+///
+/// ```
+/// // Work that only the application's own process does, not its process-mode workers:
+/// if !edri::is_worker() {
+///     println!("starting");
+/// }
+/// ```
 pub fn is_worker() -> bool {
     std::env::var_os(WORKER_ENV).is_some()
 }
