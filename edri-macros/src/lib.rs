@@ -16,8 +16,11 @@ use ctxt::Errors;
 use proc_macro::TokenStream;
 use quote::ToTokens;
 
-/// Declares an event; see `edri::event`.
+// Declares an event. Each macro is documented (with examples and its expansion) where `edri`
+// re-exports it, `edri::event` and so on: rustdoc appends the docs of the re-exported item to
+// the re-export's, so docs here would show at the end of those pages.
 #[proc_macro_attribute]
+#[allow(missing_docs)]
 pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse::<syn::ItemStruct>(input.clone()) {
         Ok(item) => item,
@@ -43,8 +46,9 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// Declares a manager from an impl block; see `edri::manager`.
+// Declares a manager from an impl block; documented at `edri::manager`.
 #[proc_macro_attribute]
+#[allow(missing_docs)]
 pub fn manager(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse::<syn::ItemImpl>(input.clone()) {
         Ok(item) => item,
@@ -67,12 +71,13 @@ pub fn manager(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// Marks a handler inside a `#[manager]` impl block; see `edri::solve`.
-///
-/// `#[manager]` checks these attributes and leaves each as `#[solve(__edri_checked)]`, which
-/// passes the method through; any other that reaches this function stands outside such a
-/// block.
+// Marks a handler inside a `#[manager]` impl block; documented at `edri::solve`.
+//
+// `#[manager]` checks these attributes and leaves each as `#[solve(__edri_checked)]`, which
+// passes the method through; any other that reaches this function stands outside such a
+// block.
 #[proc_macro_attribute]
+#[allow(missing_docs)]
 pub fn solve(args: TokenStream, input: TokenStream) -> TokenStream {
     if args.to_string() == "__edri_checked" {
         return input;
@@ -86,8 +91,9 @@ pub fn solve(args: TokenStream, input: TokenStream) -> TokenStream {
     )
 }
 
-/// The entry point of an EDRI program; see `edri::main`.
+// The entry point of an EDRI program; documented at `edri::main`.
 #[proc_macro_attribute]
+#[allow(missing_docs)]
 pub fn main(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse::<syn::ItemFn>(input.clone()) {
         Ok(item) => item,

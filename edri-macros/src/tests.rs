@@ -102,6 +102,22 @@ fn manager_with_every_handler_shape() {
     ));
 }
 
+/// The manager of the README's tour, whose expansion the docs of `#[manager]` show.
+#[test]
+fn manager_of_the_tour() {
+    insta::assert_snapshot!(manager(
+        quote!(),
+        quote! {
+            impl Calc {
+                #[solve]
+                fn divide(&mut self, ev: &Divide) -> Result<DivideResponse, Failure> { todo!() }
+                #[solve]
+                async fn uploaded(&mut self, ev: &FileUploaded, ctx: &Ctx) { }
+            }
+        }
+    ));
+}
+
 #[test]
 fn fingerprint_changes_with_field_types() {
     let a = event(quote!(notification), quote! { pub struct E { pub x: u32 } });
@@ -282,4 +298,126 @@ fn expand_item(mut item: syn::Item) -> Vec<syn::Item> {
         _ => return vec![item],
     };
     syn::parse2::<syn::File>(tokens).unwrap().items
+}
+
+/// The expansions the docs show (each ```` ```text ```` block of `edri`'s rustdoc and of the
+/// README that names `::edri::__private`) are excerpts of current expansions: with `/* … */`
+/// marking what is left out, the rest appears, in order and apart from whitespace and
+/// trailing commas, in one snapshot of this file's tests or in `examples/quickstart-expanded.rs`.
+/// An expansion that changes fails here until its docs show the new text.
+#[test]
+fn expansions_in_the_docs_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let mut expansions: Vec<String> = std::fs::read_dir(root.join("src/snapshots"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "snap"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // The snapshot without insta's header (`---` … `---`).
+            text.splitn(3, "---\n").nth(2).unwrap_or_default().to_owned()
+        })
+        .collect();
+    expansions.push(read("../examples/quickstart-expanded.rs"));
+    let expansions: Vec<String> = expansions.iter().map(|e| squeeze(e)).collect();
+
+    let mut shown = Vec::new();
+    for path in ["../edri/src/lib.rs", "../README.md"] {
+        let text = read(path);
+        let text = if path.ends_with(".rs") { doc_text(&text) } else { text };
+        shown.extend(text_blocks(&text).into_iter().map(|block| (path, block)));
+    }
+    let shown: Vec<_> =
+        shown.into_iter().filter(|(_, block)| block.contains("::edri::__private")).collect();
+    // `#[event]` (a request, its API hooks), `#[manager]` (the tour's, the other arms, a
+    // process function), `#[edri::main]`, and the README's two.
+    assert!(shown.len() >= 8, "expected the documented expansions, found {}", shown.len());
+    for (path, block) in shown {
+        let pieces: Vec<String> = elided(&block).iter().map(|p| squeeze(p)).collect();
+        let found = expansions.iter().any(|expansion| {
+            let mut at = 0;
+            pieces.iter().all(|piece| match expansion[at..].find(piece.as_str()) {
+                Some(i) => {
+                    at += i + piece.len();
+                    true
+                }
+                None => false,
+            })
+        });
+        let missing: Vec<&String> = pieces
+            .iter()
+            .filter(|piece| !expansions.iter().any(|e| e.contains(piece.as_str())))
+            .collect();
+        assert!(
+            found,
+            "an expansion shown in {path} is not (or no longer) what the macros generate:\n\
+             {block}\npieces found in no snapshot: {missing:#?}"
+        );
+    }
+}
+
+/// The text of the doc comments (`///`, `//!`) of a source file, one line each.
+fn doc_text(source: &str) -> String {
+    let mut out = String::new();
+    for line in source.lines() {
+        let line = line.trim_start();
+        if let Some(doc) = line.strip_prefix("///").or_else(|| line.strip_prefix("//!")) {
+            out.push_str(doc.strip_prefix(' ').unwrap_or(doc));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The ```` ```text ```` blocks of a Markdown text.
+fn text_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(bool, String)> = None;
+    for line in markdown.lines() {
+        let fence = line.trim_start();
+        match &mut open {
+            None if fence.starts_with("```") => {
+                open = Some((fence.trim_start_matches('`').trim() == "text", String::new()));
+            }
+            Some((is_text, block)) if fence.starts_with("```") => {
+                if *is_text {
+                    blocks.push(std::mem::take(block));
+                }
+                open = None;
+            }
+            Some((_, block)) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// The pieces of a shown expansion between its `/* … */` elisions.
+fn elided(block: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = block;
+    while let Some(start) = rest.find("/*") {
+        pieces.push(&rest[..start]);
+        let end = rest[start..].find("*/").map_or(rest.len(), |e| start + e + 2);
+        rest = &rest[end..];
+    }
+    pieces.push(rest);
+    pieces.retain(|p| !p.trim().is_empty());
+    pieces
+}
+
+/// Code without its whitespace and without the commas before a closing bracket, so that
+/// prettyplease's layout and a shorter one written in the docs compare equal.
+fn squeeze(code: &str) -> String {
+    let chars: Vec<char> = code.chars().filter(|c| !c.is_whitespace()).collect();
+    chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| !(c == ',' && matches!(chars.get(i + 1), Some(')' | ']' | '}' | '>'))))
+        .map(|(_, &c)| c)
+        .collect()
 }

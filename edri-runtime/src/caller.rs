@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// extractor (`caller: Caller`, or `Option<Caller>` where no token is configured).
 ///
 /// ```
-/// use edri_runtime::Caller;
+/// use edri::Caller;
 /// let alice = Caller::new("alice");
 /// assert_eq!(alice.name(), "alice");
 /// assert_eq!(alice.to_string(), "alice");
@@ -55,7 +55,7 @@ impl Caller {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use edri_runtime::Caller;
+    /// use edri::Caller;
     /// let name = Caller::new("cron").scope(async { Caller::current().map(|c| c.to_string()) });
     /// assert_eq!(name.await.as_deref(), Some("cron"));
     /// assert_eq!(Caller::current(), None);

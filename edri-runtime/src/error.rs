@@ -3,12 +3,44 @@
 use crate::event::Location;
 
 /// `edri::Result<T>`: the result of `main` and of starting a router.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use edri::prelude::*;
+/// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     let running = Edri::builder().start().await?; // a `StartError`
+///     let half = running.ctx().request(Divide { a: 1.0, b: 2.0 }).await?; // a `Failure`
+///     println!("{}", half.quotient);
+///     running.shutdown().await
+/// }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Anything that can stop an EDRI application.
 ///
 /// Its `Debug` is its `Display` text, so that a `main` returning
 /// [`Result`] prints `Error: no managers to start (…)` rather than the variant's fields.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, Error, StartError};
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     match Edri::builder().start().await {
+///         Ok(running) => running.shutdown().await,
+///         Err(Error::Start(StartError::NoManagers { registered })) => {
+///             eprintln!("nothing to run ({registered} managers in this binary)");
+///             Ok(())
+///         }
+///         Err(e) => Err(e), // `?` works too: every failure converts into `Error`
+///     }
+/// }
+/// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,6 +62,16 @@ impl std::fmt::Debug for Error {
 }
 
 /// Why a router refused to start. Every message names the source locations involved.
+///
+/// # Examples
+///
+/// ```
+/// # async fn f() {
+/// if let Err(edri::Error::Start(why)) = edri::Edri::builder().start().await {
+///     eprintln!("cannot start: {why}"); // e.g. two responders for one request, both located
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
@@ -168,6 +210,20 @@ pub enum StartError {
 /// Why [`Ctx::try_notify`](crate::Ctx::try_notify) did not deliver; the event comes back.
 ///
 /// `Debug` does not require the event to be `Debug`: it prints the variant and the type.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::TryNotifyError;
+/// # #[event(notification)] pub struct Sample { pub value: f64 }
+/// /// Sends now, or keeps the sample for the next try.
+/// fn offer(ctx: &Ctx, sample: Sample, backlog: &mut Vec<Sample>) {
+///     if let Err(e @ TryNotifyError::Full(_)) = ctx.try_notify(sample) {
+///         backlog.push(e.into_inner());
+///     }
+/// }
+/// ```
 pub enum TryNotifyError<E> {
     /// A subscriber's mailbox (or, with a switch, the buffer for other routers) is full;
     /// nobody received the event.

@@ -5,6 +5,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Where something was declared in the user's source.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # #[event(notification)] pub struct Tick;
+/// let at = <Tick as Event>::META.location;
+/// assert!(at.to_string().ends_with(&format!(":{}", at.line)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
     /// `file!()` of the declaration.
@@ -20,6 +29,21 @@ impl std::fmt::Display for Location {
 }
 
 /// The three kinds of event.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// #[event(request, name = "files.list", http = "GET /files/{dir}")]
+/// pub struct ListDir { pub dir: String, #[response] pub names: Vec<String> }
+///
+/// let meta = <ListDir as Event>::META;
+/// assert_eq!((meta.name, meta.kind), ("files.list", EventKind::Request));
+/// assert_eq!(meta.fields.iter().map(|f| f.name).collect::<Vec<_>>(), ["dir", "names"]);
+/// println!("declared at {}", meta.location); // file:line
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// Delivered to every subscriber; no response.
@@ -65,6 +89,21 @@ pub struct FieldMeta {
 ///
 /// Read by the router (routing, duplicate names), the API broker (`http`, `ws`) and the
 /// switch (`fingerprint`, `local`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// #[event(request, name = "files.list", http = "GET /files/{dir}")]
+/// pub struct ListDir { pub dir: String, #[response] pub names: Vec<String> }
+///
+/// let meta = <ListDir as Event>::META;
+/// assert_eq!((meta.name, meta.kind), ("files.list", EventKind::Request));
+/// assert_eq!(meta.fields.iter().map(|f| f.name).collect::<Vec<_>>(), ["dir", "names"]);
+/// println!("declared at {}", meta.location); // file:line
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventMeta {
     /// The wire/API name (`name = "..."`, default: the struct's identifier).
@@ -98,6 +137,29 @@ pub struct EventMeta {
 ///
 /// `Output` is what a handler answers with: the response of a request, `()` for a
 /// notification or a tunnel.
+///
+/// # Examples
+///
+/// Code generic over events names these traits in its bounds:
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::EventKind;
+///
+/// /// Sends any request and logs its failure under the event's wire name.
+/// async fn ask<E: Request>(ctx: &Ctx, event: E) -> Option<edri::Response<E>> {
+///     ctx.request(event)
+///         .await
+///         .inspect_err(|failure| eprintln!("{}: {failure}", E::META.name))
+///         .ok()
+/// }
+///
+/// #[event(notification, name = "files.uploaded")]
+/// pub struct Uploaded { pub path: String }
+///
+/// assert_eq!(<Uploaded as Event>::META.name, "files.uploaded");
+/// assert_eq!(<Uploaded as Event>::META.kind, EventKind::Notification);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri event",
     label = "not an edri event",
@@ -145,6 +207,16 @@ pub mod kind {
 }
 
 /// A request event: `ctx.request(ev)` answers with `Result<E::Output, Failure>`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// /// Asks every router, keeps the answers that came.
+/// async fn gather<E: Request>(ctx: &Ctx, event: E) -> Vec<E::Output> {
+///     ctx.request_all(event).await.into_iter().filter_map(Result::ok).collect()
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri request",
     label = "not a request event",
@@ -153,6 +225,19 @@ pub mod kind {
 pub trait Request: Event {}
 
 /// A notification event: `ctx.notify(ev)` delivers it to every subscriber.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// /// Sends now if there is room, else waits in a task of its own.
+/// fn send_soon<E: Notification>(ctx: &Ctx, event: E) {
+///     if let Err(full) = ctx.try_notify(event) {
+///         let ctx2 = ctx.clone();
+///         ctx.spawn(async move { ctx2.notify(full.into_inner()).await });
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri notification",
     label = "not a notification event",
@@ -162,6 +247,24 @@ pub trait Notification: Event<Output = ()> {}
 
 /// A tunnel event: a two-way stream of `Send` items (opener to acceptor) and `Receive` items
 /// (acceptor to opener). Opened with [`Ctx::open`](crate::Ctx::open); see [`crate::tunnel`].
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::TunnelEvent;
+/// /// Sends every item, then closes: for any tunnel.
+/// async fn send_all<E: TunnelEvent>(
+///     mut tunnel: Tunnel<E>,
+///     items: Vec<E::Send>,
+/// ) -> Result<(), Failure> {
+///     for item in items {
+///         tunnel.send(item).await?;
+///     }
+///     tunnel.close();
+///     Ok(())
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri tunnel",
     label = "not a tunnel event",
@@ -175,10 +278,51 @@ pub trait TunnelEvent: Event<Output = ()> {
 }
 
 /// The response type of a request: `Response<Divide>` is `DivideResponse`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+///
+/// #[event(request)]
+/// pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+///
+/// let half: Response<Divide> = DivideResponse { quotient: 0.5 };
+/// # let _ = half;
+/// ```
 pub type Response<E> = <E as Event>::Output;
 
 /// What a handler may return for an event whose output is `O`: `O` itself, or
 /// `Result<O, X>` where `X: Into<Failure>`.
+///
+/// # Examples
+///
+/// Each of these fits a request whose response is `LoadResponse`:
+///
+/// ```
+/// use edri::prelude::*;
+/// # #[event(request)] pub struct Load { pub path: String, #[response] pub text: String }
+/// # #[derive(Default)] pub struct A; #[derive(Default)] pub struct B; #[derive(Default)] pub struct C;
+///
+/// # #[manager] impl A {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> LoadResponse { // always answers
+///     LoadResponse { text: String::new() }
+/// }
+/// # }
+/// # #[manager] impl B {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> Result<LoadResponse, Failure> {
+///     Err(Failure::not_found(format!("no {}", ev.path)))
+/// }
+/// # }
+/// # #[manager] impl C {
+/// #[solve]
+/// fn load(&mut self, ev: &Load) -> Result<LoadResponse, std::io::Error> { // `?` on I/O
+///     Ok(LoadResponse { text: std::fs::read_to_string(&ev.path)? })
+/// }
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid return type for this handler",
     label = "expected `{O}` or `Result<{O}, impl Into<edri::Failure>>`",

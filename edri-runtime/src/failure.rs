@@ -7,6 +7,17 @@ use std::fmt;
 /// Why a request did not produce a response.
 ///
 /// Statuses map one to one onto HTTP status codes in the API broker.
+///
+/// # Examples
+///
+/// ```
+/// use edri::{Failure, Status};
+/// fn retryable(failure: &Failure) -> bool {
+///     matches!(failure.status(), Status::Unavailable | Status::Timeout)
+/// }
+/// assert!(retryable(&Failure::new(Status::Timeout, "no answer in 30 s")));
+/// assert_eq!(Status::NotFound.as_str(), "not_found");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Status {
@@ -65,7 +76,7 @@ impl fmt::Display for Status {
 /// (`Result<Resp, X>` where `X: Into<Failure>`).
 ///
 /// ```
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// let f = Failure::not_found("no such file: a.txt");
 /// assert_eq!(f.status(), Status::NotFound);
 /// assert_eq!(f.to_string(), "not_found: no such file: a.txt");
@@ -155,7 +166,7 @@ impl From<std::io::Error> for Failure {
 /// `Result<_, Box<dyn Error + Send + Sync>>` in a handler.
 ///
 /// ```
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// fn parse(text: &str) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
 ///     Ok(text.parse()?)
 /// }
@@ -194,7 +205,7 @@ impl From<Box<dyn std::error::Error>> for Failure {
 /// ```
 /// # #[cfg(feature = "anyhow")] {
 /// use anyhow::Context as _;
-/// use edri_runtime::{Failure, Status};
+/// use edri::{Failure, Status};
 /// fn load() -> anyhow::Result<String> {
 ///     Ok(std::fs::read_to_string("/no/such/file").context("reading config")?)
 /// }

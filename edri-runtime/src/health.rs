@@ -7,9 +7,17 @@ use edri_macros::{event, manager, solve};
 /// Asks a router for its health; answered by the built-in `edri.health` manager that every
 /// router runs (leave it out with `Edri::builder().without::<Health>()`).
 ///
-/// ```ignore
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::HealthCheck;
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
 /// let health = ctx.request(HealthCheck::default()).await?;
-/// for m in &health.managers { println!("{} processed {}", m.name, m.processed); }
+/// for m in &health.managers {
+///     println!("{} processed {}, {} in its mailbox", m.name, m.processed, m.queued);
+/// }
+/// # Ok(()) }
 /// ```
 #[event(request, name = "edri.HealthCheck", crate = crate)]
 #[derive(Debug, Clone, Default)]
@@ -26,6 +34,15 @@ pub struct HealthCheck {
 }
 
 /// The built-in manager that answers [`HealthCheck`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> edri::Result<()> {
+/// // A router that does not answer `HealthCheck`:
+/// let running = edri::Edri::builder().without::<edri::Health>().start().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Health;
 

@@ -20,7 +20,7 @@ static AT_START: AtomicBool = AtomicBool::new(false);
 ///
 /// ```no_run
 /// // First thing in a plain `main`:
-/// edri_runtime::logging::init();
+/// edri::tracing::init();
 /// ```
 pub fn init() -> bool {
     use std::io::IsTerminal as _;

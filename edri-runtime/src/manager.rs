@@ -15,6 +15,29 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 /// A type whose impl block carries `#[manager]`: implemented by the macro, never by hand.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::{Manager, Mode};
+/// # #[event(request)] pub struct Resize { pub width: u32, #[response] pub bytes: Vec<u8> }
+///
+/// #[derive(Default)]
+/// pub struct Images;
+///
+/// #[manager(name = "images", capacity = 64)]
+/// impl Images {
+///     #[solve(thread, limit = 2)]
+///     fn resize(ev: Resize) -> ResizeResponse {
+///         ResizeResponse { bytes: vec![0; ev.width as usize] }
+///     }
+/// }
+///
+/// let descriptor = <Images as Manager>::DESCRIPTOR;
+/// assert_eq!(descriptor.name, "images");
+/// assert_eq!(descriptor.handlers[0].mode, Mode::Thread);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an edri manager",
     label = "not an edri manager",
@@ -34,6 +57,17 @@ pub trait Manager: Send + Sized + 'static {
 }
 
 /// How a handler runs (`#[solve]`, `#[solve(thread)]`, `#[solve(process)]`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::Mode;
+/// fn thread_handlers(running: &edri::Running) -> usize {
+///     let topology = running.topology();
+///     let handlers = topology.managers.iter().flat_map(|m| &m.handlers);
+///     handlers.filter(|h| h.mode == Mode::Thread.as_str()).count()
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// On the manager's own task, one event at a time.
@@ -56,6 +90,30 @@ impl Mode {
 }
 
 /// The mailbox discipline (`#[manager(queue = fifo | priority)]`).
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::{Manager, QueueKind};
+///
+/// #[event(notification, priority = 5)] // its default lane; 0 is the most urgent
+/// pub struct Report { pub text: String }
+///
+/// #[derive(Default)]
+/// pub struct Desk;
+///
+/// #[manager(queue = priority)]
+/// impl Desk {
+///     #[solve]
+///     fn report(&mut self, ev: &Report) { println!("{}", ev.text); }
+/// }
+///
+/// assert_eq!(<Desk as Manager>::DESCRIPTOR.options.queue, QueueKind::Priority);
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// ctx.notify_priority(Report { text: "fire!".into() }, 0).await?; // ahead of lane 5
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueKind {
     /// First in, first out.
@@ -118,6 +176,14 @@ pub struct ManagerDescriptor {
 }
 
 /// The counters of one running manager ([`Running::vitals`](crate::Running::vitals), `HealthCheck`).
+///
+/// # Examples
+///
+/// ```
+/// fn backlog(running: &edri::Running) -> Vec<(String, usize)> {
+///     running.vitals().into_iter().filter(|v| v.queued > 0).map(|v| (v.name, v.queued)).collect()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ManagerVitals {

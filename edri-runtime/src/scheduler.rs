@@ -4,11 +4,29 @@
 //! manager, worker or remote router can use it; `ctx.schedule(job)` / `ctx.cancel(name)` and
 //! `Edri::builder().job(job)` are shorthands.
 //!
-//! ```ignore
-//! Edri::builder()
-//!     .job(Job::every(Duration::from_secs(60), Refresh::default()).named("refresh"))
-//!     .job(Job::cron("0 0 3 * * *", Backup::default())?.named("nightly-backup"))
-//!     .run().await
+//! # Examples
+//!
+//! ```no_run
+//! use edri::prelude::*;
+//! use edri::Job;
+//! use std::time::Duration;
+//!
+//! #[event(notification)]
+//! #[derive(Default)]
+//! pub struct Refresh;
+//!
+//! #[event(request)]
+//! #[derive(Default)]
+//! pub struct Backup { pub full: bool }
+//!
+//! #[edri::main]
+//! async fn main() -> edri::Result<()> {
+//!     Edri::builder()
+//!         .job(Job::every(Duration::from_secs(60), Refresh).named("refresh"))
+//!         .job(Job::cron("0 0 3 * * *", Backup { full: true }).named("nightly-backup"))
+//!         .run()
+//!         .await
+//! }
 //! ```
 //!
 //! A job keeps its event serialized; each firing sends a fresh event decoded from it (a
@@ -69,6 +87,24 @@ pub enum Trigger {
 }
 
 /// A named job: a trigger and the (serialized) event it sends.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::Job;
+/// use std::time::{Duration, SystemTime};
+/// # #[event(notification)] pub struct Remind { pub note: String }
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// let tea = Job::after(Duration::from_secs(240), Remind { note: "tea".into() }).named("tea");
+/// tea.validate()?; // what `schedule` checks: a declared event, a valid trigger
+/// ctx.schedule(tea).await?;
+/// let noon = SystemTime::now() + Duration::from_secs(3600);
+/// ctx.schedule(Job::at(noon, Remind { note: "lunch".into() }).named("lunch")).await?;
+/// ctx.schedule(Job::cron("*/5 * * * *", Remind { note: "stretch".into() })).await?;
+/// ctx.cancel("tea").await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     /// The job's name, unique in a router (default: the event's name).
@@ -231,6 +267,18 @@ pub struct Cancel {
 }
 
 /// Lists the jobs, by name.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::scheduler::ListJobs;
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// for job in ctx.request(ListJobs::default()).await?.jobs {
+///     println!("{} sends {} ({:?}), fired {} times", job.name, job.event, job.trigger, job.fired);
+/// }
+/// # Ok(()) }
+/// ```
 #[event(request, name = "edri.scheduler.ListJobs", crate = crate)]
 #[derive(Debug, Clone, Default)]
 pub struct ListJobs {
@@ -254,6 +302,14 @@ struct Active {
 
 /// The manager behind the scheduler; every router runs one (leave it out with
 /// `.without::<SchedulerManager>()`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> edri::Result<()> {
+/// let running = edri::Edri::builder().without::<edri::SchedulerManager>().start().await?;
+/// # Ok(()) }
+/// ```
 pub struct SchedulerManager {
     initial: Vec<Job>,
     jobs: BTreeMap<String, Active>,

@@ -16,8 +16,8 @@ impl EdriBuilder {
     /// WebSocket endpoint `/edri/ws`, `/edri/health`, `/edri/events` and `/metrics`.
     ///
     /// ```no_run
-    /// # async fn f() -> edri_runtime::Result<()> {
-    /// use edri_runtime::{Edri, api::Api};
+    /// # async fn f() -> edri::Result<()> {
+    /// use edri::{Edri, api::Api};
     /// let running = Edri::builder().api("127.0.0.1:8080").start().await?;
     /// let running = Edri::builder().api(Api::new("127.0.0.1:0").token("s3cret")).start().await?;
     /// println!("listening on {:?}", running.api_addr());

@@ -76,8 +76,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// caller, and the route answers `401` (take `Option<Caller>` to serve both).
 ///
 /// ```
-/// use edri_runtime::Caller;
-/// use edri_runtime::api::{Api, axum::{Router, routing::get}};
+/// use edri::Caller;
+/// use edri::api::{Api, axum::{Router, routing::get}};
 /// async fn whoami(caller: Caller) -> String {
 ///     format!("hello, {caller}")
 /// }

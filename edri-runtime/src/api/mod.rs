@@ -1,5 +1,38 @@
 //! The API broker: REST routes and a WebSocket endpoint made from events, with health,
-//! metrics and an event catalog (DESIGN §6). Started by [`EdriBuilder::api`].
+//! metrics and an event catalog. Started by [`EdriBuilder::api`].
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use edri::prelude::*;
+//! use edri::api::Api;
+//!
+//! /// `POST /notes` with a JSON body `{"title": ..}`; answers `{"id": ..}`.
+//! #[event(request, http = "POST /notes", ws)]
+//! pub struct CreateNote { pub title: String, #[response] pub id: u64 }
+//!
+//! #[derive(Default)]
+//! pub struct Notes { titles: Vec<String> }
+//!
+//! #[manager]
+//! impl Notes {
+//!     #[solve]
+//!     fn create(&mut self, ev: CreateNote) -> Result<CreateNoteResponse, Failure> {
+//!         if ev.title.is_empty() {
+//!             return Err(Failure::invalid("a note needs a title")); // 400
+//!         }
+//!         self.titles.push(ev.title);
+//!         Ok(CreateNoteResponse { id: self.titles.len() as u64 })
+//!     }
+//! }
+//!
+//! # #[cfg(feature = "api")]
+//! #[edri::main]
+//! async fn main() -> edri::Result<()> {
+//!     Edri::builder().api(Api::new("127.0.0.1:8080").token_named("alice", "s3cret")).run().await
+//! }
+//! # #[cfg(not(feature = "api"))] fn main() {}
+//! ```
 //!
 //! * **REST.** Every request declared with `#[event(request, http = "METHOD /path/{param}")]`
 //!   is a route. Path parameters, query parameters and a JSON object body fill the event's
@@ -18,11 +51,11 @@
 //!   text), and `GET /edri`, a live HTML picture of the topology (`/` redirects there).
 //!
 //! * **OpenAPI.** `GET /edri/openapi.json`: an OpenAPI 3.1 document of the REST routes, made
-//!   from the catalog's schemas (see `openapi.rs`).
+//!   from the catalog's schemas.
 //! * **Yours.** [`Api::merge`] serves routes of your own with the broker's, [`Api::layer`]
 //!   wraps them all; [`Api::embedded`] and [`Running::api_router`](crate::Running::api_router)
-//!   serve the broker's routes from your own server (the protections that apply in each way
-//!   are in [`Api::embedded`]'s module, `mount.rs`, and the README).
+//!   serve the broker's routes from your own server (which protections apply each way: see
+//!   [`Api::embedded`]).
 //! * **Who calls.** [`Api::token_named`]: each token names its caller, which handlers get from
 //!   [`Ctx::caller`](crate::Ctx::caller) and your routes as the [`Caller`](crate::Caller)
 //!   extractor.
@@ -43,10 +76,15 @@
 //! [`schemars::JsonSchema`]; other types get an open schema naming them. Derive it on your
 //! own types:
 //!
-//! ```ignore
+//! ```
+//! use edri::prelude::*;
+//!
 //! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, edri::schemars::JsonSchema)]
 //! #[schemars(crate = "edri::schemars")]
 //! pub struct Point { pub x: f64, pub y: f64 }
+//!
+//! #[event(request, http = "POST /distance")]
+//! pub struct Distance { pub from: Point, pub to: Point, #[response] pub meters: f64 }
 //! ```
 //!
 //! [`EdriBuilder::api`]: crate::EdriBuilder::api
@@ -107,6 +145,26 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Configuration of the API broker: `Edri::builder().api(Api::new("127.0.0.1:8080").token(..))`,
 /// or just `.api("127.0.0.1:8080")`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, api::Api};
+/// use std::time::Duration;
+///
+/// # #[cfg(feature = "api")]
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     let api = Api::new("0.0.0.0:8080")
+///         .token_named("alice", "s3cret") // every route needs a token; handlers see `alice`
+///         .cors_origin("https://app.example.com") // CORS is closed unless given
+///         .body_limit(256 * 1024) // 413 above (default 1 MiB)
+///         .request_timeout(Duration::from_secs(5)) // 504 after
+///         .max_connections(2048);
+///     Edri::builder().api(api).run().await
+/// }
+/// # #[cfg(not(feature = "api"))] fn main() {}
+/// ```
 #[derive(Clone)]
 pub struct Api {
     pub(crate) addr: String,
@@ -205,7 +263,7 @@ impl Api {
     /// without downtime).
     ///
     /// ```
-    /// use edri_runtime::api::Api;
+    /// use edri::api::Api;
     /// let api = Api::new("127.0.0.1:8080")
     ///     .token_named("alice", "a-long-random-secret")
     ///     .token_named("billing", "another-long-random-secret");

@@ -38,8 +38,8 @@ impl Api {
     /// caller ([`Ctx::caller`](crate::Ctx::caller) in their handlers).
     ///
     /// ```
-    /// use edri_runtime::{Caller, Ctx};
-    /// use edri_runtime::api::{Api, axum::{Extension, Router, routing::get}};
+    /// use edri::{Caller, Ctx};
+    /// use edri::api::{Api, axum::{Extension, Router, routing::get}};
     /// async fn whoami(caller: Caller, Extension(_ctx): Extension<Ctx>) -> String {
     ///     format!("hello, {caller}")
     /// }
@@ -58,13 +58,13 @@ impl Api {
     /// given earlier, as with axum's `Router::layer`.
     ///
     /// ```
-    /// use edri_runtime::api::{Api, axum::{extract::Request, middleware::{self, Next}}};
+    /// use edri::api::{Api, axum::{extract::Request, middleware::{self, Next}}};
     /// async fn tag(request: Request, next: Next) -> axum::response::Response {
     ///     let mut response = next.run(request).await;
     ///     response.headers_mut().insert("x-served-by", "edri".parse().unwrap());
     ///     response
     /// }
-    /// # use edri_runtime::api::axum;
+    /// # use edri::api::axum;
     /// let api = Api::new("127.0.0.1:8080").layer(middleware::from_fn(tag));
     /// ```
     pub fn layer<L>(mut self, layer: L) -> Self
@@ -86,7 +86,7 @@ impl Api {
     ///
     /// ```no_run
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-    /// use edri_runtime::{Edri, api::{Api, axum}};
+    /// use edri::{Edri, api::{Api, axum}};
     /// let running = Edri::builder().api(Api::embedded().token("s3cret")).start().await?;
     /// let edri = running.api_router().expect("an API broker");
     /// let app = axum::Router::new()

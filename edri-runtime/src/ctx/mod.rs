@@ -27,6 +27,46 @@ pub use request_all::CallAll;
 ///
 /// Cheap to clone (one `Arc`); usable from every handler mode and from outside managers
 /// ([`Running::ctx`](crate::Running::ctx)).
+///
+/// # Examples
+///
+/// A handler gets its manager's `Ctx`; code outside managers takes the router's.
+///
+/// ```
+/// use edri::prelude::*;
+/// use std::time::Duration;
+///
+/// #[event(notification)]
+/// pub struct Uploaded { pub path: String }
+///
+/// #[event(request)]
+/// pub struct Thumbnail { pub path: String, #[response] pub bytes: Vec<u8> }
+///
+/// #[derive(Default)]
+/// pub struct Gallery;
+///
+/// #[manager]
+/// impl Gallery {
+///     #[solve]
+///     async fn uploaded(&mut self, ev: &Uploaded, ctx: &Ctx) -> Result<(), Failure> {
+///         // A request: one responder, its response or a `Failure`.
+///         let thumb = ctx
+///             .request(Thumbnail { path: ev.path.clone() })
+///             .timeout(Duration::from_secs(2))
+///             .await?;
+///         // Work that outlives the handler, in the handler's trace.
+///         let ctx2 = ctx.clone();
+///         ctx.spawn(async move {
+///             let _ = ctx2.store().set("thumbs/last", &thumb.bytes).await;
+///         });
+///         Ok(())
+///     }
+/// }
+///
+/// async fn from_outside(running: &edri::Running) -> Result<(), Failure> {
+///     running.ctx().notify(Uploaded { path: "cat.png".into() }).await
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Ctx {
     shared: Arc<Shared>,
@@ -79,6 +119,16 @@ impl Ctx {
     /// # Errors
     /// `Unavailable` once the router stopped taking events ([`Running::shutdown`] drained, or
     /// its grace period ran out): an event sent then is refused, never silently dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// # #[event(notification)] pub struct Uploaded { pub path: String }
+    /// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+    /// ctx.notify(Uploaded { path: "a.txt".into() }).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// [`Running::shutdown`]: crate::Running::shutdown
     pub fn notify<E: Notification>(&self, event: E) -> Notify<'_> {
@@ -171,6 +221,21 @@ impl Ctx {
     /// [`TryNotifyError::Full`] when a subscriber's mailbox is full (or, with a switch, the
     /// buffer for other routers), [`TryNotifyError::Closed`] when the router is stopping; the
     /// event comes back in both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// use edri::TryNotifyError;
+    /// # #[event(notification)] pub struct Tick { pub n: u64 }
+    /// # fn f(ctx: &Ctx) {
+    /// match ctx.try_notify(Tick { n: 1 }) {
+    ///     Ok(()) => {}
+    ///     Err(TryNotifyError::Full(tick)) => eprintln!("busy, tick {} skipped", tick.n),
+    ///     Err(TryNotifyError::Closed(_)) => eprintln!("the router is stopping"),
+    /// }
+    /// # }
+    /// ```
     pub fn try_notify<E: Notification>(&self, event: E) -> Result<(), TryNotifyError<E>> {
         if self.refuses() {
             return Err(TryNotifyError::Closed(event));
@@ -215,9 +280,17 @@ impl Ctx {
     /// Sends a request to its one responder and waits for the response (default timeout
     /// 30 s, see [`Call::timeout`]).
     ///
-    /// ```ignore
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// # use std::time::Duration;
+    /// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+    /// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
     /// let r = ctx.request(Divide { a: 1.0, b: 2.0 }).await?;
     /// let r = ctx.request(Divide { a: 1.0, b: 2.0 }).timeout(Duration::from_millis(50)).await?;
+    /// # let _ = r.quotient;
+    /// # Ok(()) }
     /// ```
     pub fn request<E: Request>(&self, event: E) -> Call<'_, E> {
         Call::new(self, event, self.shared.default_timeout, E::META.priority)
@@ -226,6 +299,22 @@ impl Ctx {
     /// Sends a request to every responder and gathers one result per responder (an empty
     /// `Vec` when there is none). In one router a request has at most one responder; across
     /// routers each router's responder answers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// # #[event(request)] pub struct Stats { #[response] pub events: u64 }
+    /// # async fn f(ctx: &Ctx) {
+    /// let mut total = 0;
+    /// for answer in ctx.request_all(Stats {}).await {
+    ///     match answer {
+    ///         Ok(stats) => total += stats.events,
+    ///         Err(failure) => eprintln!("a router failed: {failure}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn request_all<E: Request>(&self, event: E) -> CallAll<'_, E> {
         CallAll::new(self, event, self.shared.default_timeout)
     }
@@ -235,9 +324,20 @@ impl Ctx {
     /// confirmed it. Set [`Open::timeout`](crate::Open::timeout) (default: the request
     /// timeout) or [`Open::window`](crate::Open::window) before awaiting.
     ///
-    /// ```ignore
-    /// let mut tunnel = ctx.open(Convert { to: Format::Upper }).await?;
-    /// tunnel.send(chunk).await?;
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// use edri::Chunk;
+    /// # #[event(tunnel, send = Chunk, receive = Chunk)] pub struct Convert { pub to: String }
+    /// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+    /// let mut tunnel = ctx.open(Convert { to: "upper".into() }).window(32).await?;
+    /// tunnel.send(Chunk(b"abc".to_vec())).await?;
+    /// tunnel.close();
+    /// while let Some(chunk) = tunnel.recv().await? {
+    ///     println!("{} bytes back", chunk.len());
+    /// }
+    /// # Ok(()) }
     /// ```
     ///
     /// # Errors
@@ -293,13 +393,21 @@ impl Ctx {
     /// it starts with [`Ctx::spawn`], act for the same caller. It is not carried to a
     /// process-mode handler nor to another router (see [`Caller`](crate::Caller)).
     ///
-    /// ```ignore
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// # #[event(request, http = "POST /orders")]
+    /// # pub struct PlaceOrder { pub item: String, #[response] pub by: String }
+    /// # #[derive(Default)] pub struct Shop { orders: Vec<(String, String)> }
+    /// # #[manager] impl Shop {
     /// #[solve]
     /// async fn place(&mut self, ev: &PlaceOrder, ctx: &Ctx) -> Result<PlaceOrderResponse, Failure> {
     ///     let who = ctx.caller().ok_or_else(|| Failure::unauthorized("who are you?"))?;
     ///     self.orders.push((who.name().to_owned(), ev.item.clone()));
     ///     Ok(PlaceOrderResponse { by: who.to_string() })
     /// }
+    /// # }
     /// ```
     ///
     /// [`Api::token_named`]: crate::api::Api::token_named

@@ -91,6 +91,18 @@ impl Ctx {
 ///
 /// It pushes into each subscriber's mailbox in turn, waiting while one is full; the event is
 /// allocated once and shared by all subscribers.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # #[event(notification)] pub struct Uploaded { pub path: String }
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// let sending = ctx.notify(Uploaded { path: "a.txt".into() }); // nothing sent yet
+/// sending.await?; // delivered to every subscriber's mailbox
+/// ctx.notify_priority(Uploaded { path: "urgent.txt".into() }, 0).await?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a notification is not sent until awaited"]
 pub struct Notify<'a> {
     state: NotifyState<'a>,

@@ -32,6 +32,22 @@ impl Ctx {
 }
 
 /// A request on its way: `.await` it, or set [`timeout`](Self::timeout) first.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # use std::time::Duration;
+/// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// let half = ctx
+///     .request(Divide { a: 1.0, b: 2.0 })
+///     .timeout(Duration::from_millis(200)) // `Timeout` after that
+///     .priority(0) // the most urgent lane of a `queue = priority` responder
+///     .await?;
+/// assert_eq!(half.quotient, 0.5);
+/// # Ok(()) }
+/// ```
 #[must_use = "a request does nothing until awaited"]
 pub struct Call<'a, E> {
     ctx: &'a Ctx,
@@ -94,6 +110,20 @@ enum State<'a, E: Event> {
 pin_project_lite::pin_project! {
     /// The future of a [`Call`]. It allocates the request once, and a timer only when the
     /// response is not immediately there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use edri::prelude::*;
+    /// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+    /// use std::future::IntoFuture;
+    /// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+    /// // To hold a request as a future (e.g. for `tokio::select!` or `join!`):
+    /// let pending: edri::Pending<'_, Divide> = ctx.request(Divide { a: 1.0, b: 2.0 }).into_future();
+    /// let half = pending.await?;
+    /// # let _ = half;
+    /// # Ok(()) }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Pending<'a, E: Event> {
         state: State<'a, E>,

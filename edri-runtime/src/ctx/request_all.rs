@@ -12,6 +12,18 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A request to every responder: `.await` it, or set [`timeout`](Self::timeout) first.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # use std::time::Duration;
+/// # #[event(request)] pub struct Ping { #[response] pub router: String }
+/// # async fn f(ctx: &Ctx) {
+/// let answers = ctx.request_all(Ping {}).timeout(Duration::from_secs(1)).await;
+/// let routers: Vec<String> = answers.into_iter().filter_map(Result::ok).map(|p| p.router).collect();
+/// # }
+/// ```
 #[must_use = "a request does nothing until awaited"]
 pub struct CallAll<'a, E> {
     ctx: &'a Ctx,

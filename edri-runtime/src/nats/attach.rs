@@ -14,8 +14,11 @@ impl EdriBuilder {
     /// requests without a responder here go to one of theirs, `request_all` asks every router.
     ///
     /// ```no_run
-    /// # async fn f() -> edri_runtime::Result<()> {
-    /// use edri_runtime::{Edri, nats::Nats};
+    /// # // `edri::nats` is there with `edri`'s `nats` feature, which this crate's tests leave off.
+    /// # use edri_runtime::nats;
+    /// # async fn f() -> edri::Result<()> {
+    /// use edri::Edri;
+    /// use nats::Nats; // edri::nats::Nats
     /// let running = Edri::builder()
     ///     .nats(Nats::new("nats://10.0.0.5:4222").server("nats://10.0.0.6:4222").id("billing"))
     ///     .start()

@@ -68,8 +68,11 @@
 //! there fails to start, with an error naming the event.
 //!
 //! ```no_run
-//! # async fn f() -> edri_runtime::Result<()> {
-//! use edri_runtime::{Edri, nats::Nats};
+//! # // `edri::nats` is there with `edri`'s `nats` feature, which this crate's tests leave off.
+//! # use edri_runtime::nats;
+//! # async fn f() -> edri::Result<()> {
+//! use edri::Edri;
+//! use nats::Nats; // edri::nats::Nats
 //! let running = Edri::builder()
 //!     .nats(Nats::new("nats://127.0.0.1:4222").id("billing").token("s3cret"))
 //!     .start()
@@ -108,6 +111,25 @@ pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_EVENT: usize = 1 << 20;
 
 /// How a router joins NATS: [`EdriBuilder::nats`](crate::EdriBuilder::nats).
+///
+/// # Examples
+///
+/// ```no_run
+/// # // `edri::nats` is there with `edri`'s `nats` feature, which this crate's tests leave off.
+/// # use edri_runtime::nats;
+/// # async fn f(secret: &str) -> edri::Result<()> {
+/// use nats::Nats; // edri::nats::Nats
+/// use std::time::Duration;
+/// let nats = Nats::new("nats://10.0.0.5:4222")
+///     .server("nats://10.0.0.6:4222") // a cluster
+///     .token(secret)
+///     .namespace("shop") // subject prefix: applications share one NATS
+///     .id("billing") // stable: its durable consumer survives restarts
+///     .outage_window(Duration::from_secs(300))
+///     .replicas(3);
+/// edri::Edri::builder().nats(nats).run().await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Nats {
     pub(crate) servers: Vec<String>,

@@ -30,10 +30,15 @@ pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// The entry point: `Edri::builder()`.
 ///
+/// # Examples
+///
 /// ```no_run
-/// # async fn f() -> edri_runtime::Result<()> {
-/// edri_runtime::Edri::builder().run().await
-/// # }
+/// use edri::Edri;
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     Edri::builder().run().await // every registered manager, until Ctrl-C or SIGTERM
+/// }
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Edri;
@@ -61,6 +66,30 @@ impl Edri {
 }
 
 /// Configures and starts a router. See [`Edri::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, Job, Store};
+/// use std::time::Duration;
+/// # use edri::prelude::*;
+/// # #[event(notification)] #[derive(Default)] pub struct Backup;
+///
+/// # #[cfg(feature = "api")]
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     Edri::builder()
+///         .store(Store::durable("data.redb")?) // default: in memory
+///         .request_timeout(Duration::from_secs(5)) // default 30 s
+///         .mailbox_capacity(256) // default 1024
+///         .grace_period(Duration::from_secs(3)) // for draining at shutdown; default 10 s
+///         .job(Job::every(Duration::from_secs(3600), Backup).named("backup"))
+///         .api("127.0.0.1:8080") // REST, WebSocket, health, metrics
+///         .run()
+///         .await
+/// }
+/// # #[cfg(not(feature = "api"))] fn main() {}
+/// ```
 #[must_use = "a builder does nothing until `.start()` or `.run()`"]
 pub struct EdriBuilder {
     explicit: Vec<Box<dyn ErasedManager>>,
@@ -97,6 +126,25 @@ impl EdriBuilder {
     /// Runs this instance of a manager, replacing the default instance of its type (and an
     /// earlier `.manager(..)` of the same type). Needed for managers without `Default` and for
     /// `#[manager(manual)]` ones.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use edri::prelude::*;
+    /// # #[event(notification)] pub struct Tick;
+    /// /// No `Default`: started only when given.
+    /// pub struct Greeter { greeting: String }
+    ///
+    /// #[manager]
+    /// impl Greeter {
+    ///     #[solve]
+    ///     fn tick(&mut self, _ev: &Tick) { println!("{}", self.greeting); }
+    /// }
+    ///
+    /// # async fn f() -> edri::Result<()> {
+    /// let running = Edri::builder().manager(Greeter { greeting: "hi".into() }).start().await?;
+    /// # running.shutdown().await }
+    /// ```
     pub fn manager<M: Manager>(mut self, manager: M) -> Self {
         let id = TypeId::of::<M>();
         self.explicit.retain(|m| (m.descriptor().type_id)() != id);
@@ -114,6 +162,24 @@ impl EdriBuilder {
     }
 
     /// Starts only the managers given with [`manager`](Self::manager).
+    ///
+    /// # Examples
+    ///
+    /// Two routers in one test process, each with the managers it is given (plus the
+    /// built-in ones):
+    ///
+    /// ```no_run
+    /// # use edri::prelude::*;
+    /// # #[derive(Default)] pub struct Billing;
+    /// # #[derive(Default)] pub struct Shipping;
+    /// # #[event(notification)] pub struct Tick;
+    /// # #[manager] impl Billing { #[solve] fn t(&mut self, _e: &Tick) {} }
+    /// # #[manager] impl Shipping { #[solve] fn t(&mut self, _e: &Tick) {} }
+    /// # async fn f() -> edri::Result<()> {
+    /// let billing = Edri::builder().only_explicit().manager(Billing::default()).start().await?;
+    /// let shipping = Edri::builder().without::<Billing>().start().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn only_explicit(mut self) -> Self {
         self.only_explicit = true;
         self
@@ -178,11 +244,11 @@ impl EdriBuilder {
     /// updated from anywhere (they are `Clone` handles to shared atomics).
     ///
     /// ```
-    /// use edri_runtime::prometheus_client::{metrics::counter::Counter, registry::Registry};
+    /// use edri::prometheus_client::{metrics::counter::Counter, registry::Registry};
     /// let orders = Counter::<u64>::default();
     /// let mut registry = Registry::default();
     /// registry.register("shop_orders", "Orders placed", orders.clone());
-    /// let builder = edri_runtime::Edri::builder().metrics_registry(registry);
+    /// let builder = edri::Edri::builder().metrics_registry(registry);
     /// orders.inc(); // in a handler: `shop_orders_total 1` in `GET /metrics`
     /// ```
     pub fn metrics_registry(mut self, registry: prometheus_client::registry::Registry) -> Self {
@@ -214,6 +280,18 @@ impl EdriBuilder {
     /// with a switch, a missing secret or the switch's refusal (wrong secret, an event defined
     /// differently elsewhere). An unreachable switch is not an error: the router starts and
     /// keeps trying to join.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use edri::prelude::*;
+    /// # #[event(request)] pub struct Divide { pub a: f64, pub b: f64, #[response] pub quotient: f64 }
+    /// # async fn f() -> edri::Result<()> {
+    /// let running = Edri::builder().start().await?;
+    /// let half = running.ctx().request(Divide { a: 1.0, b: 2.0 }).await?;
+    /// running.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(mut self) -> Result<Running, Error> {
         if crate::mode::process::is_worker() {
             return Err(
@@ -346,6 +424,15 @@ impl EdriBuilder {
     ///
     /// # Errors
     /// As [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// #[edri::main]
+    /// async fn main() -> edri::Result<()> {
+    ///     edri::Edri::builder().run().await
+    /// }
+    /// ```
     pub async fn run(self) -> Result<(), Error> {
         // Listen before anything starts, so that a signal during start-up stops gracefully too.
         let signals = StopSignals::listen();

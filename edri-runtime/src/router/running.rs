@@ -17,6 +17,41 @@ use tokio::task::JoinHandle;
 const ABORT_WAIT: Duration = Duration::from_secs(2);
 
 /// A running router: its [`Ctx`] and the way to stop it.
+///
+/// # Examples
+///
+/// A router embedded in a test, or in a program that stops it itself:
+///
+/// ```rust,standalone_crate
+/// use edri::prelude::*;
+///
+/// #[event(request)]
+/// pub struct Double { pub n: u64, #[response] pub doubled: u64 }
+///
+/// #[derive(Default)]
+/// pub struct Doubler;
+///
+/// #[manager]
+/// impl Doubler {
+///     #[solve]
+///     fn double(&mut self, ev: &Double) -> DoubleResponse {
+///         DoubleResponse { doubled: ev.n * 2 }
+///     }
+/// }
+///
+/// #[edri::main(tracing = false)]
+/// async fn main() -> edri::Result<()> {
+///     let running = Edri::builder().start().await?;
+///     assert_eq!(running.ctx().request(Double { n: 21 }).await?.doubled, 42);
+///     assert!(running.managers().contains(&"Doubler"));
+///     for vitals in running.vitals() {
+///         println!("{}: {} processed, {} queued", vitals.name, vitals.processed, vitals.queued);
+///     }
+///     // Or run until Ctrl-C, SIGTERM or `ctx.shutdown()`:
+///     // running.wait_for_stop_signal().await;
+///     running.shutdown().await
+/// }
+/// ```
 #[must_use = "dropping a `Running` stops its managers abruptly; call `.shutdown().await`"]
 pub struct Running {
     ctx: Ctx,
@@ -206,6 +241,17 @@ impl Running {
 }
 
 /// What [`Running::shutdown_report`] found.
+///
+/// # Examples
+///
+/// ```
+/// async fn stop(running: edri::Running) {
+///     let report = running.shutdown_report().await;
+///     if !report.drained {
+///         eprintln!("{} events dropped at shutdown", report.dropped);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {

@@ -9,6 +9,15 @@ use std::collections::BTreeMap;
 /// A snapshot of a router: its managers with their live counters and handlers, every event
 /// they handle or send with who sends it, and the other routers it is joined to.
 ///
+/// # Examples
+///
+/// ```
+/// fn busiest(running: &edri::Running) -> Option<String> {
+///     let topology = running.topology();
+///     topology.managers.iter().max_by_key(|m| m.depth).map(|m| m.name.clone())
+/// }
+/// ```
+///
 /// The JSON form (`GET /edri/topology`):
 ///
 /// ```json

@@ -13,6 +13,26 @@ use std::time::Duration;
 /// shape, see [`StoredValue`]); through another, the read is `Invalid` and names both types.
 /// Reads need `T: Serialize` as well as `DeserializeOwned`: the shape of what was read is
 /// compared with the stored one.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// # use std::time::Duration;
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// let store = ctx.store();
+/// store.set_with_ttl("session/alice", "t0ken", Duration::from_secs(60)).await?;
+/// let won = store.compare_and_set("lock", None, Some(&"worker-1")).await?;
+/// for (key, price) in store.list::<u64>("prices/").await? {
+///     println!("{key}: {price}");
+/// }
+/// store.delete("lock").await?;
+/// // A `u32` read as an `i32` is refused, never reinterpreted:
+/// store.set("count", &300_u32).await?;
+/// assert_eq!(store.get::<i32>("count").await.unwrap_err().status(), Status::Invalid);
+/// # let _ = won;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct StoreHandle<'a> {
     ctx: &'a Ctx,

@@ -13,6 +13,14 @@ use tokio::sync::mpsc;
 
 /// The manager behind the store; every router runs one (leave it out with
 /// `.without::<StoreManager>()`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> edri::Result<()> {
+/// let running = edri::Edri::builder().without::<edri::StoreManager>().start().await?;
+/// # Ok(()) }
+/// ```
 pub struct StoreManager {
     backend: Backend,
     /// `(prefix, forwarder)`: each watcher's changes go through its own ordered queue, so a

@@ -9,11 +9,30 @@
 //! before it is acknowledged). Every request answers. `Watch { prefix }` makes later changes
 //! under the prefix arrive at the watching manager as [`Changed`] notifications, in order.
 //!
-//! ```ignore
+//! # Examples
+//!
+//! ```
+//! # use edri::prelude::*;
+//! # async fn f(ctx: &Ctx) -> Result<(), Failure> {
 //! ctx.store().set("prices/eur", &1.08_f64).await?;
 //! let eur: Option<f64> = ctx.store().get("prices/eur").await?;
 //! let n = ctx.store().increment("visits", 1).await?;
-//! ctx.store().watch("prices/").await?;          // then: #[solve] fn changed(&mut self, ev: &Changed)
+//! // From a handler: then `#[solve] fn changed(&mut self, ev: &edri::store::Changed)`.
+//! ctx.store().watch("prices/").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The same through the store's events, for code that holds [`StoredValue`]s:
+//!
+//! ```
+//! # use edri::prelude::*;
+//! use edri::store::{Get, Set, StoredValue};
+//! # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+//! let value = StoredValue::new(&1.08_f64)?;
+//! ctx.request(Set { key: "prices/eur".into(), value, ttl_ms: None }).await?;
+//! let got = ctx.request(Get { key: "prices/eur".into() }).await?.value;
+//! let eur: Option<f64> = got.map(|v| v.read("prices/eur")).transpose()?;
+//! # Ok(()) }
 //! ```
 
 mod backend;
@@ -36,6 +55,17 @@ pub use manager::StoreManager;
 pub use value::StoredValue;
 
 /// Where a router keeps its store: `Edri::builder().store(Store::durable("data.redb")?)`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, Store};
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     Edri::builder().store(Store::durable("data.redb")?).run().await
+/// }
+/// ```
 pub struct Store {
     backend: Backend,
 }
@@ -172,6 +202,33 @@ pub struct Watch {
 }
 
 /// A key under a watched prefix changed: its new value, or `None` when it was removed.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::store::Changed;
+///
+/// #[derive(Default)]
+/// pub struct PriceWatch { latest: std::collections::BTreeMap<String, u64> }
+///
+/// #[manager]
+/// impl PriceWatch {
+///     #[solve]
+///     async fn started(&mut self, _ev: &Started, ctx: &Ctx) -> Result<(), Failure> {
+///         ctx.store().watch("prices/").await
+///     }
+///
+///     #[solve]
+///     fn changed(&mut self, ev: &Changed) -> Result<(), Failure> {
+///         match ev.value::<u64>()? {
+///             Some(price) => self.latest.insert(ev.key.clone(), price),
+///             None => self.latest.remove(&ev.key),
+///         };
+///         Ok(())
+///     }
+/// }
+/// ```
 #[event(notification, name = "edri.store.Changed", crate = crate)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {

@@ -26,6 +26,18 @@ use serde::{Deserialize, Serialize};
 /// each other's values; an empty sequence (or `None`) says nothing about its element type, so
 /// an empty `Vec<u32>` reads as an empty `Vec<String>`. The [`type_name`](Self::type_name) is
 /// kept for messages only.
+///
+/// # Examples
+///
+/// ```
+/// use edri::store::StoredValue;
+///
+/// let value = StoredValue::new(&300_u32).unwrap();
+/// assert_eq!(value.type_name, "u32");
+/// assert_eq!(value.read::<u32>("count").unwrap(), 300);
+/// let refused = value.read::<i32>("count").unwrap_err(); // same bytes, another type
+/// assert!(refused.message().starts_with("`count` holds a `u32`, which cannot be read as a `i32`"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredValue {
     /// The writer's type as `std::any::type_name` spelled it, for messages.

@@ -14,8 +14,8 @@ impl EdriBuilder {
     /// asks every router; nothing is lost or duplicated through outages of the outage window.
     ///
     /// ```no_run
-    /// # async fn f() -> edri_runtime::Result<()> {
-    /// use edri_runtime::{Edri, switch::Switch};
+    /// # async fn f() -> edri::Result<()> {
+    /// use edri::{Edri, switch::Switch};
     /// // The secret from EDRI_SWITCH_SECRET:
     /// let running = Edri::builder().switch("127.0.0.1:7800").start().await?;
     /// let running = Edri::builder()

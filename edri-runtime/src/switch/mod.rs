@@ -53,8 +53,8 @@
 //! router already joined is refused, with an error naming the event: its `start()` fails.
 //!
 //! ```no_run
-//! # async fn f() -> edri_runtime::Result<()> {
-//! use edri_runtime::{Edri, switch::Switch};
+//! # async fn f() -> edri::Result<()> {
+//! use edri::{Edri, switch::Switch};
 //! let running = Edri::builder()
 //!     .switch(Switch::new("127.0.0.1:7800").secret("s3cret").id("billing"))
 //!     .start()
@@ -94,6 +94,28 @@ pub(crate) const WRITE_BATCH: usize = 256 << 10;
 ///
 /// `"127.0.0.1:7800".into()` gives the defaults: the secret from `EDRI_SWITCH_SECRET`, an id
 /// made of the executable's name and the process id, a 60 s outage window and a 64 MiB buffer.
+///
+/// # Examples
+///
+/// ```no_run
+/// use edri::{Edri, switch::Switch};
+/// use std::time::Duration;
+///
+/// #[edri::main]
+/// async fn main() -> edri::Result<()> {
+///     let secret = std::fs::read("/etc/edri/secret")?;
+///     Edri::builder()
+///         .switch(
+///             Switch::new("10.0.0.5:7800")
+///                 .secret(secret)
+///                 .id("billing") // stable across restarts: its peers resend what it missed
+///                 .outage_window(Duration::from_secs(120))
+///                 .buffer(256 << 20),
+///         )
+///         .run()
+///         .await
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Switch {
     pub(crate) addr: String,
@@ -183,6 +205,18 @@ impl From<std::net::SocketAddr> for Switch {
 }
 
 /// What a router's connector knows: [`Running::switch`](crate::Running::switch).
+///
+/// # Examples
+///
+/// ```
+/// fn report(running: &edri::Running) {
+///     if let Some(status) = running.switch() {
+///         let state = if status.connected { "connected" } else { "away" };
+///         let (sent, lost) = (status.sent, status.lost);
+///         println!("{} {state}: {sent} sent, {lost} lost, {} buffered", status.id, status.buffered);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SwitchStatus {

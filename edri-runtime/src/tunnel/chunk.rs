@@ -5,9 +5,18 @@ use serde::Serialize;
 /// A run of bytes as a tunnel item: serialized as one block (a plain `Vec<u8>` is serialized
 /// byte by byte, which costs far more across routers).
 ///
-/// ```ignore
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::Chunk;
+///
 /// #[event(tunnel, send = Chunk, receive = Chunk)]
 /// pub struct Upper;
+///
+/// let mut chunk = Chunk::from(b"abc".to_vec());
+/// chunk.make_ascii_uppercase(); // a `Vec<u8>` underneath
+/// assert_eq!(chunk.into_inner(), b"ABC");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Chunk(pub Vec<u8>);

@@ -7,18 +7,26 @@
 //! Once accepted, both parties hold a [`Tunnel`]: the opener's end sends `T` and receives `U`,
 //! the acceptor's end (`Tunnel<E, Acceptor>`) the other way round.
 //!
-//! ```ignore
+//! # Examples
+//!
+//! ```rust,standalone_crate
+//! use edri::prelude::*;
+//! use edri::Chunk;
+//!
 //! #[event(tunnel, send = Chunk, receive = Chunk)]
 //! pub struct Upper;
+//!
+//! #[derive(Default)]
+//! pub struct Converter;
 //!
 //! #[manager]
 //! impl Converter {
 //!     #[solve]
-//!     fn upper(&mut self, _: &Upper, opening: Opening<Upper>, ctx: &Ctx) {
+//!     fn upper(&mut self, _ev: &Upper, opening: Opening<Upper>, ctx: &Ctx) {
 //!         let Ok(mut end) = opening.accept() else { return };
 //!         ctx.spawn(async move {
 //!             while let Some(chunk) = end.recv().await? {
-//!                 end.send(chunk.to_ascii_uppercase()).await?;
+//!                 end.send(Chunk(chunk.to_ascii_uppercase())).await?;
 //!             }
 //!             end.close();
 //!             Ok::<_, Failure>(())
@@ -26,10 +34,19 @@
 //!     }
 //! }
 //!
-//! let mut tunnel = ctx.open(Upper).await?;
-//! tunnel.send(Chunk(b"abc".to_vec())).await?;
-//! tunnel.close();
-//! while let Some(chunk) = tunnel.recv().await? { /* .. */ }
+//! #[edri::main(tracing = false)]
+//! async fn main() -> edri::Result<()> {
+//!     let running = Edri::builder().start().await?;
+//!     let mut tunnel = running.ctx().open(Upper).await?;
+//!     tunnel.send(Chunk(b"abc".to_vec())).await?;
+//!     tunnel.close();
+//!     let mut out = Vec::new();
+//!     while let Some(chunk) = tunnel.recv().await? {
+//!         out.extend_from_slice(&chunk);
+//!     }
+//!     assert_eq!(out, b"ABC");
+//!     running.shutdown().await
+//! }
 //! ```
 //!
 //! **Flow control.** Each direction holds at most [`window`](Tunnel::window) items that the
@@ -85,10 +102,38 @@ pub trait Side: sealed::Sealed + Send + 'static {
 
 /// The side that called [`Ctx::open`](crate::Ctx::open): sends `E::Send`, receives
 /// `E::Receive`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::{Opener, Tunnel};
+/// # use edri::prelude::*;
+/// # #[event(tunnel, send = String, receive = u64)] pub struct Count;
+/// // The opener of `Count` sends `String`s and receives `u64`s:
+/// async fn ask(end: &mut Tunnel<Count, Opener>) -> Result<Option<u64>, Failure> {
+///     end.send("how many?".to_owned()).await?;
+///     end.recv().await
+/// }
+/// ```
 #[derive(Debug)]
 pub enum Opener {}
 
 /// The side that accepted the [`Opening`]: sends `E::Receive`, receives `E::Send`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::{Acceptor, Tunnel};
+/// # use edri::prelude::*;
+/// # #[event(tunnel, send = String, receive = u64)] pub struct Count;
+/// // The acceptor of `Count` receives `String`s and sends `u64`s:
+/// async fn answer(end: &mut Tunnel<Count, Acceptor>) -> Result<(), Failure> {
+///     while let Some(question) = end.recv().await? {
+///         end.send(question.len() as u64).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub enum Acceptor {}
 
@@ -110,6 +155,25 @@ impl Side for Acceptor {
 /// `Tunnel<E>` is the opener's end; the acceptor's is `Tunnel<E, Acceptor>`. Move it into a
 /// task ([`Ctx::spawn`](crate::Ctx::spawn)) or a thread (it has blocking twins of its
 /// methods); [`split`](Self::split) it to send and receive from different places.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::{Acceptor, Chunk, Tunnel};
+/// # #[event(tunnel, send = Chunk, receive = Chunk)] pub struct Upper;
+/// // The acceptor's end on a thread, with the blocking twins:
+/// fn serve(mut end: Tunnel<Upper, Acceptor>) {
+///     std::thread::spawn(move || -> Result<(), Failure> {
+///         while let Some(mut chunk) = end.blocking_recv()? {
+///             chunk.make_ascii_uppercase();
+///             end.blocking_send(chunk)?;
+///         }
+///         end.close();
+///         Ok(())
+///     });
+/// }
+/// ```
 pub struct Tunnel<E: TunnelEvent, S: Side = Opener> {
     // Dropped in this order: the other side's sending fails before its receiving ends, so
     // whoever sees the end of the stream finds sending over too.
@@ -212,6 +276,29 @@ impl<E: TunnelEvent, S: Side> Tunnel<E, S> {
 }
 
 /// The sending half of a [`Tunnel`].
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::{Chunk, Tunnel};
+/// # #[event(tunnel, send = Chunk, receive = Chunk)] pub struct Upper;
+/// # async fn f(ctx: &Ctx, tunnel: Tunnel<Upper>) -> Result<(), Failure> {
+/// let (mut tx, mut rx) = tunnel.split();
+/// // Send from a task of its own while this one receives.
+/// let sender = ctx.spawn(async move {
+///     for part in [b"ab".to_vec(), b"cd".to_vec()] {
+///         tx.send(Chunk(part)).await?;
+///     }
+///     tx.close();
+///     Ok::<_, Failure>(())
+/// });
+/// while let Some(chunk) = rx.recv().await? {
+///     println!("{} bytes", chunk.len());
+/// }
+/// # let _ = sender;
+/// # Ok(()) }
+/// ```
 pub struct TunnelSender<T> {
     pub(crate) pipe: PipeTx<T>,
     window: usize,
@@ -271,7 +358,21 @@ impl<T: Send + 'static> TunnelSender<T> {
     }
 }
 
-/// The receiving half of a [`Tunnel`].
+/// The receiving half of a [`Tunnel`]: see [`TunnelSender`] for both halves at work.
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::{Chunk, TunnelReceiver};
+/// async fn drain(mut rx: TunnelReceiver<Chunk>) -> Result<Vec<u8>, Failure> {
+///     let mut all = Vec::new();
+///     while let Some(chunk) = rx.recv().await? {
+///         all.extend_from_slice(&chunk);
+///     }
+///     Ok(all)
+/// }
+/// ```
 pub struct TunnelReceiver<T> {
     pub(crate) pipe: PipeRx<T>,
 }

@@ -41,6 +41,37 @@ impl Verdict {
 /// [`accept`](Self::accept) it (and move the end into a task or a thread) or
 /// [`reject`](Self::reject) it. Dropped without either, the opener gets a failure; a handler
 /// that returns `Err(x)` while the opening is unanswered rejects it with `x`.
+///
+/// # Examples
+///
+/// ```
+/// use edri::prelude::*;
+/// use edri::Chunk;
+///
+/// #[event(tunnel, send = Chunk, receive = Chunk)]
+/// pub struct Convert { pub to: String }
+///
+/// #[derive(Default)]
+/// pub struct Converter;
+///
+/// #[manager]
+/// impl Converter {
+///     #[solve]
+///     fn convert(&mut self, ev: &Convert, opening: Opening<Convert>, ctx: &Ctx) {
+///         if ev.to != "upper" {
+///             return opening.reject(Failure::invalid("only `upper`")); // `ctx.open` gets it
+///         }
+///         let Ok(mut end) = opening.accept() else { return }; // the opener gave up
+///         ctx.spawn(async move {
+///             while let Some(chunk) = end.recv().await? {
+///                 end.send(Chunk(chunk.to_ascii_uppercase())).await?;
+///             }
+///             end.close();
+///             Ok::<_, Failure>(())
+///         });
+///     }
+/// }
+/// ```
 // No `E: TunnelEvent` bound on the type itself (only on its methods): an acceptor written for
 // an event that is not a tunnel gets one error, on the event, not one per mention of the type.
 pub struct Opening<E> {
@@ -125,6 +156,23 @@ pub(crate) async fn verdict(
 
 /// A tunnel being opened: `.await` it, or set [`timeout`](Self::timeout) or
 /// [`window`](Self::window) first. See [`Ctx::open`](crate::Ctx::open).
+///
+/// # Examples
+///
+/// ```
+/// # use edri::prelude::*;
+/// use edri::Chunk;
+/// use std::time::Duration;
+/// # #[event(tunnel, send = Chunk, receive = Chunk)] pub struct Upper;
+/// # async fn f(ctx: &Ctx) -> Result<(), Failure> {
+/// let tunnel = ctx
+///     .open(Upper)
+///     .window(64) // items in flight each way (default 16)
+///     .timeout(Duration::from_secs(2)) // for the acceptor's answer
+///     .await?;
+/// # let _ = tunnel;
+/// # Ok(()) }
+/// ```
 #[must_use = "a tunnel is not opened until awaited"]
 pub struct Open<'a, E> {
     ctx: &'a crate::Ctx,

@@ -22,6 +22,15 @@ use tokio::sync::oneshot;
 pub const WORKER_ENV: &str = "EDRI_WORKER";
 
 /// Whether this process was started as a worker.
+///
+/// # Examples
+///
+/// ```
+/// // Work that only the application's own process does, not its process-mode workers:
+/// if !edri::is_worker() {
+///     println!("starting");
+/// }
+/// ```
 pub fn is_worker() -> bool {
     std::env::var_os(WORKER_ENV).is_some()
 }
@@ -30,6 +39,15 @@ pub fn is_worker() -> bool {
 /// at once otherwise. `#[edri::main]` calls it first; call it first in any other `main` of a
 /// binary whose managers have `#[solve(process)]` handlers (for tests: a test target with
 /// `harness = false`, see the README).
+///
+/// # Examples
+///
+/// ```no_run
+/// // First thing in a `main` that is not `#[edri::main]`:
+/// edri::serve_if_worker(); // a worker serves its calls here and exits
+/// assert!(!edri::is_worker());
+/// // ... build a runtime, start the router ...
+/// ```
 pub fn serve_if_worker() {
     if !is_worker() {
         return;

@@ -40,7 +40,7 @@ const MAX_ID: usize = 128;
 ///
 /// ```no_run
 /// # async fn f() -> std::io::Result<()> {
-/// let server = edri_runtime::switch::Server::bind("127.0.0.1:7800", "s3cret").await?;
+/// let server = edri::switch::Server::bind("127.0.0.1:7800", "s3cret").await?;
 /// println!("listening on {}", server.local_addr()?);
 /// server.run().await
 /// # }
