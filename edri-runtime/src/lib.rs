@@ -22,6 +22,7 @@ mod metrics;
 mod mode;
 #[cfg(feature = "nats")]
 pub mod nats;
+mod peering;
 mod registry;
 mod router;
 pub mod scheduler;
