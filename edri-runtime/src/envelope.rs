@@ -57,6 +57,7 @@ pub(crate) trait Completion: Send + Sync + 'static {
 }
 
 impl Handled {
+    #[cfg(any(feature = "switch", feature = "nats"))]
     pub(crate) fn new(completion: Arc<dyn Completion>) -> Self {
         Self(completion)
     }

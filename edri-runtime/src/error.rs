@@ -175,6 +175,8 @@ pub enum StartError {
     #[error("{0}")]
     ApiRoutes(String),
     /// `.switch(..)` without a secret.
+    #[cfg(feature = "switch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
     #[error(
         "joining a switch needs its shared secret: give it with `Switch::new(addr).secret(..)` \
          or in the `{env}` environment variable"
@@ -185,6 +187,8 @@ pub enum StartError {
     },
     /// The switch refused this router: wrong secret, another protocol version, or an event
     /// defined differently on another router.
+    #[cfg(feature = "switch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
     #[error("the switch at `{addr}` refused this router: {reason}")]
     SwitchRefused {
         /// The switch's address.
@@ -195,6 +199,7 @@ pub enum StartError {
     /// NATS did not take this router (unreachable, authentication failed, JetStream off), or
     /// an event is defined differently on another router joined through it.
     #[cfg(feature = "nats")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
     #[error("NATS at `{servers}` refused this router: {reason}")]
     Nats {
         /// The servers given to `Nats`.

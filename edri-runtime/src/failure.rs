@@ -218,6 +218,7 @@ impl From<Box<dyn std::error::Error>> for Failure {
 /// # }
 /// ```
 #[cfg(feature = "anyhow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anyhow")))]
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         match err.downcast::<Failure>() {

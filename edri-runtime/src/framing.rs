@@ -98,6 +98,7 @@ fn prefix_error(e: std::io::Error) -> FrameError {
 ///
 /// # Errors
 /// [`FrameError::Closed`] at a clean end of stream, [`FrameError::TooLarge`], or I/O.
+#[cfg(any(feature = "switch", test))]
 pub(crate) async fn read_body<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,

@@ -3,6 +3,7 @@
 //! Users depend on the `edri` facade, which re-exports this crate together with the macros.
 
 #![warn(unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
 mod builtin;
@@ -21,12 +22,17 @@ mod manager;
 mod metrics;
 mod mode;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
+#[cfg(any(feature = "switch", feature = "nats"))]
+mod peering;
 mod registry;
 mod router;
 pub mod scheduler;
 pub mod store;
 mod support;
+#[cfg(feature = "switch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
 pub mod switch;
 mod trace;
 pub mod tunnel;

@@ -1,8 +1,8 @@
 //! The scheduler: jobs that send an event at a time, after a delay, every interval, or on a
-//! cron expression. An ordinary manager (`edri.scheduler`) that every router runs, reached by
-//! events ([`Schedule`], [`Update`], [`Cancel`], [`ListJobs`]: every one answers), so any
-//! manager, worker or remote router can use it; `ctx.schedule(job)` / `ctx.cancel(name)` and
-//! `Edri::builder().job(job)` are shorthands.
+//! cron expression (feature `cron`, on by default). An ordinary manager (`edri.scheduler`)
+//! that every router runs, reached by events ([`Schedule`], [`Update`], [`Cancel`],
+//! [`ListJobs`]: every one answers), so any manager, worker or remote router can use it;
+//! `ctx.schedule(job)` / `ctx.cancel(name)` and `Edri::builder().job(job)` are shorthands.
 //!
 //! # Examples
 //!
@@ -44,6 +44,10 @@
 //!   down fires once when it is loaded; cron occurrences missed while down are skipped, and the
 //!   job goes on from the next occurrence after now.
 //! - One-shot jobs (`at`, `after`) are removed once they fired.
+//!
+//! **Without the `cron` feature** [`Job::cron`] is absent; [`Trigger::Cron`] stays (jobs are
+//! data that other routers and the store hold), and a router built without the feature refuses
+//! such a job as `Invalid`, saying so.
 
 use crate::registry::EventRegistration;
 use crate::{Ctx, Event, Failure};
@@ -79,7 +83,8 @@ pub enum Trigger {
         /// The interval in milliseconds (at least 1).
         ms: u64,
     },
-    /// On a cron expression, with optional seconds field (`"*/5 * * * * *"`), in UTC.
+    /// On a cron expression, with optional seconds field (`"*/5 * * * * *"`), in UTC. Runs
+    /// only on a router built with the `cron` feature (elsewhere the job is `Invalid`).
     Cron {
         /// The expression.
         expr: String,
@@ -153,6 +158,8 @@ impl Job {
 
     /// Sends `event` at every occurrence of a cron expression (UTC; a leading seconds field
     /// is optional: `"0 */5 * * * *"` or `"*/5 * * * *"`).
+    #[cfg(feature = "cron")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cron")))]
     pub fn cron<E: Event>(expr: &str, event: E) -> Self {
         Self::of(Trigger::Cron { expr: expr.to_owned() }, &event)
     }
@@ -207,6 +214,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(feature = "cron")]
 fn parse_cron(expr: &str) -> Result<croner::Cron, Failure> {
     croner::Cron::new(expr)
         .with_seconds_optional()
@@ -215,9 +223,24 @@ fn parse_cron(expr: &str) -> Result<croner::Cron, Failure> {
 }
 
 /// The next wall-clock time (ms) a cron expression fires after now.
+#[cfg(feature = "cron")]
 fn next_cron(cron: &croner::Cron) -> Option<u64> {
     let next = cron.find_next_occurrence(&chrono::Utc::now(), false).ok()?;
     u64::try_from(next.timestamp_millis()).ok()
+}
+
+/// A build without the `cron` feature reads no cron expression: a job that has one (from
+/// another router, or kept in the store by a build with the feature) is refused.
+#[cfg(not(feature = "cron"))]
+fn parse_cron(expr: &str) -> Result<std::convert::Infallible, Failure> {
+    Err(Failure::invalid(format!(
+        "cron expression `{expr}`: this router was built without the `cron` feature of edri"
+    )))
+}
+
+#[cfg(not(feature = "cron"))]
+fn next_cron(cron: &std::convert::Infallible) -> Option<u64> {
+    match *cron {}
 }
 
 /// One job as `ListJobs` shows it.

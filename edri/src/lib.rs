@@ -43,6 +43,28 @@
 //! ```
 //!
 //! The README has a tour; each macro's page shows what it expands to.
+//!
+//! # Cargo features
+//!
+//! | Feature   | Default | What it enables | Its heavy dependencies |
+//! |-----------|---------|-----------------|------------------------|
+//! | `api`     | on  | The API broker: `Edri::builder().api(addr)`, REST and WebSocket routes from events, the catalog, `/metrics`, OpenAPI, the live page ([`api`]) | axum, hyper, tower-http, sha2 |
+//! | `durable` | on  | The store in a file: `Store::durable(path)` ([`store`]) | redb |
+//! | `cron`    | on  | Cron expressions in the scheduler: `Job::cron(expr, event)` ([`scheduler`]) | croner, chrono |
+//! | `switch`  | on  | Routers joined through a switch: `Edri::builder().switch(addr)`, the `switch` module | hmac, sha2 |
+//! | `nats`    | off | Routers joined through NATS: `Edri::builder().nats(..)`, the `nats` module | async-nats (rustls, ring) |
+//! | `anyhow`  | off | `?` on `anyhow::Error` in handlers | anyhow |
+//!
+//! What a feature enables is absent without it: calling it is a compile error, never a
+//! surprise at run time. The rest works without the feature's dependencies: the store in
+//! memory, the scheduler's `at`, `after` and `every` jobs, a single router. A lean build:
+//!
+//! ```toml
+//! [dependencies]
+//! edri = { version = "0.1", default-features = false, features = ["api"] }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Declares an event: `#[event(notification | request | tunnel, ...)]` on a struct.
 ///
@@ -636,15 +658,18 @@ pub use edri_runtime::scheduler;
 /// `HealthCheck` and the built-in manager that answers it.
 pub use edri_runtime::health;
 
-/// Several routers as one application: `Edri::builder().switch(addr)` joins the routers of an
-/// `edri-switch` (or an in-process [`switch::Server`]); nothing is lost or duplicated through
-/// outages of the outage window.
+/// Several routers as one application (feature `switch`): `Edri::builder().switch(addr)` joins
+/// the routers of an `edri-switch` (or an in-process [`switch::Server`]); nothing is lost or
+/// duplicated through outages of the outage window.
+#[cfg(feature = "switch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
 pub use edri_runtime::switch;
 
 /// Several routers as one application through NATS (feature `nats`):
 /// `Edri::builder().nats(Nats::new("nats://127.0.0.1:4222"))`; notifications through a
 /// JetStream stream, requests through core NATS request/reply.
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use edri_runtime::nats;
 
 /// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the

@@ -1,6 +1,7 @@
 #![allow(missing_docs)]
 //! `Running::metrics()`: counting switched on without the API, inline and thread handlers
-//! timed, and the text in the Prometheus format.
+//! timed, and the text in the Prometheus format; with the `api` feature, the application's own
+//! metrics in `GET /metrics`.
 
 use edri::prelude::*;
 use std::time::Duration;
@@ -122,6 +123,7 @@ async fn counting_is_off_by_default() {
     running.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "api")]
 /// Counts what the handler sees, in the application's own metrics.
 pub struct Shop {
     orders: edri::prometheus_client::metrics::counter::Counter,
@@ -129,12 +131,14 @@ pub struct Shop {
     sizes: edri::prometheus_client::metrics::histogram::Histogram,
 }
 
+#[cfg(feature = "api")]
 #[event(notification)]
 #[derive(Debug, Clone)]
 pub struct Order {
     pub items: u32,
 }
 
+#[cfg(feature = "api")]
 #[manager]
 impl Shop {
     #[solve]
@@ -145,6 +149,7 @@ impl Shop {
     }
 }
 
+#[cfg(feature = "api")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_applications_metrics_come_after_edris() {
     use edri::prometheus_client::metrics::histogram::{Histogram, linear_buckets};

@@ -1,9 +1,10 @@
 #![allow(missing_docs)]
-//! The built-in scheduler: jobs by interval, delay, time and cron; every request answers.
+//! The built-in scheduler: jobs by interval, delay, time and cron; every request answers. Cron
+//! jobs need the `cron` feature (without it they are refused), a durable store `durable`.
 
+use edri::Job;
 use edri::prelude::*;
 use edri::scheduler::{ListJobs, Trigger, Update};
-use edri::{Job, Store};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,6 +58,7 @@ async fn every_100ms_fires_5_times_in_550ms_and_stops_after_cancel() {
     running.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "cron")]
 #[tokio::test]
 async fn cron_every_second_fires() {
     let (running, beats) = start_with(Edri::builder()).await;
@@ -79,6 +81,29 @@ async fn cron_every_second_fires() {
     let bad =
         running.ctx().schedule(Job::cron("not cron", Beat { from: "x".into() }).named("bad")).await;
     assert_eq!(bad.unwrap_err().status(), Status::Invalid);
+    running.shutdown().await.unwrap();
+}
+
+/// A router built without the `cron` feature refuses a cron job (one made elsewhere, or kept
+/// in a store by a build with the feature), saying why.
+#[cfg(not(feature = "cron"))]
+#[tokio::test]
+async fn a_cron_job_is_invalid_without_the_cron_feature() {
+    let (running, beats) = start_with(Edri::builder()).await;
+    let mut job = Job::every(Duration::from_millis(10), Beat { from: "cron".into() });
+    job.trigger = Trigger::Cron { expr: "* * * * * *".into() };
+    let err = running.ctx().schedule(job).await.unwrap_err();
+    assert_eq!(err.status(), Status::Invalid);
+    assert!(err.message().contains("without the `cron` feature"), "{err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(count(&beats, "cron"), 0);
+    assert!(running.ctx().request(ListJobs::default()).await.unwrap().jobs.is_empty());
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_sending_a_tunnel_is_invalid() {
+    let (running, _) = start_with(Edri::builder()).await;
     // A tunnel is not something a job can send.
     let tunnel = running.ctx().schedule(Job::every(Duration::from_secs(1), Stream)).await;
     let err = tunnel.unwrap_err();
@@ -159,6 +184,7 @@ async fn builder_jobs_run_from_the_start_and_one_shots_go_away() {
     assert!(err.to_string().contains("interval"), "{err}");
 }
 
+#[cfg(all(feature = "durable", feature = "cron"))]
 #[tokio::test]
 async fn jobs_persist_across_restarts_with_a_durable_store() {
     let dir = std::env::temp_dir().join(format!("edri-scheduler-test-{}", std::process::id()));
@@ -166,12 +192,14 @@ async fn jobs_persist_across_restarts_with_a_durable_store() {
     let path = dir.join("jobs.redb");
     let _ = std::fs::remove_file(&path);
     {
-        let (running, _) = start_with(Edri::builder().store(Store::durable(&path).unwrap())).await;
+        let (running, _) =
+            start_with(Edri::builder().store(edri::Store::durable(&path).unwrap())).await;
         let job = Job::cron("0 0 3 * * *", Beat { from: "nightly".into() }).named("nightly-backup");
         running.ctx().schedule(job).await.unwrap();
         running.shutdown().await.unwrap();
     }
-    let (running, _) = start_with(Edri::builder().store(Store::durable(&path).unwrap())).await;
+    let (running, _) =
+        start_with(Edri::builder().store(edri::Store::durable(&path).unwrap())).await;
     let mut jobs = Vec::new();
     for _ in 0..100 {
         jobs = running.ctx().request(ListJobs::default()).await.unwrap().jobs;

@@ -2,14 +2,16 @@
 //! The built-in key-value store, through `ctx.store()` and its request events. Stored values
 //! carry their type: a read, a list, a `Changed`, a compare-and-set or an increment through
 //! another type is `Invalid` naming both types, in memory, in a durable file and across
-//! routers; a durable file of the format from before is refused at open.
+//! routers; a durable file of the format from before is refused at open. Tests of the durable
+//! file need the `durable` feature, those across routers the `switch` feature.
 
 use edri::prelude::*;
 use edri::store::StoredValue;
-use edri::{Changed, SchedulerManager, Store, StoreManager};
+use edri::{Changed, Store};
+#[cfg(feature = "durable")]
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -214,6 +216,7 @@ async fn watch_delivers_changes_under_its_prefix_only() {
     running.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "durable")]
 /// Run as a child by `acknowledged_values_survive_kill_9`: writes 1 000 keys into the durable
 /// store named by `EDRI_STORE_CHILD`, says so, then waits to be killed.
 #[tokio::test]
@@ -228,6 +231,7 @@ async fn child_writer() {
     drop(running);
 }
 
+#[cfg(feature = "durable")]
 #[tokio::test]
 async fn acknowledged_values_survive_kill_9() {
     use tokio::io::AsyncBufReadExt;
@@ -343,6 +347,7 @@ async fn in_memory_reads_through_another_type_are_invalid() {
     reads_through_another_type_are_invalid(Store::memory()).await;
 }
 
+#[cfg(feature = "durable")]
 fn temp_file(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edri-store-types-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -351,6 +356,7 @@ fn temp_file(name: &str) -> PathBuf {
     path
 }
 
+#[cfg(feature = "durable")]
 /// Removes a file of [`temp_file`], and its folder once empty.
 fn remove(path: &std::path::Path) {
     let _ = std::fs::remove_file(path);
@@ -359,6 +365,7 @@ fn remove(path: &std::path::Path) {
     }
 }
 
+#[cfg(feature = "durable")]
 #[tokio::test]
 async fn durable_reads_through_another_type_are_invalid_and_types_survive_a_reopen() {
     let path = temp_file("typed.redb");
@@ -395,6 +402,7 @@ fn another_version_of_a_type_is_named_as_such() {
     assert_eq!(value.read::<v2::Cents>("item").unwrap(), v2::Cents { cents: 5, currency: None });
 }
 
+#[cfg(feature = "durable")]
 /// Writes a redb file with `table` holding `entries`, the way an edri of that format did.
 fn write_file(path: &PathBuf, table: &str, entries: &[(&str, &[u8])]) {
     let db = redb::Database::create(path).unwrap();
@@ -408,6 +416,7 @@ fn write_file(path: &PathBuf, table: &str, entries: &[(&str, &[u8])]) {
     tx.commit().unwrap();
 }
 
+#[cfg(feature = "durable")]
 #[test]
 fn a_durable_file_of_format_1_is_refused_at_open() {
     let path = temp_file("format-1.redb");
@@ -424,6 +433,7 @@ fn a_durable_file_of_format_1_is_refused_at_open() {
     remove(&path);
 }
 
+#[cfg(feature = "durable")]
 /// A file of format 1 that holds no value has nothing to misread: it opens, as format 2.
 #[tokio::test]
 async fn an_empty_durable_file_of_format_1_opens() {
@@ -439,6 +449,7 @@ async fn an_empty_durable_file_of_format_1_opens() {
     remove(&path);
 }
 
+#[cfg(feature = "durable")]
 #[test]
 fn a_durable_file_of_a_newer_format_is_refused_at_open() {
     let path = temp_file("format-next.redb");
@@ -450,12 +461,16 @@ fn a_durable_file_of_a_newer_format_is_refused_at_open() {
     remove(&path);
 }
 
+#[cfg(feature = "switch")]
 const SECRET: &str = "store-types-secret";
 
+#[cfg(feature = "switch")]
 /// A router without a store of its own reaches another router's store through a switch: the
 /// value crosses twice as postcard and keeps its type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_store_checks_types_too() {
+    use edri::{SchedulerManager, StoreManager};
+    use std::time::Instant;
     let server = edri::switch::Server::bind("127.0.0.1:0", SECRET).await.unwrap();
     let addr = server.local_addr().unwrap().to_string();
     let hub = tokio::spawn(server.run());

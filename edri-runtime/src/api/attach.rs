@@ -11,6 +11,7 @@ use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl EdriBuilder {
     /// Starts the API broker ([`crate::api`]): REST routes from `#[event(http = ..)]`, the
     /// WebSocket endpoint `/edri/ws`, `/edri/health`, `/edri/events` and `/metrics`.
@@ -28,6 +29,7 @@ impl EdriBuilder {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl Running {
     /// Where the API broker listens (`None` without [`EdriBuilder::api`], and for
     /// [`Api::embedded`](crate::api::Api::embedded)); with port 0 in the configured address,

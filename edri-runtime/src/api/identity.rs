@@ -85,6 +85,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 ///     .token_named("alice", "s3cret")
 ///     .merge(Router::new().route("/whoami", get(whoami)));
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Response;
 
@@ -97,6 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// `Option<Caller>`: `None` where the API has no token configured.
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
     type Rejection = Infallible;
 

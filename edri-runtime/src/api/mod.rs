@@ -120,9 +120,11 @@ mod ws;
 /// The axum the broker is built with, for routes and layers of your own
 /// ([`Api::merge`], [`Api::layer`], [`Running::api_router`](crate::Running::api_router)).
 #[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 pub use axum;
 pub(crate) use hooks::ApiHooks;
 #[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 pub use rest::http_status;
 
 use std::time::Duration;

@@ -25,6 +25,7 @@ use tower_service::Service;
 /// One layer given to [`Api::layer`], applied when the broker assembles its router.
 pub(crate) type Layering = Arc<dyn Fn(Router) -> Router + Send + Sync>;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl Api {
     /// Serves the routes of `router` with the broker's own, behind the same bearer tokens,
     /// body limit and connection limits (a route of yours gets the body limit through
@@ -102,6 +103,7 @@ impl Api {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 impl Running {
     /// The broker's routes as an [`axum::Router`], to serve from your own server: its REST
     /// events, WebSocket, built-in and merged routes, with its tokens, body limit and

@@ -8,6 +8,7 @@ use crate::router::attach::{AttachFuture, Joined, Transport};
 use crate::{EdriBuilder, Running};
 use std::sync::Arc;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 impl EdriBuilder {
     /// Joins the other routers connected to the same NATS under the same namespace
     /// ([`crate::nats`]): notifications reach their subscribers through a JetStream stream,
@@ -30,6 +31,7 @@ impl EdriBuilder {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 impl Running {
     /// What the router knows about NATS and the other routers (`None` without
     /// [`EdriBuilder::nats`]).

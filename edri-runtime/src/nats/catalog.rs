@@ -4,7 +4,7 @@
 //! router already there refuses to start.
 
 use super::NatsPeer;
-use crate::switch::frame::CatalogEntry;
+use crate::peering::CatalogEntry;
 use async_nats::Subject;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -9,8 +9,8 @@ use super::requests::Subjects;
 use super::{Nats, NatsStatus};
 use crate::error::StartError;
 use crate::manager::ManagerDescriptor;
+use crate::peering::CatalogEntry;
 use crate::router::{BoxFuture, Shared, Uplink};
-use crate::switch::frame::CatalogEntry;
 use crate::tunnel::remote::RemoteEnd;
 use crate::{Ctx, Failure};
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -60,7 +60,7 @@ impl Link {
     ) -> Result<Self, StartError> {
         let refuse =
             |reason: String| StartError::Nats { servers: config.servers.join(","), reason };
-        let id = config.id.clone().unwrap_or_else(crate::switch::default_id);
+        let id = config.id.clone().unwrap_or_else(crate::peering::default_id);
         if !valid_name(&id) {
             return Err(refuse(format!(
                 "the router id `{id}` may hold letters, digits, - and _ only"
@@ -74,8 +74,8 @@ impl Link {
         }
         let registry: crate::router::FastMap<_, _> =
             crate::registry::events().map(|r| (r.meta.name, r)).collect();
-        let catalog = crate::switch::catalog(&registry);
-        let (subscribes, responds) = crate::switch::interests(managers);
+        let catalog = crate::peering::catalog(&registry);
+        let (subscribes, responds) = crate::peering::interests(managers);
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));

@@ -106,6 +106,7 @@ pub(crate) trait Uplink: Send + Sync + 'static {
 /// A transport to other routers (the switch's connector, the NATS link): built from its
 /// configuration once the router's managers are known, started with the router, closed at
 /// the [`Stage::Link`] of the shutdown. [`Joined`] makes one an [`Attachment`].
+#[cfg(any(feature = "switch", feature = "nats"))]
 pub(crate) trait Transport: Uplink + Sized {
     /// What the builder method was given.
     type Config: Send + Sync + 'static;
@@ -130,11 +131,13 @@ pub(crate) trait Transport: Uplink + Sized {
 }
 
 /// A router joined to others through transport `T`.
+#[cfg(any(feature = "switch", feature = "nats"))]
 pub(crate) struct Joined<T: Transport> {
     config: Option<T::Config>,
     link: std::sync::OnceLock<Arc<T>>,
 }
 
+#[cfg(any(feature = "switch", feature = "nats"))]
 impl<T: Transport> Joined<T> {
     pub(crate) fn new(config: T::Config) -> Self {
         Self { config: Some(config), link: std::sync::OnceLock::new() }
@@ -146,6 +149,7 @@ impl<T: Transport> Joined<T> {
     }
 }
 
+#[cfg(any(feature = "switch", feature = "nats"))]
 impl<T: Transport> Attachment for Joined<T> {
     fn prepare(&mut self) -> AttachFuture<'_, Result<(), StartError>> {
         Box::pin(std::future::ready(Ok(())))

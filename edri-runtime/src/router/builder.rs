@@ -257,6 +257,10 @@ impl EdriBuilder {
     }
 
     /// Attaches `attachment` (the API broker, a transport), replacing one of the same type.
+    #[cfg_attr(
+        not(any(feature = "api", feature = "switch", feature = "nats")),
+        expect(dead_code, reason = "only the API broker and the transports are attachments")
+    )]
     pub(crate) fn attach<A: Attachment>(mut self, attachment: A) -> Self {
         self.attachments.retain(|a| a.as_any().type_id() != std::any::TypeId::of::<A>());
         self.attachments.push(Box::new(attachment));

@@ -176,6 +176,7 @@ impl Shared {
 
 /// A map with [`TypeIdHasher`]: type ids pass through, short strings get FNV-1a. For keys
 /// that come from this program (event names, router ids), not from strangers.
+#[cfg(any(feature = "switch", feature = "nats"))]
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<TypeIdHasher>>;
 
 /// `TypeId` is already a hash: pass its bits through. Other keys are hashed with FNV-1a.

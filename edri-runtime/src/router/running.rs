@@ -120,6 +120,10 @@ impl Running {
     }
 
     /// The attachment of type `A`, if this router has one.
+    #[cfg_attr(
+        not(any(feature = "api", feature = "switch", feature = "nats")),
+        expect(dead_code, reason = "only the API broker and the transports are attachments")
+    )]
     pub(crate) fn attachment<A: Attachment>(&self) -> Option<&A> {
         self.attachments.iter().find_map(|a| a.as_any().downcast_ref::<A>())
     }

@@ -143,6 +143,7 @@ pub struct RouterNode {
 
 impl RouterNode {
     /// A router joined through `via`.
+    #[cfg(any(feature = "switch", feature = "nats"))]
     pub(crate) fn new(
         via: &str,
         id: String,

@@ -1,4 +1,5 @@
-//! Where the store keeps its entries: a `BTreeMap` in memory, or a redb file.
+//! Where the store keeps its entries: a `BTreeMap` in memory, or a redb file (feature
+//! `durable`).
 //!
 //! In a file, the entries of store format `N` live in the table `edri.store/N` (format 1, from
 //! before values carried their type, used the table `edri.store`). A file is opened only when
@@ -6,9 +7,11 @@
 
 use super::value::StoredValue;
 use crate::Failure;
+#[cfg(feature = "durable")]
 use redb::{ReadableTableMetadata, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+#[cfg(feature = "durable")]
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,11 +20,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 ///
 /// Format 1 (table `edri.store`) kept bare postcard bytes, without their type; format 2 keeps
 /// each value as a [`StoredValue`] (type name, shape, bytes) and its expiry.
+#[cfg(feature = "durable")]
 pub const FORMAT: u32 = 2;
 
+#[cfg(feature = "durable")]
 const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store/2");
 
 /// The table of format 1.
+#[cfg(feature = "durable")]
 const FORMAT_1: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("edri.store");
 
 /// One stored value, with its type, and, with a TTL, when it expires.
@@ -46,15 +52,18 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) enum Backend {
     Memory(BTreeMap<String, Entry>),
+    #[cfg(feature = "durable")]
     Durable(redb::Database),
 }
 
+#[cfg(feature = "durable")]
 fn storage(e: impl std::fmt::Display) -> Failure {
     Failure::failed(format!("store: {e}"))
 }
 
 impl Backend {
     /// Opens (or creates) a redb file; refuses one that holds a store of another format.
+    #[cfg(feature = "durable")]
     pub(crate) fn durable(path: &Path) -> Result<Self, Failure> {
         let db = redb::Database::create(path).map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
@@ -79,6 +88,7 @@ impl Backend {
     pub(crate) fn get(&self, key: &str) -> Result<Option<Entry>, Failure> {
         match self {
             Self::Memory(map) => Ok(map.get(key).cloned()),
+            #[cfg(feature = "durable")]
             Self::Durable(db) => {
                 let tx = db.begin_read().map_err(storage)?;
                 let table = tx.open_table(TABLE).map_err(storage)?;
@@ -99,6 +109,7 @@ impl Backend {
                 };
                 Ok(())
             }
+            #[cfg(feature = "durable")]
             Self::Durable(db) => {
                 let tx = db.begin_write().map_err(storage)?;
                 {
@@ -126,6 +137,7 @@ impl Backend {
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .map(|(k, e)| (k.clone(), e.clone()))
                 .collect()),
+            #[cfg(feature = "durable")]
             Self::Durable(db) => {
                 let tx = db.begin_read().map_err(storage)?;
                 let table = tx.open_table(TABLE).map_err(storage)?;
@@ -144,6 +156,7 @@ impl Backend {
 }
 
 /// What is wrong with a file that has the table `name`: a store of another format.
+#[cfg(feature = "durable")]
 fn other_format(name: &str) -> Option<String> {
     let format = if name == FORMAT_1.name() {
         1
@@ -168,6 +181,7 @@ fn other_format(name: &str) -> Option<String> {
     ))
 }
 
+#[cfg(feature = "durable")]
 fn decode(bytes: &[u8]) -> Result<Entry, Failure> {
     postcard::from_bytes(bytes).map_err(|e| Failure::failed(format!("store: a corrupt entry: {e}")))
 }

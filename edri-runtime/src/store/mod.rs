@@ -5,8 +5,8 @@
 //! Values are any serde type, kept as postcard bytes together with their type
 //! ([`StoredValue`]): a read, a list, a `Changed` or an increment through another type is
 //! `Invalid`, naming both types, never a value decoded from another type's bytes. In memory by
-//! default; durable with `Store::durable(path)` (a redb file: a `set` is committed to disk
-//! before it is acknowledged). Every request answers. `Watch { prefix }` makes later changes
+//! default; durable with `Store::durable(path)` (feature `durable`, on by default: a redb
+//! file, where a `set` is committed to disk before it is acknowledged). Every request answers. `Watch { prefix }` makes later changes
 //! under the prefix arrive at the watching manager as [`Changed`] notifications, in order.
 //!
 //! # Examples
@@ -47,8 +47,11 @@ use edri_macros::event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+#[cfg(feature = "durable")]
 use std::path::Path;
 
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use backend::FORMAT;
 pub use handle::StoreHandle;
 pub use manager::StoreManager;
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.backend {
             Backend::Memory(_) => "memory",
+            #[cfg(feature = "durable")]
             Backend::Durable(_) => "durable",
         };
         f.debug_struct("Store").field("backend", &kind).finish()
@@ -96,6 +100,8 @@ impl Store {
     /// # Errors
     /// When the file cannot be opened or created, is not a store, or is a store of another
     /// format.
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn durable(path: impl AsRef<Path>) -> Result<Self, crate::Error> {
         let path = path.as_ref();
         let backend = Backend::durable(path).map_err(|e| {

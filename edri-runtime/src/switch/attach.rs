@@ -8,6 +8,7 @@ use crate::router::attach::{AttachFuture, Joined, Transport};
 use crate::{EdriBuilder, Running};
 use std::sync::Arc;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
 impl EdriBuilder {
     /// Joins the other routers of a switch ([`crate::switch`]): notifications reach their
     /// subscribers too, requests without a responder here go to one of theirs, `request_all`
@@ -29,6 +30,7 @@ impl EdriBuilder {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "switch")))]
 impl Running {
     /// What the connector knows about the switch and the other routers (`None` without
     /// [`EdriBuilder::switch`]).

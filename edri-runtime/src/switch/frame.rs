@@ -17,6 +17,7 @@
 
 use crate::Failure;
 use crate::framing::{FrameError, MAX_FRAME, push_frame, seal};
+pub(crate) use crate::peering::CatalogEntry;
 use crate::trace::TraceContext;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -61,14 +62,6 @@ pub(crate) struct Proof {
 pub(crate) enum Verdict {
     Accepted,
     Refused { reason: String },
-}
-
-/// One event a router knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct CatalogEntry {
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) fingerprint: u64,
 }
 
 /// A router as the others see it.

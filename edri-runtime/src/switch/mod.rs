@@ -68,8 +68,6 @@ pub(crate) mod frame;
 mod server;
 
 pub(crate) use connector::Connector;
-#[cfg(feature = "nats")]
-pub(crate) use connector::{catalog, default_id, interests};
 pub use frame::PROTOCOL;
 pub use server::{ConnectedRouter, ServerStatus, TrafficCounts};
 pub use server::{Server, StatusHandle};
