@@ -22,6 +22,8 @@ mod metrics;
 mod mode;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod registry;
 mod router;
 pub mod scheduler;

@@ -647,6 +647,11 @@ pub use edri_runtime::switch;
 #[cfg(feature = "nats")]
 pub use edri_runtime::nats;
 
+/// EDRI's traces exported through OpenTelemetry with EDRI's own ids (feature `otel`):
+/// [`otel::layer`] turns every handling span into an OpenTelemetry span of the chain's trace.
+#[cfg(feature = "otel")]
+pub use edri_runtime::otel;
+
 /// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the
 /// WebSocket endpoint, health, metrics and the event catalog.
 pub use edri_runtime::api;
