@@ -24,6 +24,11 @@
 //! filter where it was. While no layer enables them, events carry no trace links and the
 //! layer costs nothing.
 //!
+//! The sender's span is given to the tracer as a sampled parent (EDRI does not carry a sampling
+//! decision), so a parent-based sampler keeps every span after the first handler's. To export
+//! a share of the chains, sample with `TraceIdRatioBased` alone: its decision depends on the
+//! trace id only, so it is the same for every span of a chain, in every process.
+//!
 //! A worker process (`#[solve(process)]`) exports its own handling spans only when the program
 //! installs the layer before `edri::serve_if_worker()` (a plain `main`); under
 //! `#[edri::main]` workers print theirs to the log. The router exports the span of the process
