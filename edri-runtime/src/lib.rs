@@ -24,6 +24,9 @@ mod mode;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 #[cfg(any(feature = "switch", feature = "nats"))]
 mod peering;
 mod registry;

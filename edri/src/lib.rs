@@ -54,6 +54,7 @@
 //! | `switch`  | on  | Routers joined through a switch: `Edri::builder().switch(addr)`, the `switch` module | hmac, sha2 |
 //! | `nats`    | off | Routers joined through NATS: `Edri::builder().nats(..)`, the `nats` module | async-nats (rustls, ring) |
 //! | `anyhow`  | off | `?` on `anyhow::Error` in handlers | anyhow |
+//! | `otel`    | off | EDRI's traces exported through OpenTelemetry with EDRI's ids: `otel::layer(tracer)` | opentelemetry (trace only) |
 //!
 //! What a feature enables is absent without it: calling it is a compile error, never a
 //! surprise at run time. The rest works without the feature's dependencies: the store in
@@ -671,6 +672,12 @@ pub use edri_runtime::switch;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use edri_runtime::nats;
+
+/// EDRI's traces exported through OpenTelemetry with EDRI's own ids (feature `otel`):
+/// [`otel::layer`] turns every handling span into an OpenTelemetry span of the chain's trace.
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use edri_runtime::otel;
 
 /// The API broker (`Edri::builder().api(addr)`): REST routes from `#[event(http = ..)]`, the
 /// WebSocket endpoint, health, metrics and the event catalog.

@@ -91,49 +91,15 @@ impl Mail {
 
 // ----- the capturing layer -----------------------------------------------------------------
 
-#[derive(Default)]
-struct Fields(BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
+#[path = "support/span_fields.rs"]
+mod span_fields;
+use span_fields::{Fields, KeepFields};
 
 /// Prints `SPAN {fields}` for every closed `edri.deliver` span and `LOG {fields}` for every
-/// event, on stdout.
+/// event, on stdout (the spans' fields kept by [`KeepFields`]).
 struct Capture;
 
 impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: Context<'_, S>,
-    ) {
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(fields);
-        }
-    }
-
-    fn on_record(
-        &self,
-        id: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        ctx: Context<'_, S>,
-    ) {
-        if let Some(span) = ctx.span(id)
-            && let Some(fields) = span.extensions_mut().get_mut::<Fields>()
-        {
-            values.record(fields);
-        }
-    }
-
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
@@ -155,6 +121,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
 
 fn capture() {
     tracing_subscriber::registry()
+        .with(KeepFields)
         .with(Capture)
         .with(tracing_subscriber::EnvFilter::new("edri_runtime=debug,edri::worker=info,info"))
         .init();

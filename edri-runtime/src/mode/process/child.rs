@@ -359,9 +359,14 @@ fn call(
     trace: Option<crate::trace::TraceContext>,
     ctx: Ctx,
 ) -> Result<Vec<u8>, Failure> {
+    let found = crate::registry::managers()
+        .filter(|d| d.name == manager)
+        .flat_map(|d| d.handlers.iter())
+        .find(|h| h.method == method);
     let span = tracing::debug_span!(
         "edri.deliver",
         manager,
+        event = found.map_or("?", |h| h.event.name),
         method,
         mode = "process",
         trace_id = tracing::field::Empty,
@@ -373,14 +378,9 @@ fn call(
         if span.is_disabled() { from } else { Some(crate::trace::handling(&span, from.as_ref())) };
     let _span = span.enter();
     let _trace = crate::trace::enter(link);
-    let handler = crate::registry::managers()
-        .filter(|d| d.name == manager)
-        .flat_map(|d| d.handlers.iter())
-        .find(|h| h.method == method)
-        .and_then(|h| h.process)
-        .ok_or_else(|| {
-            Failure::failed(format!("this binary has no process handler `{manager}::{method}`"))
-        })?;
+    let handler = found.and_then(|h| h.process).ok_or_else(|| {
+        Failure::failed(format!("this binary has no process handler `{manager}::{method}`"))
+    })?;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(payload, ctx))).unwrap_or_else(
         |panic| {
             Err(crate::manager::panicked(manager, method, crate::manager::panic_message(&*panic)))
