@@ -49,8 +49,10 @@ async fn bad_input(t: &'static dyn Transport) {
     let short = raw.request("edri.r.Report", "ab".into());
     let answer = tokio::time::timeout(Duration::from_secs(10), short).await;
     let answer = answer.expect("answered in time").expect("answered");
-    let answer: Result<Vec<u8>, edri::Failure> = postcard::from_bytes(&answer.payload).unwrap();
-    let failure = answer.expect_err("refused");
+    // A response is a tag byte (1: a failure), then the `Failure` in postcard.
+    let (tag, failure) = answer.payload.split_first().expect("a response");
+    assert_eq!(*tag, 1, "refused");
+    let failure: edri::Failure = postcard::from_bytes(failure).unwrap();
     assert_eq!(failure.status(), edri::Status::Invalid, "{failure}");
     assert!(failure.to_string().contains("starts with its timeout"), "{failure}");
 

@@ -7,8 +7,8 @@
 //! A request's payload is the requester's timeout in milliseconds (4 bytes, little-endian:
 //! the responder stops waiting then too) followed by the event's bytes. Headers travel only
 //! when there is something to say: `traceparent` for a traced request, `Edri-Origin` on a
-//! `request_all`; so a plain request is a header-less message both ways. A response is
-//! `Result<bytes, Failure>` in postcard.
+//! `request_all`; so a plain request is a header-less message both ways. A response is a tag
+//! byte, then for [`ANSWERED`] the response's bytes, for [`FAILED`] the `Failure` in postcard.
 
 use super::Link;
 use crate::event::EventKind;
@@ -28,6 +28,10 @@ use std::time::Duration;
 const ORIGIN_HEADER: &str = "Edri-Origin";
 /// The bytes of the timeout in front of a request's event.
 const TIMEOUT_BYTES: usize = 4;
+/// The tag of a response that carries the responder's answer.
+const ANSWERED: u8 = 0;
+/// The tag of a response that carries a `Failure`.
+const FAILED: u8 = 1;
 
 /// The subjects of one namespace.
 pub(super) struct Subjects {
@@ -161,7 +165,11 @@ impl Link {
                 let from = header(super::publish::TRACEPARENT)
                     .and_then(crate::trace::TraceContext::from_traceparent)
                     .map(crate::trace::Link::remote);
-                Either::Left(crate::trace::scope(from, answer))
+                match from {
+                    // Not traced: no link to make current at each poll.
+                    None => Either::Left(Either::Left(answer)),
+                    from => Either::Left(Either::Right(crate::trace::scope(from, answer))),
+                }
             }
             None => {
                 // Not from a router: counted, and answered so that its sender does not wait.
@@ -177,13 +185,9 @@ impl Link {
         let this = self.clone();
         Some(async move {
             let result = answer.await;
-            let bytes = postcard::to_allocvec(&result).or_else(|e| {
-                let failure = Failure::failed(format!("cannot encode the response: {e}"));
-                postcard::to_allocvec(&Err::<Vec<u8>, _>(failure))
-            });
-            let Ok(bytes) = bytes else { return };
+            let bytes = encode_response(&result);
             let Ok(client) = this.client() else { return };
-            if let Err(error) = client.publish(reply, bytes.into()).await {
+            if let Err(error) = client.publish(reply, bytes).await {
                 tracing::debug!(%error, event, "cannot send a response through NATS");
             }
         })
@@ -213,7 +217,7 @@ impl Link {
             }
         }
         match sent {
-            Ok(message) => response(&message),
+            Ok(message) => response(&message.payload),
             Err(None) => Err(Failure::unavailable(format!("request `{event}` was not sent"))),
             Err(Some(error)) => Err(match error.kind() {
                 RequestErrorKind::NoResponders => Failure::unavailable(format!(
@@ -260,7 +264,7 @@ impl Link {
         while results.len() < expected {
             match tokio::time::timeout_at(deadline, answers.next()).await {
                 Ok(Some(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => break,
-                Ok(Some(message)) => results.push(response(&message)),
+                Ok(Some(message)) => results.push(response(&message.payload)),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -278,8 +282,67 @@ fn trace_headers() -> Option<HeaderMap> {
 }
 
 /// A response from another router.
-fn response(message: &Message) -> Result<Vec<u8>, Failure> {
-    decode::<Result<Vec<u8>, Failure>>(&message.payload).unwrap_or_else(|e| {
-        Err(Failure::failed(format!("a malformed response came through NATS: {e}")))
-    })
+fn response(payload: &[u8]) -> Result<Vec<u8>, Failure> {
+    let malformed =
+        |why: String| Failure::failed(format!("a malformed response came through NATS: {why}"));
+    match payload.split_first() {
+        Some((&ANSWERED, bytes)) => Ok(bytes.to_vec()),
+        Some((&FAILED, failure)) => {
+            Err(decode::<Failure>(failure).unwrap_or_else(|e| malformed(e.to_string())))
+        }
+        Some((tag, _)) => Err(malformed(format!("unknown tag {tag}"))),
+        None => Err(malformed("no bytes".into())),
+    }
+}
+
+/// A response: [`ANSWERED`] and the answer's bytes (copied once, not element by element), or
+/// [`FAILED`] and the failure.
+fn encode_response(result: &Result<Vec<u8>, Failure>) -> Bytes {
+    let (tag, body) = match result {
+        Ok(bytes) => (ANSWERED, std::borrow::Cow::Borrowed(bytes.as_slice())),
+        Err(failure) => match postcard::to_allocvec(failure) {
+            Ok(bytes) => (FAILED, std::borrow::Cow::Owned(bytes)),
+            Err(e) => {
+                let failure = Failure::failed(format!("cannot encode the failure: {e}"));
+                (
+                    FAILED,
+                    std::borrow::Cow::Owned(postcard::to_allocvec(&failure).unwrap_or_default()),
+                )
+            }
+        },
+    };
+    let mut out = BytesMut::with_capacity(1 + body.len());
+    out.put_u8(tag);
+    out.put_slice(&body);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_round_trip_and_garbage_is_a_failure() {
+        let answered = encode_response(&Ok(vec![1, 2, 3]));
+        assert_eq!(&answered[..], &[ANSWERED, 1, 2, 3]);
+        assert_eq!(response(&answered), Ok(vec![1, 2, 3]));
+        let failed = encode_response(&Err(Failure::invalid("no")));
+        let failure = response(&failed).expect_err("a failure");
+        assert_eq!((failure.status(), failure.message()), (crate::Status::Invalid, "no"));
+        for garbage in [&[][..], &[7, 1], &[FAILED, 0xFF, 0xFF]] {
+            let failure = response(garbage).expect_err("refused");
+            assert!(failure.message().contains("a malformed response"), "{failure}");
+        }
+    }
+
+    #[test]
+    fn a_request_starts_with_its_timeout() {
+        let request = framed(Duration::from_millis(1500), b"event");
+        assert_eq!(unframed(&request), Some((Duration::from_millis(1500), &b"event"[..])));
+        assert_eq!(
+            unframed(&framed(Duration::MAX, b"")),
+            Some((Duration::from_millis(u64::from(u32::MAX)), &b""[..]))
+        );
+        assert_eq!(unframed(b"abc"), None);
+    }
 }
