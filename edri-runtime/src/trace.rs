@@ -176,6 +176,10 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if this.link.is_none() && !any() {
+            // No thread has a current link, so this one's is already none: nothing to swap.
+            return this.future.poll(cx);
+        }
         let _entered = enter(this.link.clone());
         this.future.poll(cx)
     }

@@ -165,11 +165,7 @@ impl Link {
                 let from = header(super::publish::TRACEPARENT)
                     .and_then(crate::trace::TraceContext::from_traceparent)
                     .map(crate::trace::Link::remote);
-                match from {
-                    // Not traced: no link to make current at each poll.
-                    None => Either::Left(Either::Left(answer)),
-                    from => Either::Left(Either::Right(crate::trace::scope(from, answer))),
-                }
+                Either::Left(crate::trace::scope(from, answer))
             }
             None => {
                 // Not from a router: counted, and answered so that its sender does not wait.
@@ -298,23 +294,21 @@ fn response(payload: &[u8]) -> Result<Vec<u8>, Failure> {
 /// A response: [`ANSWERED`] and the answer's bytes (copied once, not element by element), or
 /// [`FAILED`] and the failure.
 fn encode_response(result: &Result<Vec<u8>, Failure>) -> Bytes {
-    let (tag, body) = match result {
-        Ok(bytes) => (ANSWERED, std::borrow::Cow::Borrowed(bytes.as_slice())),
-        Err(failure) => match postcard::to_allocvec(failure) {
-            Ok(bytes) => (FAILED, std::borrow::Cow::Owned(bytes)),
-            Err(e) => {
+    match result {
+        Ok(bytes) => {
+            let mut out = BytesMut::with_capacity(1 + bytes.len());
+            out.put_u8(ANSWERED);
+            out.put_slice(bytes);
+            out.freeze()
+        }
+        Err(failure) => {
+            let failure = postcard::to_allocvec(failure).unwrap_or_else(|e| {
                 let failure = Failure::failed(format!("cannot encode the failure: {e}"));
-                (
-                    FAILED,
-                    std::borrow::Cow::Owned(postcard::to_allocvec(&failure).unwrap_or_default()),
-                )
-            }
-        },
-    };
-    let mut out = BytesMut::with_capacity(1 + body.len());
-    out.put_u8(tag);
-    out.put_slice(&body);
-    out.freeze()
+                postcard::to_allocvec(&failure).unwrap_or_default()
+            });
+            [&[FAILED][..], &failure].concat().into()
+        }
+    }
 }
 
 #[cfg(test)]
