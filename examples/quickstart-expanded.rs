@@ -266,13 +266,27 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
+                        <<Divide as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
                         let (event, reply) = <Divide as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Calc>::divide(self, &*event);
-                        <Divide as ::edri::__private::Dispatch>::__finish::<
-                            Result<DivideResponse, Failure>,
-                        >(ctx, reply, out);
+                        <Divide as ::edri::__private::Dispatch>::__finish(
+                            ctx,
+                            reply,
+                            ::core::convert::identity({
+                                let __edri_split = <Result<
+                                    DivideResponse,
+                                    Failure,
+                                > as ::edri::__private::IntoReply<
+                                    <Divide as ::edri::__private::Dispatch>::Answer,
+                                >>::into_result(out);
+                                <Divide as ::edri::__private::Dispatch>::__reply(
+                                    ::core::convert::identity(__edri_split),
+                                    <Failure as ::edri::__private::IntoFailure>::into_failure,
+                                )
+                            }),
+                        );
                     }
                     _ => {
                         ::edri::__private::unknown_handler(
@@ -369,22 +383,48 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
+                        <<FileUploaded as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
                         let (event, reply) = <FileUploaded as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Indexer>::uploaded(self, &*event);
-                        <FileUploaded as ::edri::__private::Dispatch>::__finish::<
-                            (),
-                        >(ctx, reply, out);
+                        <FileUploaded as ::edri::__private::Dispatch>::__finish(
+                            ctx,
+                            reply,
+                            ::core::convert::identity({
+                                let __edri_split = <() as ::edri::__private::IntoReply<
+                                    <FileUploaded as ::edri::__private::Dispatch>::Answer,
+                                >>::into_result(out);
+                                <FileUploaded as ::edri::__private::Dispatch>::__reply(
+                                    ::core::convert::identity(__edri_split),
+                                    <<() as ::edri::__private::IntoReply<
+                                        <FileUploaded as ::edri::__private::Dispatch>::Answer,
+                                    >>::Error as ::edri::__private::IntoFailure>::into_failure,
+                                )
+                            }),
+                        );
                     }
                     1 => {
+                        <<FileStats as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
                         let (event, reply) = <FileStats as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Indexer>::stats(self, &*event);
-                        <FileStats as ::edri::__private::Dispatch>::__finish::<
-                            FileStatsResponse,
-                        >(ctx, reply, out);
+                        <FileStats as ::edri::__private::Dispatch>::__finish(
+                            ctx,
+                            reply,
+                            ::core::convert::identity({
+                                let __edri_split = <FileStatsResponse as ::edri::__private::IntoReply<
+                                    <FileStats as ::edri::__private::Dispatch>::Answer,
+                                >>::into_result(out);
+                                <FileStats as ::edri::__private::Dispatch>::__reply(
+                                    ::core::convert::identity(__edri_split),
+                                    <<FileStatsResponse as ::edri::__private::IntoReply<
+                                        <FileStats as ::edri::__private::Dispatch>::Answer,
+                                    >>::Error as ::edri::__private::IntoFailure>::into_failure,
+                                )
+                            }),
+                        );
                     }
                     _ => {
                         ::edri::__private::unknown_handler(
@@ -473,23 +513,51 @@ const _: () = {
             async move {
                 match envelope.handler() {
                     0 => {
+                        <<Started as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
                         let (event, reply) = <Started as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
-                        let __edri_ctx = ctx;
+                        let __edri_ctx = <&Ctx as ::edri::__private::FromCtx<
+                            &::edri::__private::Ctx,
+                        >>::from_ctx(ctx);
                         let out = <Auditor>::started(self, &*event, __edri_ctx);
-                        <Started as ::edri::__private::Dispatch>::__finish::<
-                            (),
-                        >(ctx, reply, out);
+                        <Started as ::edri::__private::Dispatch>::__finish(
+                            ctx,
+                            reply,
+                            ::core::convert::identity({
+                                let __edri_split = <() as ::edri::__private::IntoReply<
+                                    <Started as ::edri::__private::Dispatch>::Answer,
+                                >>::into_result(out);
+                                <Started as ::edri::__private::Dispatch>::__reply(
+                                    ::core::convert::identity(__edri_split),
+                                    <<() as ::edri::__private::IntoReply<
+                                        <Started as ::edri::__private::Dispatch>::Answer,
+                                    >>::Error as ::edri::__private::IntoFailure>::into_failure,
+                                )
+                            }),
+                        );
                     }
                     1 => {
+                        <<FileUploaded as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
                         let (event, reply) = <FileUploaded as ::edri::__private::Dispatch>::__open(
                             envelope,
                         );
                         let out = <Auditor>::uploaded(self, &*event).await;
-                        <FileUploaded as ::edri::__private::Dispatch>::__finish::<
-                            (),
-                        >(ctx, reply, out);
+                        <FileUploaded as ::edri::__private::Dispatch>::__finish(
+                            ctx,
+                            reply,
+                            ::core::convert::identity({
+                                let __edri_split = <() as ::edri::__private::IntoReply<
+                                    <FileUploaded as ::edri::__private::Dispatch>::Answer,
+                                >>::into_result(out);
+                                <FileUploaded as ::edri::__private::Dispatch>::__reply(
+                                    ::core::convert::identity(__edri_split),
+                                    <<() as ::edri::__private::IntoReply<
+                                        <FileUploaded as ::edri::__private::Dispatch>::Answer,
+                                    >>::Error as ::edri::__private::IntoFailure>::into_failure,
+                                )
+                            }),
+                        );
                     }
                     _ => {
                         ::edri::__private::unknown_handler(

@@ -3,20 +3,24 @@
 //! Expansions reach an event only through qualified paths `<E as Event>::META` and
 //! `<E as Dispatch>::…`, every one spanned at the user's event type: a non-event type
 //! then raises the same obligation at the same place everywhere, which rustc reports once.
-//! No generated value has a type naming `E::Output` (such a type cannot be formed for a
-//! non-event, and each value would repeat the error); the return check is the bound of
-//! `Dispatch::__finish::<R>`, spanned at the user's return type.
+//! The values whose type names the event's output are spanned over the event type too, so a
+//! non-event is not reported again elsewhere. The checks of the user's other types are calls
+//! on those types, spanned over them (`<R as IntoReply<..>>::into_result`,
+//! `<X as IntoFailure>::into_failure`, `<C as FromCtx<..>>::from_ctx`, and
+//! `<<E as Event>::Kind as kind::Plain>::check`), not bounds of the functions here: an error
+//! then carries no note naming them.
 
 pub use crate::api::hooks::ApiHooks;
 pub use crate::api::schema::{
     EventSchema, FieldSchema, SchemaGenerator, SchemaProbe, ViaJsonSchema, ViaNoSchema,
     object as object_schema,
 };
+pub use crate::ctx::FromCtx;
 pub use crate::envelope::{Envelope, EventBox, Reply};
 pub use crate::event::kind;
 pub use crate::event::{
-    Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoReply, Location, Notification, Request,
-    TunnelEvent, fingerprint, fingerprint_parts,
+    Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoFailure, IntoReply, Location,
+    Notification, Request, TunnelEvent, fingerprint, fingerprint_parts,
 };
 pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,

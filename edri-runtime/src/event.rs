@@ -201,8 +201,15 @@ pub mod kind {
         label = "this event is a tunnel",
         note = "a tunnel's acceptor takes the opening too: `fn accept(&mut self, ev: &E, opening: Opening<E>, ctx: &Ctx)`"
     )]
-    pub trait Plain: Kind {}
+    pub trait Plain: Kind {
+        /// Called by the `#[manager]` expansion as `<<E as Event>::Kind as Plain>::check()`,
+        /// spanned over the handler's event type: the check is there, not in a bound.
+        #[inline]
+        fn check() {}
+    }
+    #[diagnostic::do_not_recommend]
     impl Plain for Notification {}
+    #[diagnostic::do_not_recommend]
     impl Plain for Request {}
 }
 
@@ -329,18 +336,40 @@ pub type Response<E> = <E as Event>::Output;
     note = "a request handler returns its response (or a `Result` of it); a notification handler or a tunnel acceptor returns `()` or `Result<(), impl Into<edri::Failure>>`"
 )]
 pub trait IntoReply<O> {
-    /// Turns the handler's value into the reply.
-    fn into_reply(self) -> Result<O, Failure>;
+    /// The handler's error: `Infallible` for a handler that returns its value, `X` for one
+    /// that returns `Result<O, X>`. The `#[manager]` expansion turns it into a [`Failure`]
+    /// through [`IntoFailure`], so a wrong error type is its own error, on the return type.
+    type Error;
+
+    /// Splits the handler's value into its output or its error.
+    fn into_result(self) -> Result<O, Self::Error>;
 }
 
+// `do_not_recommend` on both impls: a wrong return type is reported with the trait's own
+// message alone, without rustc listing these impls.
+#[diagnostic::do_not_recommend]
 impl<O> IntoReply<O> for O {
+    type Error = std::convert::Infallible;
+
     #[inline]
-    fn into_reply(self) -> Result<O, crate::Failure> {
+    fn into_result(self) -> Result<O, Self::Error> {
         Ok(self)
     }
 }
 
-/// An error a handler may return: anything that converts into [`Failure`].
+#[diagnostic::do_not_recommend]
+impl<O, X> IntoReply<O> for Result<O, X> {
+    type Error = X;
+
+    #[inline]
+    fn into_result(self) -> Result<O, X> {
+        self
+    }
+}
+
+/// An error a handler may return: anything that converts into [`Failure`] (`Failure` itself,
+/// `std::io::Error`, `Box<dyn Error + Send + Sync>`, `anyhow::Error` with the `anyhow`
+/// feature, or a type of yours with `impl From<YourError> for Failure`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned as a handler's error",
     label = "no `From<{Self}>` for `edri::Failure`",
@@ -356,13 +385,6 @@ impl<X: Into<Failure>> IntoFailure for X {
     #[inline]
     fn into_failure(self) -> Failure {
         self.into()
-    }
-}
-
-impl<O, X: IntoFailure> IntoReply<O> for Result<O, X> {
-    #[inline]
-    fn into_reply(self) -> Result<O, crate::Failure> {
-        self.map_err(IntoFailure::into_failure)
     }
 }
 

@@ -50,7 +50,7 @@ pub use prometheus_client;
 
 pub use builtin::{Started, Stopping};
 pub use caller::Caller;
-pub use ctx::{Call, CallAll, Ctx, Notify, Pending};
+pub use ctx::{Call, CallAll, Ctx, FromCtx, Notify, Pending};
 pub use error::{Error, Result, StartError, TryNotifyError};
 pub use event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoFailure, IntoReply, Location,

@@ -288,11 +288,15 @@ pub use edri_macros::event;
 ///
 /// One `#[manager]` impl block per type: a second block on the same type is rustc's E0119
 /// "conflicting implementations of trait `Manager`" (a macro sees one block at a time and
-/// cannot word that error); merge the blocks. Errors found by the type checker are worded by
-/// rustc: a wrong context type reads "expected `&String`, found `&Ctx`" (the argument edri
-/// passes against the parameter the user declared), and a wrong return type carries rustc's
-/// note "required by a bound in `edri::__private::Dispatch::__finish`": the first line and
-/// the label of each are EDRI's, on the user's own tokens.
+/// cannot word that error); merge the blocks.
+///
+/// Type errors in a handler's signature are reported once, on the user's own tokens, in
+/// EDRI's words: a parameter that is no event ("`String` is not an edri event"), a return
+/// type that does not fit the event ([`IntoReply`]), an error type that is no [`Failure`]
+/// ([`IntoFailure`], on the `X` of `Result<O, X>`), a context parameter of another type
+/// ([`FromCtx`]). A handler whose future is not `Send` is rustc's "future cannot be sent
+/// between threads safely" on the `#[manager]` attribute, with rustc's note pointing at the
+/// value held across the `.await` in the handler.
 ///
 /// # Examples
 ///
@@ -394,17 +398,34 @@ pub use edri_macros::event;
 ///             async move {
 ///                 match envelope.handler() {
 ///                     0 => {
+///                         <<Divide as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
 ///                         let (event, reply) = <Divide as ::edri::__private::Dispatch>::__open(envelope);
 ///                         let out = <Calc>::divide(self, &*event);
-///                         <Divide as ::edri::__private::Dispatch>::__finish::<
-///                             Result<DivideResponse, Failure>,
-///                         >(ctx, reply, out);
+///                         <Divide as ::edri::__private::Dispatch>::__finish(
+///                             ctx,
+///                             reply,
+///                             ::core::convert::identity({
+///                                 let __edri_split = <Result<DivideResponse, Failure>
+///                                     as ::edri::__private::IntoReply<
+///                                         <Divide as ::edri::__private::Dispatch>::Answer,
+///                                     >>::into_result(out);
+///                                 <Divide as ::edri::__private::Dispatch>::__reply(
+///                                     ::core::convert::identity(__edri_split),
+///                                     <Failure as ::edri::__private::IntoFailure>::into_failure,
+///                                 )
+///                             }),
+///                         );
 ///                     }
 ///                     1 => {
+///                         <<FileUploaded as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
 ///                         let (event, reply) = <FileUploaded as ::edri::__private::Dispatch>::__open(envelope);
-///                         let __edri_ctx = ctx;
+///                         let __edri_ctx = <&Ctx as ::edri::__private::FromCtx<&::edri::__private::Ctx>>::from_ctx(ctx);
 ///                         let out = <Calc>::uploaded(self, &*event, __edri_ctx).await;
-///                         <FileUploaded as ::edri::__private::Dispatch>::__finish::<()>(ctx, reply, out);
+///                         <FileUploaded as ::edri::__private::Dispatch>::__finish(
+///                             ctx,
+///                             reply,
+///                             /* the same conversion, for `()` */
+///                         );
 ///                     }
 ///                     _ => {
 ///                         ::edri::__private::unknown_handler(
@@ -434,24 +455,35 @@ pub use edri_macros::event;
 /// (`fn convert(&mut self, ev: &Convert, opening: Opening<Convert>, ctx: &Ctx)`):
 /// ```text
 /// 2 => {
-///     <Checksum as ::edri::__private::Dispatch>::__thread::<ChecksumResponse, _>(
+///     <<Checksum as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
+///     <Checksum as ::edri::__private::Dispatch>::__thread(
 ///         ctx,
 ///         2,
 ///         envelope,
-///         |event, __edri_ctx| <Calc>::checksum(event, __edri_ctx),
+///         |event, ctx| {
+///             let __edri_ctx = <Ctx as ::edri::__private::FromCtx<::edri::__private::Ctx>>::from_ctx(ctx);
+///             let out = <Calc>::checksum(event, __edri_ctx);
+///             ::core::convert::identity({
+///                 let __edri_split = <ChecksumResponse as ::edri::__private::IntoReply<
+///                     <Checksum as ::edri::__private::Dispatch>::Answer,
+///                 >>::into_result(out);
+///                 /* `__reply`, as above */
+///             })
+///         },
 ///     )
 ///     .run()
 ///     .await
 /// }
 /// 3 => {
+///     <<Transcode as ::edri::__private::Event>::Kind as ::edri::__private::kind::Plain>::check();
 ///     <Transcode as ::edri::__private::Dispatch>::__process_call(ctx, 3, envelope).run().await
 /// }
 /// 4 => {
 ///     let (event, opening, reply) = <Convert as ::edri::__private::Dispatch>::__accept(envelope);
 ///     let __edri_opening = opening;
-///     let __edri_ctx = ctx;
+///     let __edri_ctx = <&Ctx as ::edri::__private::FromCtx<&::edri::__private::Ctx>>::from_ctx(ctx);
 ///     let out = <Calc>::convert(self, &*event, __edri_opening, __edri_ctx);
-///     <Convert as ::edri::__private::Dispatch>::__finish::<()>(ctx, reply, out);
+///     <Convert as ::edri::__private::Dispatch>::__finish(ctx, reply, /* as above */);
 /// }
 /// ```
 /// and a process handler a function its worker calls (`transcode(ev: Transcode)`):
@@ -460,10 +492,14 @@ pub use edri_macros::event;
 ///     input: &[u8],
 ///     ctx: ::edri::__private::Ctx,
 /// ) -> ::core::result::Result<::std::vec::Vec<u8>, ::edri::__private::Failure> {
-///     <Transcode as ::edri::__private::Dispatch>::__process::<
-///         Result<TranscodeResponse, Failure>,
-///         _,
-///     >(input, ctx, |event, _| <Calc>::transcode(event))
+///     <Transcode as ::edri::__private::Dispatch>::__process(
+///         input,
+///         ctx,
+///         |event, _| {
+///             let out = <Calc>::transcode(event);
+///             /* the conversion, as above */
+///         },
+///     )
 /// }
 /// ```
 /// </details>
@@ -580,10 +616,10 @@ pub use edri_runtime::prometheus_client;
 
 pub use edri_runtime::{
     Call, CallAll, Caller, Changed, Ctx, Edri, EdriBuilder, Error, Event, EventKind, EventMeta,
-    Failure, Health, HealthCheck, HealthCheckResponse, IntoReply, Job, Location, Manager,
-    ManagerDescriptor, ManagerVitals, Mode, Notification, Pending, QueueKind, Request, Response,
-    Result, Running, SchedulerManager, ShutdownReport, StartError, Started, Status, Stopping,
-    Store, StoreHandle, StoreManager, TryNotifyError, Tunnel, TunnelEvent,
+    Failure, FromCtx, Health, HealthCheck, HealthCheckResponse, IntoFailure, IntoReply, Job,
+    Location, Manager, ManagerDescriptor, ManagerVitals, Mode, Notification, Pending, QueueKind,
+    Request, Response, Result, Running, SchedulerManager, ShutdownReport, StartError, Started,
+    Status, Stopping, Store, StoreHandle, StoreManager, TryNotifyError, Tunnel, TunnelEvent,
 };
 
 /// Tunnels: confirmed two-way streams with flow control ([`Ctx::open`], [`Opening`]).

@@ -4,8 +4,8 @@
 //! Each handler reaches its event only through `<E as Dispatch>::…` paths whose tokens carry
 //! the span of the user's event type: a non-event parameter raises the same `E: Event`
 //! obligation at the same place everywhere, which rustc reports once. The result goes through
-//! `<E as Dispatch>::__finish::<R>` with `R` spanned at the user's return type, so a wrong
-//! return type is one error there.
+//! `<R as IntoReply<..>>` and `<R::Error as IntoFailure>`, spanned over the user's return type
+//! `R`, so a wrong return type or error type is one error there ([`converted`]).
 
 use crate::model::{ManagerDef, Mode, Queue, SolveDef};
 use proc_macro2::TokenStream;
@@ -168,37 +168,105 @@ fn descriptor(p: &TokenStream, index: usize, h: &SolveDef) -> TokenStream {
 /// The closure is generated code (so lints about it stay quiet); the method path carries the
 /// method's span and the context argument the span of the user's context type, so that a
 /// wrong context type is one error on that type.
-fn worker_fn(self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
+fn worker_fn(p: &TokenStream, self_ty: &syn::Type, h: &SolveDef) -> TokenStream {
     let method = &h.method;
     let path = quote_spanned!(method.span()=> <#self_ty>::#method);
-    if let Some(opening_span) = h.acceptor {
-        let opening = argument("opening", opening_span);
-        return match h.ctx_span {
-            Some(span) => {
-                let ctx = argument("ctx", span);
-                quote!(|event, #opening, #ctx| #path(event, #opening, #ctx))
-            }
-            None => quote!(|event, #opening, _| #path(event, #opening)),
-        };
-    }
-    match h.ctx_span {
-        Some(span) => {
-            let ctx = argument("ctx", span);
-            quote!(|event, #ctx| #path(event, #ctx))
+    let out = local("out");
+    let reply = converted(p, h, &out);
+    let (bind_ctx, ctx_arg) = ctx_arg(p, h);
+    let ctx = if h.ctx_ty.is_some() { local("ctx") } else { Ident::new("_", Span::call_site()) };
+    let (params, args) = match h.acceptor {
+        Some(opening_span) => {
+            let opening = argument("opening", opening_span);
+            (quote!(event, #opening, #ctx), quote!(event, #opening #ctx_arg))
         }
-        None => quote!(|event, _| #path(event)),
+        None => (quote!(event, #ctx), quote!(event #ctx_arg)),
+    };
+    quote!(|#params| { #bind_ctx let #out = #path(#args); #reply })
+}
+
+/// `out`, the handler's value, as `Result<E::Output, Failure>`: through [`IntoReply`] called
+/// on the user's return type and [`IntoFailure`] on its error type, each spanned over the
+/// user's tokens, so that a wrong return type or error type is one error there, with no note
+/// naming the expansion's functions.
+///
+/// The error type is `X` of a return type written `Result<O, X>`; for any other (an alias
+/// such as `io::Result<O>`), it is inferred and an error points at the alias's first token.
+///
+/// [`IntoReply`]: https://docs.rs/edri/latest/edri/trait.IntoReply.html
+/// [`IntoFailure`]: https://docs.rs/edri/latest/edri/trait.IntoFailure.html
+fn converted(p: &TokenStream, h: &SolveDef, out: &Ident) -> TokenStream {
+    let ret = ret(h);
+    let event = event(p, h);
+    let (first, last) = first_last(&ret);
+    let open = quote_spanned!(first=> <);
+    let output = quote!(#event::Answer);
+    let into_reply = quote_spanned!(last=> as #p::IntoReply<#output>>::into_result(#out));
+    let error = match h.ret.as_ref().and_then(result_error) {
+        Some(x) => {
+            let (first, last) = first_last(x);
+            let open = quote_spanned!(first=> <);
+            let into_failure = quote_spanned!(last=> as #p::IntoFailure>::into_failure);
+            quote!(#open #x #into_failure)
+        }
+        None => {
+            let open = quote_spanned!(first=> < <);
+            let error = quote_spanned!(last=> as #p::IntoReply<#output>>::Error as #p::IntoFailure>::into_failure);
+            quote!(#open #ret #error)
+        }
+    };
+    // The call, its parentheses and the split's name carry the event's span: the call's type
+    // mentions the event's output, so a non-event is reported there, once with the other
+    // paths, and not again on the return type.
+    let (event_first, span) = first_last(&h.event);
+    let split = Ident::new("__edri_split", span);
+    let identity = quote_spanned!(event_first=> ::core::convert::identity);
+    let arg = quote_spanned!(span=> #identity(#split));
+    let block = quote_spanned! {span=>
+        {
+            let #split = #open #ret #into_reply;
+            #event::__reply(#arg, #error)
+        }
+    };
+    // The whole, as an argument, spans the event type's first to last token (`identity` at
+    // the first, its parentheses at the last), like the other paths a non-event fails on.
+    quote_spanned!(span=> #identity(#block))
+}
+
+/// `X` of a type written `Result<O, X>` (any path ending in `Result` with two arguments).
+fn result_error(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    match (last.ident == "Result", types.next(), types.next(), types.next()) {
+        (true, Some(_), Some(x), None) => Some(x),
+        _ => None,
     }
 }
 
-/// For a handler that takes its context: its binding and `, ctx` as the argument, spanned at
-/// the user's context type ([`argument`]); nothing otherwise.
-fn ctx_arg(h: &SolveDef) -> (TokenStream, TokenStream) {
-    match h.ctx_span {
-        Some(span) => {
+/// For a handler that takes its context: its binding from the dispatch's `ctx` and `, ctx`
+/// as the argument; nothing otherwise. The binding goes through `FromCtx`, called on the
+/// user's context type and spanned over it, so a wrong type is one error there (a plain
+/// argument would read "expected `&String`, found `&Ctx`", on the user's own type).
+fn ctx_arg(p: &TokenStream, h: &SolveDef) -> (TokenStream, TokenStream) {
+    match (h.ctx_span, &h.ctx_ty) {
+        (Some(span), Some(ty)) => {
             let ctx = argument("ctx", span);
-            (quote!(let #ctx = ctx;), quote!(, #ctx))
+            let source = local("ctx");
+            let (first, last) = first_last(ty);
+            let open = quote_spanned!(first=> <);
+            let held = match h.mode {
+                Mode::Inline => quote!(&#p::Ctx),
+                Mode::Thread | Mode::Process => quote!(#p::Ctx),
+            };
+            let from = quote_spanned!(last=> as #p::FromCtx<#held>>::from_ctx(#source));
+            (quote!(let #ctx = #open #ty #from;), quote!(, #ctx))
         }
-        None => (TokenStream::new(), TokenStream::new()),
+        _ => (TokenStream::new(), TokenStream::new()),
     }
 }
 
@@ -215,13 +283,12 @@ fn process_entry(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDe
     let name = process_fn(index);
     let span = first_last(&h.event).1;
     let event = event(p, h);
-    let ret = ret(h);
-    let call = worker_fn(self_ty, h);
+    let call = worker_fn(p, self_ty, h);
     let (input, ctx) = (local("input"), local("ctx"));
     let body = if h.acceptor.is_some() {
-        quote_spanned!(span=> #event::__process_accept::<#ret, _>(#input, #ctx, #call))
+        quote_spanned!(span=> #event::__process_accept(#input, #ctx, #call))
     } else {
-        quote_spanned!(span=> #event::__process::<#ret, _>(#input, #ctx, #call))
+        quote_spanned!(span=> #event::__process(#input, #ctx, #call))
     };
     quote! {
         fn #name(input: &[u8], ctx: #p::Ctx) -> ::core::result::Result<::std::vec::Vec<u8>, #p::Failure> {
@@ -243,11 +310,22 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
     let span = first_last(&h.event).1;
     let event = event(p, h);
     let method = &h.method;
-    let ret = ret(h);
-    let (bind_ctx, ctx_arg) = ctx_arg(h);
+    let (bind_ctx, ctx_arg) = ctx_arg(p, h);
     let call_span = h.method.span();
     let [ctx, envelope, reply, out, failure, ev] =
         ["ctx", "envelope", "reply", "out", "failure", "event"].map(local);
+    let converted = converted(p, h, &out);
+    // A plain handler's event must not be a tunnel: a call on its kind, spanned over the
+    // event type (a bound on the runtime's functions would add a note naming them).
+    let plain = match h.acceptor {
+        Some(_) => TokenStream::new(),
+        None => {
+            let meta = event_meta(p, h);
+            let check = quote_spanned!(span=> ::Kind as #p::kind::Plain>::check());
+            let open = quote_spanned!(first_last(&h.event).0=> <);
+            quote!(#open #meta #check;)
+        }
+    };
     match h.mode {
         Mode::Inline => {
             let this = if h.receiver { quote!(self,) } else { quote!() };
@@ -271,7 +349,7 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 let opening = argument("opening", opening_span);
                 let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, #opening #ctx_arg) #await_);
                 let accept = quote_spanned!(span=> #event::__accept(#envelope));
-                let finish = quote_spanned!(span=> #event::__finish::<#ret>(#ctx, #reply, #out));
+                let finish = quote_spanned!(span=> #event::__finish(#ctx, #reply, #converted));
                 return quote! {
                     #index => {
                         let (event, opening, reply) = #accept;
@@ -286,9 +364,10 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
             let call =
                 quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg #ctx_arg) #await_);
             let open = quote_spanned!(span=> #event::__open(#envelope));
-            let finish = quote_spanned!(span=> #event::__finish::<#ret>(#ctx, #reply, #out));
+            let finish = quote_spanned!(span=> #event::__finish(#ctx, #reply, #converted));
             quote! {
                 #index => {
+                    #plain
                     let (event, reply) = #open;
                     #prepare
                     #bind_ctx
@@ -304,15 +383,14 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 quote_spanned!(span=> #event::__process_call(#ctx, #index, #envelope))
             };
             quote! {
-                #index => #process.run().await,
+                #index => { #plain #process.run().await }
             }
         }
         Mode::Thread => {
-            let call = worker_fn(self_ty, h);
-            let thread =
-                quote_spanned!(span=> #event::__thread::<#ret, _>(#ctx, #index, #envelope, #call));
+            let call = worker_fn(p, self_ty, h);
+            let thread = quote_spanned!(span=> #event::__thread(#ctx, #index, #envelope, #call));
             quote! {
-                #index => #thread.run().await,
+                #index => { #plain #thread.run().await }
             }
         }
     }

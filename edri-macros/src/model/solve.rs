@@ -17,6 +17,8 @@ pub(crate) struct SolveDef {
     pub(crate) by_ref: bool,
     /// The first token of the context parameter's type, to place type errors on it.
     pub(crate) ctx_span: Option<Span>,
+    /// The context parameter's type, passed through `FromCtx` so a wrong one is reported on it.
+    pub(crate) ctx_ty: Option<Type>,
     /// The declared return type, or `None` for `()`.
     pub(crate) ret: Option<Type>,
     /// A tunnel acceptor: the span of its second parameter's type, the `Opening<E>`.
@@ -221,6 +223,7 @@ impl SolveDef {
             event: event?,
             by_ref,
             ctx_span,
+            ctx_ty: ctx_param.map(|pt| (*pt.ty).clone()),
             ret,
             acceptor: params.get(1).filter(|_| acceptor).map(|pt| first_token_span(&pt.ty)),
         })

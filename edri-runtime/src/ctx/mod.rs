@@ -15,11 +15,13 @@ use tokio::sync::mpsc::error::TrySendError;
 
 mod notify;
 mod origin;
+mod param;
 mod request;
 mod request_all;
 
 pub use notify::Notify;
 pub(crate) use origin::Origin;
+pub use param::FromCtx;
 pub use request::{Call, Pending};
 pub use request_all::CallAll;
 

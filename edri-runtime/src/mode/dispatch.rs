@@ -6,7 +6,9 @@
 
 use super::WorkerStart;
 use crate::envelope::{Envelope, EventBox, Reply};
-use crate::event::{Event, IntoReply, TunnelEvent, kind};
+#[cfg(doc)]
+use crate::event::IntoReply;
+use crate::event::{Event, TunnelEvent};
 use crate::router::BoxFuture;
 use crate::{Ctx, Failure};
 
@@ -15,13 +17,15 @@ use crate::{Ctx, Failure};
 /// every [`Event`]; not a public API.
 #[doc(hidden)]
 pub trait Dispatch: Event {
+    /// [`Event::Output`], named through this trait so that the expansion's return-type check
+    /// (`<R as IntoReply<<E as Dispatch>::Answer>>`) raises no obligation but `E: Dispatch`.
+    #[doc(hidden)]
+    type Answer;
+
     #[doc(hidden)]
     /// Opens an envelope addressed to a handler of this event.
     #[inline]
-    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply)
-    where
-        Self::Kind: kind::Plain,
-    {
+    fn __open(envelope: Envelope) -> (EventBox<Self>, Reply) {
         envelope.open::<Self, Self::Output>().unwrap_or_else(|| {
             unreachable!(
                 "envelope routed to a handler of `{}` holds another event",
@@ -53,10 +57,23 @@ pub trait Dispatch: Event {
     }
 
     #[doc(hidden)]
-    /// Delivers the handler's result; `R: IntoReply<Self::Output>` is the return-type check.
+    /// Delivers the handler's result, converted by the expansion (see [`IntoReply`]).
     #[inline]
-    fn __finish<R: IntoReply<Self::Output>>(ctx: &Ctx, reply: Reply, result: R) {
-        send::<Self>(ctx, reply, result.into_reply());
+    fn __finish(ctx: &Ctx, reply: Reply, result: Result<Self::Output, Failure>) {
+        send::<Self>(ctx, reply, result);
+    }
+
+    #[doc(hidden)]
+    /// The handler's result as the reply: `result` is `<R as IntoReply<Self::Answer>>`'s
+    /// split, `into_failure` is `<R::Error as IntoFailure>::into_failure`. Both are named in
+    /// the expansion, spanned over the user's return type (the checks live there, not in
+    /// bounds here).
+    #[inline]
+    fn __reply<X>(
+        result: Result<Self::Output, X>,
+        into_failure: fn(X) -> Failure,
+    ) -> Result<Self::Output, Failure> {
+        result.map_err(into_failure)
     }
 
     #[doc(hidden)]
@@ -67,21 +84,16 @@ pub trait Dispatch: Event {
 
     #[doc(hidden)]
     /// Prepares a thread-mode call of handler `handler`.
-    fn __thread<R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
+    fn __thread<F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
     where
-        R: IntoReply<Self::Output>,
-        F: FnOnce(Self, Ctx) -> R + Send + 'static,
-        Self::Kind: kind::Plain,
+        F: FnOnce(Self, Ctx) -> Result<Self::Output, Failure> + Send + 'static,
     {
-        crate::mode::thread::call::<Self, R, F>(ctx, handler, envelope, f)
+        crate::mode::thread::call::<Self, F>(ctx, handler, envelope, f)
     }
 
     #[doc(hidden)]
     /// Prepares a process-mode call of handler `handler` (parent side).
-    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
-    where
-        Self::Kind: kind::Plain,
-    {
+    fn __process_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
         crate::mode::process::call::<Self>(ctx, handler, envelope)
     }
 
@@ -96,26 +108,24 @@ pub trait Dispatch: Event {
 
     #[doc(hidden)]
     /// Runs a process-mode tunnel acceptor on serialized input (worker side).
-    fn __process_accept<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    fn __process_accept<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
     where
         Self: TunnelEvent,
-        R: IntoReply<()>,
-        F: FnOnce(Self, crate::Opening<Self>, Ctx) -> R,
+        F: FnOnce(Self, crate::Opening<Self>, Ctx) -> Result<(), Failure>,
     {
-        crate::mode::process::tunnel::accept_in_worker::<Self, R, F>(input, ctx, f)
+        crate::mode::process::tunnel::accept_in_worker::<Self, F>(input, ctx, f)
     }
 
     #[doc(hidden)]
     /// Runs a process-mode handler on serialized input (worker side).
-    fn __process<R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    fn __process<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
     where
-        R: IntoReply<Self::Output>,
-        F: FnOnce(Self, Ctx) -> R,
+        F: FnOnce(Self, Ctx) -> Result<Self::Output, Failure>,
     {
         let event: Self = postcard::from_bytes(input).map_err(|e| {
             Failure::invalid(format!("malformed `{}` from the parent: {e}", Self::META.name))
         })?;
-        let output = f(event, ctx).into_reply()?;
+        let output = f(event, ctx)?;
         crate::ctx::encode(&output)
     }
 
@@ -154,7 +164,9 @@ pub trait Dispatch: Event {
     }
 }
 
-impl<E: Event> Dispatch for E {}
+impl<E: Event> Dispatch for E {
+    type Answer = E::Output;
+}
 
 /// Ownership of a possibly shared event: the last holder moves it out; otherwise it is copied
 /// through its serde form (events need not be `Clone`).

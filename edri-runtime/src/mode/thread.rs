@@ -3,16 +3,15 @@
 use super::{WorkerStart, join_message};
 use crate::Ctx;
 use crate::envelope::Envelope;
-use crate::event::{Event, IntoReply, kind};
+use crate::event::Event;
 use crate::mode::Dispatch;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Prepares a thread-mode call of handler `handler` of the manager owning `ctx`.
-pub(crate) fn call<E, R, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
+pub(crate) fn call<E, F>(ctx: &Ctx, handler: u16, envelope: Envelope, f: F) -> WorkerStart
 where
-    E: Event<Kind: kind::Plain>,
-    R: IntoReply<E::Output>,
-    F: FnOnce(E, Ctx) -> R + Send + 'static,
+    E: Event,
+    F: FnOnce(E, Ctx) -> Result<E::Output, crate::Failure> + Send + 'static,
 {
     let (event, reply) = E::__open(envelope);
     let limit = ctx.own_slot().limits[usize::from(handler)].clone();
@@ -27,7 +26,7 @@ where
                 let _enter = span.enter();
                 let _trace = crate::trace::enter(link);
                 let _permit = permit;
-                E::__own(event).and_then(|event| f(event, worker_ctx).into_reply())
+                E::__own(event).and_then(|event| f(event, worker_ctx))
             })
             .await;
             let result = joined.unwrap_or_else(|join| {

@@ -27,17 +27,13 @@ use pool::TunnelCall;
 
 use super::WorkerStart;
 use crate::envelope::Envelope;
-use crate::event::{Event, kind};
+use crate::event::Event;
 use crate::{Ctx, Failure};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Prepares a process-mode call of handler `handler` of the manager owning `ctx`.
-pub(crate) fn call<E: Event<Kind: kind::Plain>>(
-    ctx: &Ctx,
-    handler: u16,
-    envelope: Envelope,
-) -> WorkerStart {
+pub(crate) fn call<E: Event>(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
     let (event, reply) = E::__open(envelope);
     start(ctx, handler, event, reply, None)
 }

@@ -7,7 +7,7 @@
 //! routers ([`crate::tunnel::remote`]), with the same credits. The worker's call lasts as long as its
 //! tunnel (the router reads a worker's pipe only during a call).
 
-use crate::event::{IntoReply, TunnelEvent};
+use crate::event::TunnelEvent;
 use crate::tunnel::remote::{Message, RemoteEnd, bridge};
 use crate::tunnel::{Opening, Tunnel, Verdict, pair, verdict};
 use crate::{Ctx, Failure};
@@ -43,11 +43,10 @@ pub(crate) fn decided<E: TunnelEvent>(
 
 /// Worker side: runs acceptor `f` on the serialized event `input`, its opening bridged to the
 /// router; returns once the handler returned and the tunnel is over.
-pub(crate) fn accept_in_worker<E, R, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+pub(crate) fn accept_in_worker<E, F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
 where
     E: TunnelEvent,
-    R: IntoReply<()>,
-    F: FnOnce(E, Opening<E>, Ctx) -> R,
+    F: FnOnce(E, Opening<E>, Ctx) -> Result<(), Failure>,
 {
     let name = E::META.name;
     let event: E = postcard::from_bytes(input)
@@ -66,7 +65,7 @@ where
             bridge(rx.pipe, tx.pipe, credit, remote, window, name).await;
         }
     });
-    let out = f(event, opening, ctx.clone()).into_reply();
+    let out = f(event, opening, ctx.clone());
     if let Err(failure) = &out {
         answer.answer(Err(failure.clone()));
     }
