@@ -432,9 +432,9 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 pin_project_lite::pin_project! {
     /// Polls a future, turning a panic during a poll into an error.
-    struct CatchUnwind<F> {
+    pub(crate) struct CatchUnwind<F> {
         #[pin]
-        inner: F,
+        pub(crate) inner: F,
     }
 }
 

@@ -264,7 +264,8 @@ pub(crate) struct Conn {
     /// Idle and no byte of the next request's headers read yet.
     awaiting_head: AtomicBool,
     evicted: AtomicBool,
-    /// Wakes the connection's task: its deadline moved, or it is evicted.
+    /// Wakes the connection's task when it is evicted. (Its deadline moves only while its
+    /// task polls the HTTP connection, which reads it afterwards: no wake needed.)
     pub(crate) wake: Notify,
     closed: AtomicBool,
     on_close: Notify,
@@ -334,8 +335,6 @@ impl Conn {
                 conns.idle_set().insert((now, self.id), self.clone());
             }
         }
-        drop(state);
-        self.wake.notify_one();
     }
 
     /// Takes it out of the idle set for good (its HTTP serving ended).
@@ -354,8 +353,6 @@ impl Conn {
             if state.busy == 0 {
                 state.head_started = Some(Instant::now());
             }
-            drop(state);
-            self.wake.notify_one();
         }
     }
 }

@@ -151,7 +151,7 @@ fn call_request<E: Request>(
 ) -> Result<BoxFuture<Result<Value, Failure>>, FieldError> {
     let event: E = decode(value)?;
     Ok(Box::pin(async move {
-        let output = ctx.request_event(event, timeout, E::META.priority).await?;
+        let output = ctx.request_event(event, timeout, E::META.priority).arm_at_once().await?;
         match serde_json::to_value(&output) {
             // An acknowledgement (`struct XResponse;`, `()`) is the empty object of its schema.
             Ok(Value::Null) if size_of::<E::Output>() == 0 => Ok(Value::Object(Map::new())),

@@ -4,14 +4,15 @@
 //! logged at most once per [`REPORT_EVERY`].
 
 use super::conn::{BusyBody, Conn, Connections, Tracked};
-use axum::Router;
 use axum::http::{StatusCode, header};
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// How often, at most, refused and closed connections are logged (with their counts).
 pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -20,6 +21,31 @@ const ROOM_WAIT: Duration = Duration::from_secs(1);
 /// Backoff after a failed `accept` that no eviction can help: from 5 ms, doubling, to 1 s.
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the server serves: the broker's router with the layers around it.
+pub(crate) trait App:
+    tower_service::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
 
 /// What the server's connections are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +59,9 @@ pub(crate) enum Stop {
 
 /// Accepts and serves until `stop` leaves [`Stop::Running`]; then waits until every
 /// connection served over HTTP has ended (upgraded WebSockets are closed by their hub).
-pub(crate) async fn serve(
+pub(crate) async fn serve<S: App>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     conns: Arc<Connections>,
     mut stop: watch::Receiver<Stop>,
 ) {
@@ -103,11 +129,11 @@ pub(crate) async fn serve(
 }
 
 /// Serves one connection until it ends, times out, is evicted or the server stops.
-async fn connection(
+async fn connection<S: App>(
     io: Tracked,
     conn: Arc<Conn>,
     conns: Arc<Connections>,
-    app: Router,
+    app: S,
     mut stop: watch::Receiver<Stop>,
     _alive: mpsc::Sender<()>,
 ) {
@@ -128,53 +154,76 @@ async fn connection(
     let http = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .with_upgrades();
-    tokio::pin!(http);
+    let mut http = std::pin::pin!(http);
     let timeouts = conns.timeouts;
-    let mut stopping = false;
-    loop {
-        let deadline = conn.deadline(timeouts);
-        if !stopping && *stop.borrow_and_update() != Stop::Running {
-            // Idle (no request being served): nothing to finish.
-            if *stop.borrow() == Stop::Abort || deadline.is_some() {
-                break;
+    // The first change of `stop` away from `Running` (`None`: the server is gone).
+    let mut stop = std::pin::pin!(async move {
+        loop {
+            let now = *stop.borrow_and_update();
+            if now != Stop::Running {
+                return Some(now);
             }
-            stopping = true;
-            http.as_mut().graceful_shutdown();
+            if stop.changed().await.is_err() {
+                return None;
+            }
         }
-        let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ended = http.as_mut() => {
+    });
+    let mut stopping = false;
+    let mut evicted = std::pin::pin!(conn.wake.notified());
+    // The timer is armed no later than the connection's deadline, and moved only when the
+    // deadline comes earlier (a request's first bytes): every request moves the deadline,
+    // and re-arming a timer for each would cost more than the request's own work. When it
+    // fires early, the deadline is read again and the timer set to it.
+    let first = conn.deadline(timeouts).map_or_else(Instant::now, |(at, _)| at);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(first));
+    let mut armed = Some(first);
+    std::future::poll_fn(|cx| {
+        loop {
+            // The request's headers, its end and the idle time all change while `http` is
+            // polled, on this task: the deadline is read after it.
+            if let Poll::Ready(ended) = http.as_mut().poll(cx) {
                 if let Err(e) = ended {
                     tracing::debug!(error = %e, "an API connection ended with an error");
                 }
-                break;
+                return Poll::Ready(());
             }
-            () = sleep => {
-                // The deadline may have moved meanwhile (a request began): read it again.
+            if !stopping && let Poll::Ready(now) = stop.as_mut().poll(cx) {
+                // Idle (no request being served): nothing to finish.
+                if now != Some(Stop::Graceful) || conn.deadline(timeouts).is_some() {
+                    return Poll::Ready(());
+                }
+                stopping = true;
+                http.as_mut().graceful_shutdown();
+                continue;
+            }
+            if evicted.as_mut().poll(cx).is_ready() {
+                if conn.evicted() {
+                    return Poll::Ready(());
+                }
+                evicted.set(conn.wake.notified());
+                continue;
+            }
+            if let Some((at, _)) = conn.deadline(timeouts)
+                && armed.is_none_or(|armed| at < armed)
+            {
+                timer.as_mut().reset(at);
+                armed = Some(at);
+            }
+            if armed.is_some() && timer.as_mut().poll(cx).is_ready() {
+                armed = None;
                 if let Some((at, why)) = conn.deadline(timeouts)
-                    && at <= tokio::time::Instant::now()
+                    && at <= Instant::now()
                 {
                     conns.counts.closed(why);
-                    break;
+                    return Poll::Ready(());
                 }
+                // Early (the deadline moved on, or the connection is busy): read it again.
+                continue;
             }
-            () = conn.wake.notified() => {
-                if conn.evicted() {
-                    break;
-                }
-            }
-            changed = stop.changed(), if !stopping => {
-                if changed.is_err() {
-                    break;
-                }
-            }
+            return Poll::Pending;
         }
-    }
+    })
+    .await;
     conn.retire(&conns);
 }
 

@@ -99,6 +99,8 @@ mod catalog;
 #[cfg(feature = "api")]
 mod conn;
 #[cfg(feature = "api")]
+mod guard;
+#[cfg(feature = "api")]
 mod identity;
 #[cfg(feature = "api")]
 mod listen;

@@ -4,7 +4,7 @@
 use super::Api;
 use super::catalog::Catalog;
 use super::conn::{Connections, Timeouts};
-use super::identity;
+use super::guard::{GuardLayer, Responses};
 use super::listen::{self, Stop};
 use super::page;
 use super::rest::{self, error_response, failure_response, json_response};
@@ -15,14 +15,13 @@ use crate::{Ctx, HealthCheck, Status};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_layer::Layer as _;
 
 /// What every request handler of the broker reads.
 pub(crate) struct ApiState {
@@ -35,7 +34,7 @@ pub(crate) struct ApiState {
     /// The open connections.
     pub(crate) conns: Arc<Connections>,
     /// Responses sent, by HTTP status code.
-    responses: Mutex<BTreeMap<u16, u64>>,
+    pub(crate) responses: Responses,
 }
 
 /// The broker, bound and checked but not serving yet: binding and route conflicts are start
@@ -92,15 +91,24 @@ impl Prepared {
             config: self.config,
             catalog: self.catalog,
             hub: self.hub,
-            responses: Mutex::new(BTreeMap::new()),
+            responses: Responses::new(),
         });
         let routes = self.router.with_state(state.clone());
         let embedded = assemble(routes.clone(), &state);
         let (stop, stopped) = watch::channel(Stop::Running);
         let task = self.listener.map(|(listener, addr)| {
-            let app = assemble(routes.fallback(not_found), &state);
             tracing::info!(%addr, max_connections = conns.max, "edri API listening");
-            ctx.spawn(listen::serve(listener, app, conns.clone(), stopped))
+            // The layers around the router as a whole, not around each of its routes.
+            let app = user_layers(routes.fallback(not_found), &state);
+            let app = GuardLayer { state: state.clone() }.layer(app);
+            let app = DefaultBodyLimit::max(state.config.body_limit).layer(app);
+            let conns = conns.clone();
+            if state.config.cors.is_empty() {
+                ctx.spawn(listen::serve(listener, app, conns, stopped))
+            } else {
+                let app = cors(&state.config.cors).layer(app);
+                ctx.spawn(listen::serve(listener, app, conns, stopped))
+            }
         });
         let abort = task.as_ref().map(JoinHandle::abort_handle);
         ApiServer { stop, abort, task: Mutex::new(task), state, embedded }
@@ -114,18 +122,22 @@ async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), Start
     Ok((listener, local))
 }
 
-/// `routes` with the user's layers, then the guard (tokens, early `413`, counting), the body
-/// limit, the panic guard and CORS around them.
+/// `routes` with the user's layers, then the guard (tokens, early `413`, panics, counting),
+/// the body limit and CORS around each route: the broker's router to serve from another
+/// server.
 fn assemble(routes: Router, state: &Arc<ApiState>) -> Router {
-    let mut app = state.config.layers.iter().fold(routes, |app, layer| layer(app));
-    app = app
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+    let mut app = user_layers(routes, state)
+        .layer(GuardLayer { state: state.clone() })
+        .layer(DefaultBodyLimit::max(state.config.body_limit));
     if !state.config.cors.is_empty() {
         app = app.layer(cors(&state.config.cors));
     }
     app
+}
+
+/// `routes` with the layers given to [`Api::layer`].
+fn user_layers(routes: Router, state: &ApiState) -> Router {
+    state.config.layers.iter().fold(routes, |app, layer| layer(app))
 }
 
 /// The running broker, attached to a router ([`super::attach`]).
@@ -195,52 +207,11 @@ fn render_api_metrics(state: &ApiState, out: &mut String) {
         "# HELP edri_api_http_responses_total HTTP responses of the API broker, by status code."
     );
     let _ = writeln!(out, "# TYPE edri_api_http_responses_total counter");
-    let responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    for (code, n) in responses.iter() {
+    for (code, n) in state.responses.snapshot() {
         let _ = writeln!(out, "edri_api_http_responses_total{{code=\"{code}\"}} {n}");
     }
-    drop(responses);
     state.conns.render_metrics(out);
     state.hub.render_metrics(out);
-}
-
-/// Authentication (when a token is configured), an early `413` for a body announced over the
-/// limit, and response counting, around every route. The request's handler runs as its
-/// caller ([`crate::Caller::scope`]), with the caller and the router's `Ctx` among the
-/// request's extensions.
-async fn guard(State(state): State<Arc<ApiState>>, mut request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let limit = state.config.body_limit;
-    let response = match identity::authenticate(&request, &state.config.tokens) {
-        Err(refused) => *refused,
-        Ok(_) if announced.is_some_and(|n| n > limit as u64) => {
-            let message = format!(
-                "the body is {} bytes; the limit is {limit}",
-                announced.unwrap_or_default()
-            );
-            let mut response = error_response(Status::TooLarge, &message, None);
-            // The body is not read: the connection cannot carry another request.
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-        Ok(caller) => {
-            request.extensions_mut().insert(state.ctx.clone());
-            match caller {
-                Some(caller) => {
-                    request.extensions_mut().insert(caller.clone());
-                    caller.scope(next.run(request)).await
-                }
-                None => next.run(request).await,
-            }
-        }
-    };
-    let mut responses = state.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *responses.entry(response.status().as_u16()).or_default() += 1;
-    response
 }
 
 fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
@@ -251,12 +222,6 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-}
-
-fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = crate::manager::panic_message(&*panic).to_owned();
-    tracing::error!(panic = %message, "the API broker panicked while serving a request");
-    error_response(Status::Crashed, "the server failed while serving this request", None)
 }
 
 async fn not_found(request: Request) -> Response {

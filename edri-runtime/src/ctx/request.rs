@@ -31,6 +31,16 @@ impl Ctx {
     }
 }
 
+impl<E: Event> Pending<'_, E> {
+    /// Arms the timer as soon as the request is queued, without first yielding once for
+    /// the answer: for a caller whose task is costly to poll again (an HTTP connection
+    /// under its layers) and whose responder rarely answers within that yield.
+    pub(crate) fn arm_at_once(mut self) -> Self {
+        self.yielded = true;
+        self
+    }
+}
+
 /// A request on its way: `.await` it, or set [`timeout`](Self::timeout) first.
 ///
 /// # Examples
