@@ -1,4 +1,4 @@
-//! The three ways a handler runs: inline on its manager's task, on the blocking thread pool,
+//! The three ways a handler runs: inline on its manager's task, on threads of its own,
 //! and in a child process of this same binary (crash-isolated). Also a priority mailbox and
 //! the built-in `HealthCheck`.
 //!

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+pub mod twins;
+
 /// Messages per measured iteration (a multiple of 64, for `request_64`).
 pub const BATCH: u64 = 10_240;
 

@@ -72,7 +72,7 @@ pub trait Manager: Send + Sized + 'static {
 pub enum Mode {
     /// On the manager's own task, one event at a time.
     Inline,
-    /// On the blocking thread pool, at most `limit` at once.
+    /// On a pool of threads of its own, at most `limit` at once.
     Thread,
     /// In a child process of this binary, at most `limit` at once.
     Process,

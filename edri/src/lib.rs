@@ -274,7 +274,7 @@ pub use edri_macros::event;
 /// `Edri::builder()` automatically. Handler shapes, checked at compile time:
 ///
 /// - inline (default): `fn h(&mut self | &self, ev: &E | E [, ctx: &Ctx]) -> R`, sync or `async`;
-/// - `#[solve(thread, limit = N)]`: `fn h(ev: E [, ctx: Ctx]) -> R`, on the blocking pool;
+/// - `#[solve(thread, limit = N)]`: `fn h(ev: E [, ctx: Ctx]) -> R`, on its own threads;
 /// - `#[solve(process, limit = N)]`: same shape, in a child process (see the README for the
 ///   state of process mode);
 /// - a tunnel's acceptor: inline `fn h(&mut self | &self, ev: &E | E, opening: Opening<E>
@@ -507,7 +507,7 @@ pub use edri_macros::manager;
 
 /// Marks a handler method inside a [`#[manager]`](manager) impl block:
 /// `#[solve]` (inline: on the manager's own task, one event at a time, `&mut self` allowed),
-/// `#[solve(thread, limit = N)]` (on the blocking pool, at most N at once, no `self`),
+/// `#[solve(thread, limit = N)]` (on up to N threads of its own, no `self`),
 /// `#[solve(process, limit = N)]` (in up to N child processes of this binary, no `self`).
 ///
 /// Outside such a block it is a compile error. The handler shapes and what each returns are
@@ -538,7 +538,7 @@ pub use edri_macros::manager;
 ///         self.ticks += 1;
 ///     }
 ///
-///     /// CPU work on the blocking pool, at most 4 at once; the event is owned.
+///     /// CPU work on threads of its own, at most 4 at once; the event is owned.
 ///     #[solve(thread, limit = 4)]
 ///     fn checksum(ev: Checksum) -> ChecksumResponse {
 ///         ChecksumResponse { sum: ev.data.iter().map(|&b| u32::from(b)).sum() }

@@ -191,6 +191,8 @@ impl<E: Event> Future for Pending<'_, E> {
                         EventBox::Owned(event),
                         tx,
                     );
+                    // A thread or process handler never answers within a yield: no yield.
+                    *this.yielded |= !target.inline;
                     *this.state = match target.mailbox.try_send(envelope) {
                         Ok(()) => State::Waiting { reply: rx },
                         Err(TrySendError::Full(envelope)) => {
@@ -243,10 +245,12 @@ impl<E: Event> Future for Pending<'_, E> {
                 State::Done => panic!("`Pending` polled after completion"),
             }
         }
-        // Not answered yet. A request that was queued straight away first yields once instead
-        // of arming its timer: when the responder shares this runtime thread it answers during
-        // that yield, and a timer would have cost more than the whole round trip. Otherwise the
-        // deadline is armed now (one yield after the call began).
+        // Not answered yet. A request that was queued straight away to an inline handler first
+        // yields once instead of arming its timer: when the responder shares this runtime
+        // thread it answers during that yield, and a timer would have cost more than the whole
+        // round trip. Otherwise the deadline is armed now (one yield after the call began, or
+        // at once for a thread or process handler, whose answer takes longer than a yield: on
+        // a multi-thread runtime the yield would wake another worker for nothing).
         if this.sleep.is_none() {
             if !*this.yielded && matches!(this.state, State::Waiting { .. }) {
                 *this.yielded = true;

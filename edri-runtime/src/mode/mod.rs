@@ -1,6 +1,6 @@
-//! How handlers run away from their manager's task: on the blocking thread pool
-//! ([`thread`]) or in child processes of the same binary ([`process`]). Inline handlers run
-//! in the manager's own task (`manager.rs`).
+//! How handlers run away from their manager's task: on threads of their own ([`thread`]) or
+//! in child processes of the same binary ([`process`]). Inline handlers run in the manager's
+//! own task (`manager.rs`).
 //!
 //! Both modes share the admission rule: at most `limit` calls of one handler at once; the
 //! manager waits for a free slot before taking its next event, so calls start in arrival
@@ -30,10 +30,4 @@ impl WorkerStart {
         };
         (self.start)(permit);
     }
-}
-
-/// The text of a worker's panic.
-pub(crate) fn join_message(join: tokio::task::JoinError) -> String {
-    join.try_into_panic()
-        .map_or_else(|_| "cancelled".to_owned(), |p| crate::manager::panic_message(&*p).to_owned())
 }

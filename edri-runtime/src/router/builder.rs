@@ -363,6 +363,11 @@ impl EdriBuilder {
                             .then(|| Arc::new(Pool::new(descriptor.name, h.method)))
                     })
                     .collect(),
+                threads: descriptor
+                    .handlers
+                    .iter()
+                    .map(|h| (h.mode == Mode::Thread).then(Arc::default))
+                    .collect(),
                 stats: ManagerStats::default(),
                 handler_stats: descriptor.handlers.iter().map(|_| Default::default()).collect(),
             })

@@ -69,6 +69,8 @@ pub(crate) struct ManagerSlot {
     pub(crate) limits: Box<[Option<Arc<Semaphore>>]>,
     /// The worker pool of each process handler (by handler index).
     pub(crate) pools: crate::mode::process::Pools,
+    /// The threads of each thread handler (by handler index).
+    pub(crate) threads: Box<[Option<Arc<crate::mode::thread::Threads>>]>,
     pub(crate) stats: ManagerStats,
     /// Metrics of each handler (by handler index).
     pub(crate) handler_stats: Box<[crate::metrics::HandlerStats]>,

@@ -27,6 +27,8 @@ pub(crate) struct Target {
     pub(crate) manager: u32,
     pub(crate) handler: u16,
     pub(crate) mailbox: mpsc::Sender<Envelope>,
+    /// The handler runs on its manager's task (not on a thread or in a worker process).
+    pub(crate) inline: bool,
 }
 
 /// Refuses two event types with one name anywhere in the binary.
@@ -67,6 +69,7 @@ pub(crate) fn build(
                 manager: u32::try_from(index).map_err(|_| StartError::TooMany("managers"))?,
                 handler: u16::try_from(h).map_err(|_| StartError::TooMany("handlers"))?,
                 mailbox: mailbox.clone(),
+                inline: handler.mode == crate::manager::Mode::Inline,
             };
             let entry = building.entry((handler.event_type)()).or_insert_with(|| Building {
                 event: handler.event,

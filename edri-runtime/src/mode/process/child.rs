@@ -7,6 +7,7 @@
 //! closes. A handler's `Ctx` in the child reaches the parent's router through the same pipe.
 
 use super::protocol::{PROTOCOL, ToParent, ToWorker};
+use super::turns::Turns;
 use crate::router::{BoxFuture, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
@@ -64,9 +65,10 @@ pub fn serve_if_worker() {
     std::process::exit(code);
 }
 
-/// The main thread reads the parent's frames; one handler thread runs the calls (one at a
-/// time: the parent sends a worker one call at a time) and writes each answer itself. The
-/// tokio runtime serves the handlers' `Ctx` (timers, the uplink's waiting).
+/// Two threads serve the parent's frames, taking turns to read them ([`Turns`]): the thread
+/// that reads a call runs it and writes its answer itself; the other one reads the parent's
+/// frames meanwhile when the call needs them. The tokio runtime serves the handlers' `Ctx`
+/// (timers, the uplink's waiting).
 fn run() -> Result<(), FrameError> {
     let protocol_out = protocol_stdout()?;
     let runtime =
@@ -77,34 +79,31 @@ fn run() -> Result<(), FrameError> {
         next: AtomicU64::new(0),
         tunnel: Mutex::new(None),
         in_call: AtomicBool::new(false),
+        turns: Turns::new(std::io::stdin()),
     });
     let ctx =
         Ctx::with_uplink(runtime.handle().clone(), link.clone(), crate::router::DEFAULT_TIMEOUT);
     link.send(&ToParent::Ready { protocol: PROTOCOL })?;
-    let (calls, queue) = std::sync::mpsc::channel::<Job>();
-    let answers = link.clone();
-    let handler_thread =
-        std::thread::Builder::new().name("edri-worker-call".into()).spawn(move || {
-            for Job { manager, method, payload, tunnel, trace } in queue {
-                *CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner) = tunnel;
-                answers.in_call.store(true, Ordering::Release);
-                let result = call(&manager, &method, &payload, trace, ctx.clone());
-                answers.in_call.store(false, Ordering::Release);
-                CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take();
-                answers.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Err(e) = answers.send(&ToParent::Done { result }) {
-                    eprintln!("edri worker {}: cannot answer the parent: {e}", std::process::id());
-                    std::process::exit(2);
-                }
-            }
-        })?;
-    let mut input = std::io::stdin().lock();
-    let outcome = loop {
+    let (other_link, other_ctx) = (link.clone(), ctx.clone());
+    let other = std::thread::Builder::new()
+        .name("edri-worker-call".into())
+        .spawn(move || serve(&other_link, &other_ctx))?;
+    let outcome = serve(&link, &ctx);
+    // The pipe closed: the other thread finishes its call (if any), then ends too.
+    let other = other.join().unwrap_or(Ok(()));
+    outcome.and(other)
+}
+
+/// Reads the parent's frames in this thread's turns and runs the calls it reads, until the
+/// parent closes the pipe.
+fn serve(link: &Arc<ParentLink>, ctx: &Ctx) -> Result<(), FrameError> {
+    let mut held = None;
+    loop {
+        let Some(mut input) = held.take().or_else(|| link.turns.take()) else { return Ok(()) };
         match read_frame_blocking::<_, ToWorker>(&mut input) {
             Ok(ToWorker::Call { manager, method, payload, trace }) => {
-                if calls.send(Job { manager, method, payload, tunnel: None, trace }).is_err() {
-                    break Ok(());
-                }
+                link.turns.begin(input, false);
+                link.run(Job { manager, method, payload, tunnel: None, trace }, ctx);
             }
             Ok(ToWorker::Accept { manager, method, payload, window, call, trace }) => {
                 let (tx, incoming) = tokio::sync::mpsc::unbounded_channel();
@@ -113,9 +112,8 @@ fn run() -> Result<(), FrameError> {
                 let end = RemoteEnd { incoming, link: to_parent };
                 let window = usize::try_from(window).unwrap_or(usize::MAX).max(1);
                 let tunnel = Some((window, end));
-                if calls.send(Job { manager, method, payload, tunnel, trace }).is_err() {
-                    break Ok(());
-                }
+                link.turns.begin(input, true);
+                link.run(Job { manager, method, payload, tunnel, trace }, ctx);
             }
             Ok(ToWorker::Tunnel { call, message }) => {
                 let tunnel = link.tunnel.lock().unwrap_or_else(PoisonError::into_inner);
@@ -124,16 +122,18 @@ fn run() -> Result<(), FrameError> {
                 {
                     let _ = tx.send(message);
                 }
+                held = Some(input);
             }
-            Ok(ToWorker::Reply { id, result }) => link.resolve(id, result),
-            Err(FrameError::Closed) => break Ok(()),
-            Err(e) => break Err(e),
+            Ok(ToWorker::Reply { id, result }) => {
+                link.resolve(id, result);
+                held = Some(input);
+            }
+            Err(e) => {
+                link.turns.end();
+                return if matches!(e, FrameError::Closed) { Ok(()) } else { Err(e) };
+            }
         }
-    };
-    // Stdin closed: finish the call in progress (if any), then exit.
-    drop(calls);
-    handler_thread.join().ok();
-    outcome
+    }
 }
 
 /// The pipe to the parent, taken off fd 1; fd 1 then points at stderr so that a handler's
@@ -202,9 +202,26 @@ struct ParentLink {
     tunnel: Mutex<Option<(u64, tokio::sync::mpsc::UnboundedSender<Message>)>>,
     /// Whether a call runs: the parent reads this worker's frames only then.
     in_call: AtomicBool,
+    /// Which serving thread reads the parent's frames.
+    turns: Turns,
 }
 
 impl ParentLink {
+    /// Runs one call on this thread (it read the call) and answers it.
+    fn run(&self, Job { manager, method, payload, tunnel, trace }: Job, ctx: &Ctx) {
+        *CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner) = tunnel;
+        self.in_call.store(true, Ordering::Release);
+        let result = call(&manager, &method, &payload, trace, ctx.clone());
+        self.in_call.store(false, Ordering::Release);
+        CURRENT_TUNNEL.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.turns.finish();
+        if let Err(e) = self.send(&ToParent::Done { result }) {
+            eprintln!("edri worker {}: cannot answer the parent: {e}", std::process::id());
+            std::process::exit(2);
+        }
+    }
+
     /// Writes one frame to the parent (a pipe write: immediate while the parent reads).
     fn send(&self, message: &ToParent) -> Result<(), FrameError> {
         write_frame_blocking(
@@ -224,6 +241,8 @@ impl ParentLink {
     fn post(&self, waiter: Waiter, make: impl FnOnce(u64) -> ToParent) -> Result<u64, Failure> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, waiter);
+        // The answer comes through the pipe: somebody must read it.
+        self.turns.want();
         if let Err(e) = self.send(&make(id)) {
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
             return Err(Failure::unavailable(format!("the parent router is gone: {e}")));
@@ -340,8 +359,7 @@ impl Uplink for ParentLink {
     }
 }
 
-/// Runs one call on this thread; a panic becomes `Crashed` and the worker goes on.
-/// One call for the worker's handler thread.
+/// One call read from the parent.
 struct Job {
     manager: String,
     method: String,

@@ -17,6 +17,7 @@ mod pool;
 mod protocol;
 mod relay;
 pub(crate) mod tunnel;
+mod turns;
 
 pub use child::{WORKER_ENV, is_worker, serve_if_worker};
 
