@@ -17,17 +17,17 @@ pub use crate::api::schema::{
 };
 pub use crate::ctx::FromCtx;
 pub use crate::envelope::{Envelope, EventBox, Reply};
-pub use crate::event::kind;
 pub use crate::event::{
     Event, EventKind, EventMeta, FieldMeta, HttpRoute, IntoFailure, IntoReply, Location,
     Notification, Request, TunnelEvent, fingerprint, fingerprint_parts,
 };
+pub use crate::kind;
 pub use crate::manager::{
     ErasedManager, HandlerDescriptor, Manager, ManagerDescriptor, ManagerOptions, Mode, ProcessFn,
     QueueKind,
 };
 pub use crate::mode::process::serve_if_worker;
-pub use crate::mode::{Dispatch, WorkerStart};
+pub use crate::mode::{Accept, Dispatch, WorkerStart};
 pub use crate::registry::{EventRegistration, ManagerRegistration};
 pub use crate::support::{
     DefaultProbe, ViaDefault, ViaNoDefault, build_runtime, logs_at_start, type_id_of,

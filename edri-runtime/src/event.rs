@@ -176,9 +176,9 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     type Kind: kind::Kind;
 }
 
-/// The kinds of event as types, so that the type system can tell them apart.
-#[doc(hidden)]
-pub mod kind {
+/// The kinds of event as types, so that the type system can tell them apart (public as
+/// `edri::kind`).
+pub(crate) mod kind {
     /// A notification.
     #[derive(Debug)]
     pub enum Notification {}

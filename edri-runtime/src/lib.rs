@@ -63,6 +63,16 @@ pub use manager::{
     Mode, ProcessFn, QueueKind,
 };
 pub use mode::process::{WORKER_ENV, is_worker, serve_if_worker};
+
+/// The kinds of event as types: what [`Event::Kind`] names for each event (`#[event]` sets it).
+///
+/// Users name these only when the compiler does: a handler of a tunnel that takes no
+/// `Opening<E>` fails on [`Plain`](kind::Plain), an acceptor of a notification or a request on
+/// [`Accept`](kind::Accept).
+pub mod kind {
+    pub use crate::event::kind::{Kind, Notification, Plain, Request, Tunnel};
+    pub use crate::mode::Accept;
+}
 pub use router::{
     Edri, EdriBuilder, EventNode, HandlerNode, ManagerNode, RouterNode, Running, SenderNode,
     ShutdownReport, Topology,

@@ -479,7 +479,9 @@ pub use edri_macros::event;
 ///     <Transcode as ::edri::__private::Dispatch>::__process_call(ctx, 3, envelope).run().await
 /// }
 /// 4 => {
-///     let (event, opening, reply) = <Convert as ::edri::__private::Dispatch>::__accept(envelope);
+///     let (event, opening, reply) = <<Convert as ::edri::__private::Event>::Kind as ::edri::__private::Accept<
+///         Convert,
+///     >>::__accept(envelope);
 ///     let __edri_opening = opening;
 ///     let __edri_ctx = <&Ctx as ::edri::__private::FromCtx<&::edri::__private::Ctx>>::from_ctx(ctx);
 ///     let out = <Calc>::convert(self, &*event, __edri_opening, __edri_ctx);
@@ -624,6 +626,9 @@ pub use edri_runtime::{
 
 /// Tunnels: confirmed two-way streams with flow control ([`Ctx::open`], [`Opening`]).
 pub use edri_runtime::tunnel;
+
+/// The kinds of event as types (what [`Event::Kind`] names).
+pub use edri_runtime::kind;
 pub use edri_runtime::{Acceptor, Chunk, Open, Opener, Opening, TunnelReceiver, TunnelSender};
 
 /// Everything an application usually needs: `use edri::prelude::*;`.

@@ -105,6 +105,17 @@ fn event_meta(p: &TokenStream, h: &SolveDef) -> TokenStream {
     qualified(h, quote!(#p::Event))
 }
 
+/// `<<E as Event>::Kind`, to be closed by `as Trait>`: for the calls made on the event's kind
+/// (`Plain`, `Accept`), spanned like [`event`]; the two `<` are separate tokens (rustc would
+/// split a joint `<<`'s span in two).
+fn kind_of(p: &TokenStream, h: &SolveDef) -> TokenStream {
+    let (first, last) = first_last(&h.event);
+    let meta = event_meta(p, h);
+    let open = quote_spanned!(first=> <);
+    let kind = quote_spanned!(last=> ::Kind);
+    quote!(#open #meta #kind)
+}
+
 fn qualified(h: &SolveDef, as_trait: TokenStream) -> TokenStream {
     let ev = &h.event;
     let (first, last) = first_last(ev);
@@ -286,7 +297,8 @@ fn process_entry(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDe
     let call = worker_fn(p, self_ty, h);
     let (input, ctx) = (local("input"), local("ctx"));
     let body = if h.acceptor.is_some() {
-        quote_spanned!(span=> #event::__process_accept(#input, #ctx, #call))
+        let (kind_of_event, ev_ty) = (kind_of(p, h), &h.event);
+        quote_spanned!(span=> #kind_of_event as #p::Accept<#ev_ty>>::__process_accept(#input, #ctx, #call))
     } else {
         quote_spanned!(span=> #event::__process(#input, #ctx, #call))
     };
@@ -315,15 +327,14 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
     let [ctx, envelope, reply, out, failure, ev] =
         ["ctx", "envelope", "reply", "out", "failure", "event"].map(local);
     let converted = converted(p, h, &out);
+    let (kind_of_event, ev_ty) = (kind_of(p, h), &h.event);
     // A plain handler's event must not be a tunnel: a call on its kind, spanned over the
     // event type (a bound on the runtime's functions would add a note naming them).
     let plain = match h.acceptor {
         Some(_) => TokenStream::new(),
         None => {
-            let meta = event_meta(p, h);
-            let check = quote_spanned!(span=> ::Kind as #p::kind::Plain>::check());
-            let open = quote_spanned!(first_last(&h.event).0=> <);
-            quote!(#open #meta #check;)
+            let kind = kind_of(p, h);
+            quote_spanned!(span=> #kind as #p::kind::Plain>::check();)
         }
     };
     match h.mode {
@@ -348,7 +359,7 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
                 // mismatch with the event is an error there.
                 let opening = argument("opening", opening_span);
                 let call = quote_spanned!(call_span=> <#self_ty>::#method(#this #ev_arg, #opening #ctx_arg) #await_);
-                let accept = quote_spanned!(span=> #event::__accept(#envelope));
+                let accept = quote_spanned!(span=> #kind_of_event as #p::Accept<#ev_ty>>::__accept(#envelope));
                 let finish = quote_spanned!(span=> #event::__finish(#ctx, #reply, #converted));
                 return quote! {
                     #index => {
@@ -378,7 +389,7 @@ fn arm(p: &TokenStream, self_ty: &syn::Type, index: usize, h: &SolveDef) -> Toke
         }
         Mode::Process => {
             let process = if h.acceptor.is_some() {
-                quote_spanned!(span=> #event::__process_accept_call(#ctx, #index, #envelope))
+                quote_spanned!(span=> #kind_of_event as #p::Accept<#ev_ty>>::__process_accept_call(#ctx, #index, #envelope))
             } else {
                 quote_spanned!(span=> #event::__process_call(#ctx, #index, #envelope))
             };

@@ -8,7 +8,7 @@ use super::WorkerStart;
 use crate::envelope::{Envelope, EventBox, Reply};
 #[cfg(doc)]
 use crate::event::IntoReply;
-use crate::event::{Event, TunnelEvent};
+use crate::event::{Event, TunnelEvent, kind};
 use crate::router::BoxFuture;
 use crate::{Ctx, Failure};
 
@@ -29,21 +29,6 @@ pub trait Dispatch: Event {
         envelope.open::<Self, Self::Output>().unwrap_or_else(|| {
             unreachable!(
                 "envelope routed to a handler of `{}` holds another event",
-                Self::META.name
-            )
-        })
-    }
-
-    #[doc(hidden)]
-    /// Opens an envelope addressed to the acceptor of this tunnel.
-    #[inline]
-    fn __accept(envelope: Envelope) -> (EventBox<Self>, crate::Opening<Self>, Reply)
-    where
-        Self: TunnelEvent,
-    {
-        envelope.open_tunnel::<Self>().unwrap_or_else(|| {
-            unreachable!(
-                "envelope routed to the acceptor of `{}` holds another event",
                 Self::META.name
             )
         })
@@ -98,25 +83,6 @@ pub trait Dispatch: Event {
     }
 
     #[doc(hidden)]
-    /// Prepares a process-mode call of tunnel acceptor `handler` (parent side).
-    fn __process_accept_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart
-    where
-        Self: TunnelEvent,
-    {
-        crate::mode::process::accept::<Self>(ctx, handler, envelope)
-    }
-
-    #[doc(hidden)]
-    /// Runs a process-mode tunnel acceptor on serialized input (worker side).
-    fn __process_accept<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
-    where
-        Self: TunnelEvent,
-        F: FnOnce(Self, crate::Opening<Self>, Ctx) -> Result<(), Failure>,
-    {
-        crate::mode::process::tunnel::accept_in_worker::<Self, F>(input, ctx, f)
-    }
-
-    #[doc(hidden)]
     /// Runs a process-mode handler on serialized input (worker side).
     fn __process<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
     where
@@ -166,6 +132,55 @@ pub trait Dispatch: Event {
 
 impl<E: Event> Dispatch for E {
     type Answer = E::Output;
+}
+
+/// What the `#[manager]` expansion calls for a tunnel acceptor, on the event's kind:
+/// `<<E as Event>::Kind as Accept<E>>::…`. Implemented by [`kind::Tunnel`] alone, so an acceptor
+/// of a notification or a request is this trait's error, on the user's event type (a bound
+/// `E: TunnelEvent` on a function here would add a note naming that function).
+#[diagnostic::on_unimplemented(
+    message = "`{E}` is not an edri tunnel",
+    label = "not a tunnel event",
+    note = "only a tunnel's acceptor takes an `Opening<E>`; tunnels are declared with `#[edri::event(tunnel, send = T, receive = U)]`"
+)]
+pub trait Accept<E: Event> {
+    #[doc(hidden)]
+    /// Opens an envelope addressed to the acceptor of this tunnel.
+    fn __accept(envelope: Envelope) -> (EventBox<E>, crate::Opening<E>, Reply);
+
+    #[doc(hidden)]
+    /// Prepares a process-mode call of tunnel acceptor `handler` (parent side).
+    fn __process_accept_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart;
+
+    #[doc(hidden)]
+    /// Runs a process-mode tunnel acceptor on serialized input (worker side).
+    fn __process_accept<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        F: FnOnce(E, crate::Opening<E>, Ctx) -> Result<(), Failure>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: TunnelEvent> Accept<E> for kind::Tunnel {
+    #[inline]
+    fn __accept(envelope: Envelope) -> (EventBox<E>, crate::Opening<E>, Reply) {
+        envelope.open_tunnel::<E>().unwrap_or_else(|| {
+            unreachable!(
+                "envelope routed to the acceptor of `{}` holds another event",
+                E::META.name
+            )
+        })
+    }
+
+    fn __process_accept_call(ctx: &Ctx, handler: u16, envelope: Envelope) -> WorkerStart {
+        crate::mode::process::accept::<E>(ctx, handler, envelope)
+    }
+
+    fn __process_accept<F>(input: &[u8], ctx: Ctx, f: F) -> Result<Vec<u8>, Failure>
+    where
+        F: FnOnce(E, crate::Opening<E>, Ctx) -> Result<(), Failure>,
+    {
+        crate::mode::process::tunnel::accept_in_worker::<E, F>(input, ctx, f)
+    }
 }
 
 /// Ownership of a possibly shared event: the last holder moves it out; otherwise it is copied

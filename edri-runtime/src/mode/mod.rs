@@ -10,7 +10,7 @@ pub(crate) mod dispatch;
 pub(crate) mod process;
 pub(crate) mod thread;
 
-pub use dispatch::Dispatch;
+pub use dispatch::{Accept, Dispatch};
 
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

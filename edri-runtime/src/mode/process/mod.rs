@@ -46,7 +46,8 @@ pub(crate) fn accept<E: crate::TunnelEvent>(
     handler: u16,
     envelope: Envelope,
 ) -> WorkerStart {
-    let (event, opening, reply) = E::__accept(envelope);
+    let (event, opening, reply) =
+        <crate::event::kind::Tunnel as super::dispatch::Accept<E>>::__accept(envelope);
     let window = opening.window();
     let decided = Box::new(move |answer, remote| {
         tunnel::decided(opening, answer, remote);
