@@ -31,7 +31,7 @@ enum ReplyTo {
     /// The request's box (`RequestCell<E, O>`, its event taken out).
     Cell(Box<dyn Any + Send>),
     /// The reply sender itself (`oneshot::Sender<Result<O, Failure>>`), for inline requests.
-    Sender(Inline),
+    Sender(Inline<1>),
     /// A tunnel's acceptor: an error rejects the opening if it is still unanswered.
     Verdict(Arc<crate::tunnel::Verdict>),
     /// A notification another router waits on: nobody gets an answer, and the token is
@@ -153,59 +153,59 @@ impl Drop for Reply {
     }
 }
 
-/// One delivery in a manager's mailbox.
+/// One delivery in a manager's mailbox: 80 bytes, so that an event of up to 64 bytes travels
+/// in it without a box (the mailbox's slot is the only memory a queued event takes).
+///
+/// `kind` says what `body` holds; `body` checks the type it is opened as, and drops what it
+/// holds when the envelope is dropped unopened.
 pub struct Envelope {
     /// Index of the handler in the receiving manager's descriptor.
     pub(crate) handler: u16,
     /// Lane in a priority mailbox; 0 is most urgent.
     pub(crate) priority: u8,
-    pub(crate) payload: Payload,
+    kind: Kind,
+    body: Inline,
 }
 
-pub(crate) enum Payload {
-    /// A small notification for its only subscriber, stored in the envelope itself.
-    Inline(Inline),
-    /// A notification for its only subscriber, too large to store inline.
-    Owned(Box<dyn Any + Send>),
-    /// A notification, shared by all subscribers.
-    Shared(Arc<dyn Any + Send + Sync>),
-    /// A small request and its reply sender, `(E, oneshot::Sender<..>)`, stored inline.
-    InlineRequest(Inline),
+/// What an envelope's body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    /// A notification for its only subscriber, stored in the envelope itself: `E`.
+    Inline,
+    /// A notification for its only subscriber, too large to store inline: `Box<E>`.
+    Owned,
+    /// A notification, shared by all subscribers: `Arc<dyn Any + Send + Sync>`.
+    Shared,
+    /// A small request and its reply sender: `(E, oneshot::Sender<..>)`.
+    InlineRequest,
     /// A request: `Box<RequestCell<E, O>>`.
-    Request(Box<dyn Any + Send>),
+    Request,
     /// A tunnel being opened: `Box<(E, Opening<E>)>`.
-    Tunnel(Box<dyn Any + Send>),
-    /// A notification somebody outside the router waits on: the inner payload and its token.
-    Tracked(Box<Tracked>),
-    /// Another payload, sent by a handler while traces are on: the sender's link
-    /// ([`crate::trace`]). The serve loop takes it off before the handler opens the envelope.
-    Traced(Box<(crate::trace::Link, Payload)>),
-    /// Stop after everything queued before this.
+    Tunnel,
+    /// A notification somebody outside the router waits on: `Box<Tracked>`.
+    Tracked,
+    /// Another envelope, sent by a handler while traces are on, with the sender's link
+    /// ([`crate::trace`]): `Box<(Link, Envelope)>`. The serve loop takes it off before the
+    /// handler opens the envelope.
+    Traced,
+    /// Stop after everything queued before this: `()`.
     Stop,
 }
 
-/// `payload`, with the current handler's trace link when there is one.
+/// `value` (a pointer or two) as an envelope's body.
 #[inline(always)]
-fn traced(payload: Payload) -> Payload {
-    if !crate::trace::any() {
-        return payload;
-    }
-    traced_slow(payload)
-}
-
-#[cold]
-#[inline(never)]
-fn traced_slow(payload: Payload) -> Payload {
-    match crate::trace::current() {
-        None => payload,
-        Some(link) => Payload::Traced(Box::new((link, payload))),
+fn body<T: Send + 'static>(value: T) -> Inline {
+    match Inline::new(value) {
+        Ok(inline) => inline,
+        Err(_) => unreachable!("pointers fit inline"),
     }
 }
 
 /// A notification payload with its [`Handled`] token; dropped unopened, the token is
 /// abandoned.
 pub(crate) struct Tracked {
-    payload: Option<Payload>,
+    payload: Option<Envelope>,
     handled: Option<Handled>,
 }
 
@@ -247,25 +247,45 @@ impl<E> std::ops::Deref for EventBox<E> {
 
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.payload {
-            Payload::Inline(_) => "inline",
-            Payload::Owned(_) => "owned",
-            Payload::Shared(_) => "shared",
-            Payload::InlineRequest(_) => "inline request",
-            Payload::Request(_) => "request",
-            Payload::Tunnel(_) => "tunnel",
-            Payload::Tracked(_) => "tracked",
-            Payload::Traced(_) => "traced",
-            Payload::Stop => "stop",
-        };
-        f.debug_struct("Envelope").field("handler", &self.handler).field("payload", &kind).finish()
+        f.debug_struct("Envelope")
+            .field("handler", &self.handler)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
 impl Envelope {
+    #[inline(always)]
+    fn new(handler: u16, priority: u8, kind: Kind, body: Inline) -> Self {
+        Self { handler, priority, kind, body }.traced()
+    }
+
+    /// `self`, with the current handler's trace link when there is one.
+    #[inline(always)]
+    fn traced(self) -> Self {
+        if !crate::trace::any() {
+            return self;
+        }
+        self.traced_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn traced_slow(self) -> Self {
+        match crate::trace::current() {
+            None => self,
+            Some(link) => Self {
+                handler: self.handler,
+                priority: self.priority,
+                kind: Kind::Traced,
+                body: body(Box::new((link, self))),
+            },
+        }
+    }
+
     #[inline]
     pub(crate) fn shared(handler: u16, priority: u8, event: Arc<dyn Any + Send + Sync>) -> Self {
-        Self { handler, priority, payload: traced(Payload::Shared(event)) }
+        Self::new(handler, priority, Kind::Shared, body(event))
     }
 
     #[inline]
@@ -275,33 +295,26 @@ impl Envelope {
         event: EventBox<E>,
         reply: oneshot::Sender<Result<O, Failure>>,
     ) -> Self {
-        Self {
-            handler,
-            priority,
-            payload: traced(match event {
-                EventBox::Owned(event) => match Inline::new((event, reply)) {
-                    Ok(inline) => Payload::InlineRequest(inline),
-                    Err((event, reply)) => Payload::Request(Box::new(RequestCell {
-                        event: Some(EventBox::Owned(event)),
-                        reply: Some(reply),
-                    })),
-                },
-                shared => Payload::Request(Box::new(RequestCell {
-                    event: Some(shared),
-                    reply: Some(reply),
-                })),
-            }),
-        }
+        let boxed =
+            |event, reply| body(Box::new(RequestCell { event: Some(event), reply: Some(reply) }));
+        let (kind, body) = match event {
+            EventBox::Owned(event) => match Inline::new((event, reply)) {
+                Ok(inline) => (Kind::InlineRequest, inline),
+                Err((event, reply)) => (Kind::Request, boxed(EventBox::Owned(event), reply)),
+            },
+            shared => (Kind::Request, boxed(shared, reply)),
+        };
+        Self::new(handler, priority, kind, body)
     }
 
     /// A notification for a single subscriber: inline when small, boxed otherwise.
     #[inline]
     pub(crate) fn single<E: Send + 'static>(handler: u16, priority: u8, event: E) -> Self {
-        let payload = match Inline::new(event) {
-            Ok(inline) => Payload::Inline(inline),
-            Err(event) => Payload::Owned(Box::new(event)),
+        let (kind, body) = match Inline::new(event) {
+            Ok(inline) => (Kind::Inline, inline),
+            Err(event) => (Kind::Owned, body(Box::new(event))),
         };
-        Self { handler, priority, payload: traced(payload) }
+        Self::new(handler, priority, kind, body)
     }
 
     /// A tunnel being opened, for its acceptor.
@@ -311,7 +324,7 @@ impl Envelope {
         event: E,
         opening: crate::Opening<E>,
     ) -> Self {
-        Self { handler, priority, payload: traced(Payload::Tunnel(Box::new((event, opening)))) }
+        Self::new(handler, priority, Kind::Tunnel, body(Box::new((event, opening))))
     }
 
     /// Opens the envelope of a tunnel being opened: the event, the opening, and where the
@@ -319,14 +332,12 @@ impl Envelope {
     pub(crate) fn open_tunnel<E: crate::TunnelEvent>(
         self,
     ) -> Option<(EventBox<E>, crate::Opening<E>, Reply)> {
-        match self.payload {
-            Payload::Tunnel(any) => {
-                let (event, opening) = *any.downcast::<(E, crate::Opening<E>)>().ok()?;
-                let reply = Reply::new::<E, ()>(ReplyTo::Verdict(opening.verdict().clone()));
-                Some((EventBox::Owned(event), opening, reply))
-            }
-            _ => None,
+        if self.kind != Kind::Tunnel {
+            return None;
         }
+        let (event, opening) = *self.body.take::<Box<(E, crate::Opening<E>)>>().ok()?;
+        let reply = Reply::new::<E, ()>(ReplyTo::Verdict(opening.verdict().clone()));
+        Some((EventBox::Owned(event), opening, reply))
     }
 
     /// A notification for one subscriber that somebody outside the router waits on:
@@ -338,31 +349,40 @@ impl Envelope {
         handled: Handled,
     ) -> Self {
         let payload = match event {
-            EventBox::Owned(event) => Payload::Owned(Box::new(event)),
-            EventBox::Shared(event) => Payload::Shared(event),
+            EventBox::Owned(event) => {
+                Self { handler, priority, kind: Kind::Owned, body: body(Box::new(event)) }
+            }
+            EventBox::Shared(event) => Self {
+                handler,
+                priority,
+                kind: Kind::Shared,
+                body: body(event as Arc<dyn Any + Send + Sync>),
+            },
         };
         let tracked = Tracked { payload: Some(payload), handled: Some(handled) };
-        Self { handler, priority, payload: traced(Payload::Tracked(Box::new(tracked))) }
+        Self::new(handler, priority, Kind::Tracked, body(Box::new(tracked)))
     }
 
     /// Takes the sender's trace link off the envelope, if it carries one.
     #[inline]
     pub(crate) fn take_link(&mut self) -> Option<crate::trace::Link> {
-        if !matches!(self.payload, Payload::Traced(_)) {
+        if self.kind != Kind::Traced {
             return None;
         }
-        match std::mem::replace(&mut self.payload, Payload::Stop) {
-            Payload::Traced(traced) => {
-                let (link, payload) = *traced;
-                self.payload = payload;
-                Some(link)
-            }
-            _ => None,
-        }
+        let this = std::mem::replace(self, Self::stop());
+        let (link, inner) = *this.body.take::<Box<(crate::trace::Link, Self)>>().ok()?;
+        *self = inner;
+        Some(link)
     }
 
     pub(crate) fn stop() -> Self {
-        Self { handler: u16::MAX, priority: u8::MAX, payload: Payload::Stop }
+        Self { handler: u16::MAX, priority: u8::MAX, kind: Kind::Stop, body: body(()) }
+    }
+
+    /// Whether this is the envelope that stops the manager.
+    #[inline]
+    pub(crate) fn is_stop(&self) -> bool {
+        self.kind == Kind::Stop
     }
 
     /// Index of the handler this envelope is for.
@@ -378,44 +398,40 @@ impl Envelope {
     pub(crate) fn open<E: Send + Sync + 'static, O: Send + 'static>(
         self,
     ) -> Option<(EventBox<E>, Reply)> {
-        match self.payload {
-            Payload::Inline(inline) => inline
-                .take::<E>()
-                .ok()
-                .map(|e| (EventBox::Owned(e), Reply::new::<E, O>(ReplyTo::Nobody))),
-            Payload::Owned(any) => any
-                .downcast::<E>()
-                .ok()
-                .map(|e| (EventBox::Owned(*e), Reply::new::<E, O>(ReplyTo::Nobody))),
-            Payload::Shared(any) => any
-                .downcast::<E>()
-                .ok()
-                .map(|e| (EventBox::Shared(e), Reply::new::<E, O>(ReplyTo::Nobody))),
-            Payload::Request(any) => {
-                let mut cell = any.downcast::<RequestCell<E, O>>().ok()?;
+        let nobody = || Reply::new::<E, O>(ReplyTo::Nobody);
+        match self.kind {
+            Kind::Inline => self.body.take::<E>().ok().map(|e| (EventBox::Owned(e), nobody())),
+            Kind::Owned => self.body.take::<Box<E>>().ok().map(|e| (EventBox::Owned(*e), nobody())),
+            Kind::Shared => {
+                let any = self.body.take::<Arc<dyn Any + Send + Sync>>().ok()?;
+                any.downcast::<E>().ok().map(|e| (EventBox::Shared(e), nobody()))
+            }
+            Kind::Request => {
+                let mut cell = self.body.take::<Box<RequestCell<E, O>>>().ok()?;
                 let event = cell.event.take()?;
                 Some((event, Reply::new::<E, O>(ReplyTo::Cell(cell))))
             }
-            Payload::InlineRequest(inline) => {
-                let (event, tx) = inline.take::<(E, oneshot::Sender<Result<O, Failure>>)>().ok()?;
+            Kind::InlineRequest => {
+                let (event, tx) =
+                    self.body.take::<(E, oneshot::Sender<Result<O, Failure>>)>().ok()?;
                 let sender = Inline::new(tx).ok()?;
                 Some((EventBox::Owned(event), Reply::new::<E, O>(ReplyTo::Sender(sender))))
             }
-            Payload::Tracked(mut tracked) => {
-                let payload = tracked.payload.take()?;
+            Kind::Tracked => {
+                let mut tracked = self.body.take::<Box<Tracked>>().ok()?;
+                let inner = tracked.payload.take()?;
                 let handled = tracked.handled.take()?;
-                let inner = Self { handler: self.handler, priority: self.priority, payload };
                 let (event, mut reply) = inner.open::<E, O>()?;
                 if matches!(reply.to, ReplyTo::Nobody) {
                     reply.to = ReplyTo::Handled(handled);
                 }
                 Some((event, reply))
             }
-            Payload::Traced(traced) => {
-                let (_, payload) = *traced;
-                Self { handler: self.handler, priority: self.priority, payload }.open::<E, O>()
+            Kind::Traced => {
+                let (_, inner) = *self.body.take::<Box<(crate::trace::Link, Self)>>().ok()?;
+                inner.open::<E, O>()
             }
-            Payload::Tunnel(_) | Payload::Stop => None,
+            Kind::Tunnel | Kind::Stop => None,
         }
     }
 }
@@ -426,10 +442,21 @@ mod tests {
     use tokio::sync::oneshot::error::TryRecvError;
 
     #[test]
+    fn an_envelope_is_80_bytes_and_a_64_byte_event_travels_inline() {
+        assert_eq!(size_of::<Envelope>(), 80);
+        let envelope = Envelope::single(3, 1, [7u64; 8]);
+        assert_eq!(envelope.kind, Kind::Inline);
+        let (event, reply) = envelope.open::<[u64; 8], ()>().unwrap();
+        assert_eq!(event[7], 7);
+        assert!(!reply.is_request());
+        assert_eq!(Envelope::single(0, 0, [1u64; 9]).kind, Kind::Owned);
+    }
+
+    #[test]
     fn small_requests_travel_inline_and_large_ones_boxed() {
         let (tx, mut rx) = oneshot::channel::<Result<u64, Failure>>();
         let envelope = Envelope::request(0, 0, EventBox::Owned(7u32), tx);
-        assert!(matches!(envelope.payload, Payload::InlineRequest(_)));
+        assert_eq!(envelope.kind, Kind::InlineRequest);
         let (event, reply) = envelope.open::<u32, u64>().unwrap();
         assert_eq!(*event, 7);
         assert!(reply.is_request());
@@ -443,7 +470,7 @@ mod tests {
 
         let (tx, mut rx) = oneshot::channel::<Result<u64, Failure>>();
         let envelope = Envelope::request(0, 0, EventBox::Owned([1u8; 64]), tx);
-        assert!(matches!(envelope.payload, Payload::Request(_)));
+        assert_eq!(envelope.kind, Kind::Request);
         let (event, reply) = envelope.open::<[u8; 64], u64>().unwrap();
         assert_eq!(event[63], 1);
         assert!(reply.send::<[u8; 64], u64>(Err(Failure::invalid("no"))).is_none());

@@ -2,19 +2,112 @@
 //! `#[manager(queue = priority)]` manager first moves what has arrived into per-lane FIFO
 //! buffers (at most its capacity), then serves the lowest non-empty lane: lower lanes first,
 //! strictly first-in first-out within a lane.
+//!
+//! A mailbox's channel is created when the first envelope is sent to it ([`MailboxTx`]): a
+//! manager that was never sent anything holds no channel (the channel's first block alone is
+//! 32 envelope slots, 2.5 KiB).
 
-use crate::envelope::{Envelope, Payload};
+use crate::envelope::Envelope;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio::sync::mpsc;
+
+/// A manager's bounded mailbox channel, created on first use.
+struct Lazy {
+    tx: OnceLock<mpsc::Sender<Envelope>>,
+    /// The receiving half, from creation until the manager's task takes it.
+    rx: Mutex<Option<mpsc::Receiver<Envelope>>>,
+    /// Told when the channel is created.
+    created: tokio::sync::Notify,
+    capacity: usize,
+}
+
+impl Lazy {
+    #[cold]
+    #[inline(never)]
+    fn create(&self) -> &mpsc::Sender<Envelope> {
+        self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.capacity);
+            *self.rx.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
+            self.created.notify_one();
+            tx
+        })
+    }
+
+    fn take_rx(&self) -> Option<mpsc::Receiver<Envelope>> {
+        self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// The sending half of a manager's mailbox, held by every route to it: derefs to the
+/// channel's sender, creating the channel on first use.
+#[derive(Clone)]
+pub(crate) struct MailboxTx(Arc<Lazy>);
+
+/// The receiving half of a manager's mailbox, for its task.
+#[doc(hidden)]
+pub struct MailboxRx(Arc<Lazy>);
+
+/// A mailbox of `capacity` envelopes, its channel not created yet.
+pub(crate) fn channel(capacity: usize) -> (MailboxTx, MailboxRx) {
+    let lazy = Arc::new(Lazy {
+        tx: OnceLock::new(),
+        rx: Mutex::new(None),
+        created: tokio::sync::Notify::new(),
+        capacity,
+    });
+    (MailboxTx(lazy.clone()), MailboxRx(lazy))
+}
+
+impl MailboxTx {
+    /// The channel's sender, the channel created if it was not yet.
+    #[inline]
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Envelope> {
+        match self.0.tx.get() {
+            Some(tx) => tx,
+            None => self.0.create(),
+        }
+    }
+
+    /// Free slots (all of them before the channel exists).
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.tx.get().map_or(self.0.capacity, mpsc::Sender::capacity)
+    }
+
+    /// The mailbox's capacity.
+    pub(crate) fn max_capacity(&self) -> usize {
+        self.0.capacity
+    }
+}
+
+impl std::ops::Deref for MailboxTx {
+    type Target = mpsc::Sender<Envelope>;
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        self.sender()
+    }
+}
 
 /// Where a manager's task gets its next envelope.
 pub(crate) enum Mailbox {
+    /// Never sent anything yet: no channel.
+    Unopened {
+        rx: MailboxRx,
+        priority: bool,
+    },
     Fifo(mpsc::Receiver<Envelope>),
-    Priority { channel: mpsc::Receiver<Envelope>, lanes: Lanes },
+    Priority {
+        channel: mpsc::Receiver<Envelope>,
+        lanes: Lanes,
+    },
 }
 
 impl Mailbox {
-    pub(crate) fn new(channel: mpsc::Receiver<Envelope>, priority: bool) -> Self {
+    pub(crate) fn new(rx: MailboxRx, priority: bool) -> Self {
+        Self::Unopened { rx, priority }
+    }
+
+    fn opened(channel: mpsc::Receiver<Envelope>, priority: bool) -> Self {
         if priority {
             let cap = channel.max_capacity();
             Self::Priority { channel, lanes: Lanes::new(cap) }
@@ -26,8 +119,17 @@ impl Mailbox {
     /// Refuses new envelopes (their senders get an error); the ones already queued are still
     /// returned by [`next`](Self::next), then `None`.
     pub(crate) fn close(&mut self) {
+        if let Self::Unopened { rx, priority } = self {
+            rx.0.create();
+            let priority = *priority;
+            match rx.0.take_rx() {
+                Some(channel) => *self = Self::opened(channel, priority),
+                None => return, // taken already: cannot happen, the task is the only taker
+            }
+        }
         match self {
             Self::Fifo(channel) | Self::Priority { channel, .. } => channel.close(),
+            Self::Unopened { .. } => {}
         }
     }
 
@@ -37,9 +139,10 @@ impl Mailbox {
         self.close();
         let mut dropped = 0;
         let mut count = |envelope: Envelope| {
-            dropped += usize::from(!matches!(envelope.payload, Payload::Stop));
+            dropped += usize::from(!envelope.is_stop());
         };
         match self {
+            Self::Unopened { .. } => {}
             Self::Fifo(channel) => {
                 while let Ok(envelope) = channel.try_recv() {
                     count(envelope);
@@ -59,7 +162,17 @@ impl Mailbox {
 
     /// The next envelope, or `None` when every sender is gone and nothing is left.
     pub(crate) async fn next(&mut self) -> Option<Envelope> {
+        while let Self::Unopened { rx, priority } = self {
+            let channel = loop {
+                if let Some(channel) = rx.0.take_rx() {
+                    break channel;
+                }
+                rx.0.created.notified().await;
+            };
+            *self = Self::opened(channel, *priority);
+        }
         match self {
+            Self::Unopened { .. } => None,
             Self::Fifo(channel) => channel.recv().await,
             Self::Priority { channel, lanes } => {
                 while !lanes.is_full() {
@@ -133,8 +246,9 @@ mod tests {
     #[tokio::test]
     async fn a_closed_mailbox_refuses_new_events_and_counts_what_it_drops() {
         for priority in [false, true] {
-            let (tx, rx) = mpsc::channel(8);
+            let (tx, rx) = channel(8);
             let mut mailbox = Mailbox::new(rx, priority);
+            assert_eq!((tx.capacity(), tx.max_capacity()), (8, 8), "no channel yet");
             tx.send(Envelope::single(0, 0, 1u32)).await.unwrap();
             tx.send(Envelope::stop()).await.unwrap();
             tx.send(Envelope::single(0, 0, 2u32)).await.unwrap();
@@ -144,5 +258,10 @@ mod tests {
             assert_eq!(mailbox.discard(), 1, "one event left besides the stop envelope");
             assert!(mailbox.next().await.is_none());
         }
+        // Never sent anything: closing creates the channel only to refuse senders.
+        let (tx, rx) = channel(8);
+        let mut mailbox = Mailbox::new(rx, false);
+        assert_eq!(mailbox.discard(), 0);
+        assert!(tx.try_send(Envelope::single(0, 0, 1u32)).is_err(), "closed");
     }
 }

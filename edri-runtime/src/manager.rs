@@ -2,7 +2,7 @@
 //! `inventory`, and the task that serves one manager's mailbox.
 
 use crate::Ctx;
-use crate::envelope::{Envelope, Payload};
+use crate::envelope::Envelope;
 use crate::event::{EventMeta, Location};
 use crate::mailbox::Mailbox;
 use std::any::TypeId;
@@ -11,7 +11,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 /// A type whose impl block carries `#[manager]`: implemented by the macro, never by hand.
@@ -276,7 +275,7 @@ pub trait ErasedManager: Send + 'static {
     #[doc(hidden)]
     fn spawn(
         self: Box<Self>,
-        mailbox: mpsc::Receiver<Envelope>,
+        mailbox: crate::mailbox::MailboxRx,
         ctx: Ctx,
         runtime: &tokio::runtime::Handle,
     ) -> tokio::task::JoinHandle<()>;
@@ -289,7 +288,7 @@ impl<M: Manager> ErasedManager for M {
 
     fn spawn(
         self: Box<Self>,
-        mailbox: mpsc::Receiver<Envelope>,
+        mailbox: crate::mailbox::MailboxRx,
         ctx: Ctx,
         runtime: &tokio::runtime::Handle,
     ) -> tokio::task::JoinHandle<()> {
@@ -324,7 +323,7 @@ impl<M: Manager> Serve for M {
 pub(crate) async fn serve<M: Serve>(
     mut manager: M,
     descriptor: &'static ManagerDescriptor,
-    channel: mpsc::Receiver<Envelope>,
+    channel: crate::mailbox::MailboxRx,
     ctx: Ctx,
 ) {
     let shared = ctx.shared().clone();
@@ -333,7 +332,7 @@ pub(crate) async fn serve<M: Serve>(
     let mut mailbox = Leftovers { mailbox, stats, manager: descriptor.name };
     let timed = shared.metrics;
     while let Some(mut envelope) = mailbox.mailbox.next().await {
-        if matches!(envelope.payload, Payload::Stop) {
+        if envelope.is_stop() {
             // Whatever was sent before the mailbox closes is still handled; later senders get
             // `Unavailable`.
             mailbox.mailbox.close();

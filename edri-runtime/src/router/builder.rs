@@ -18,7 +18,7 @@ use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Mailbox capacity of a manager that does not set `capacity = N`.
@@ -338,7 +338,7 @@ impl EdriBuilder {
         let mut receivers = Vec::with_capacity(instances.len());
         for m in &instances {
             let d = m.descriptor();
-            let (tx, rx) = mpsc::channel(d.options.capacity.unwrap_or(capacity).max(1));
+            let (tx, rx) = crate::mailbox::channel(d.options.capacity.unwrap_or(capacity).max(1));
             mailboxes.push((d, tx));
             receivers.push(rx);
         }

@@ -18,7 +18,6 @@ pub(crate) use table::{Route, Target};
 pub use topology::{EventNode, HandlerNode, ManagerNode, RouterNode, SenderNode, Topology};
 
 use crate::ctx::Origin;
-use crate::envelope::Envelope;
 use crate::manager::{ManagerDescriptor, ManagerStats, ManagerVitals, OUTSIDE};
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -26,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 
 /// State shared by every [`Ctx`](crate::Ctx) of one router; immutable after start except for
 /// counters and the stop flag.
@@ -64,7 +63,7 @@ pub(crate) type BoxFuture<T> =
 /// One running manager, as seen by the router.
 pub(crate) struct ManagerSlot {
     pub(crate) descriptor: &'static ManagerDescriptor,
-    pub(crate) mailbox: mpsc::Sender<Envelope>,
+    pub(crate) mailbox: crate::mailbox::MailboxTx,
     /// One semaphore per thread/process handler (by handler index), `None` for inline ones.
     pub(crate) limits: Box<[Option<Arc<Semaphore>>]>,
     /// The worker pool of each process handler (by handler index).

@@ -1,13 +1,11 @@
 //! Building and checking the routing table at start-up.
 
-use crate::envelope::Envelope;
 use crate::error::StartError;
 use crate::event::{EventKind, EventMeta};
 use crate::manager::ManagerDescriptor;
 use crate::registry::EventRegistration;
 use std::any::TypeId;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
 
 /// Where one event type goes. Every event of the binary has one, handled here or not.
 pub(crate) struct Route {
@@ -26,7 +24,7 @@ pub(crate) struct Route {
 pub(crate) struct Target {
     pub(crate) manager: u32,
     pub(crate) handler: u16,
-    pub(crate) mailbox: mpsc::Sender<Envelope>,
+    pub(crate) mailbox: crate::mailbox::MailboxTx,
     /// The handler runs on its manager's task (not on a thread or in a worker process).
     pub(crate) inline: bool,
 }
@@ -55,7 +53,7 @@ pub(crate) fn check_event_names() -> Result<(), StartError> {
 /// Builds the table from the managers that will run, in their start order: a route for every
 /// event of the binary, with the handlers of those managers.
 pub(crate) fn build(
-    managers: &[(&'static ManagerDescriptor, mpsc::Sender<Envelope>)],
+    managers: &[(&'static ManagerDescriptor, crate::mailbox::MailboxTx)],
 ) -> Result<HashMap<TypeId, Route, super::BuildHasherDefault<super::TypeIdHasher>>, StartError> {
     struct Building {
         event: &'static EventMeta,

@@ -12,7 +12,6 @@ use crate::manager::{
 use crate::registry::EventRegistration;
 use std::any::TypeId;
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
 
 /// The `edri.api` manager: subscribed to every `ws` notification, it pushes them to clients.
 pub(crate) struct Bridge {
@@ -94,7 +93,7 @@ impl ErasedManager for Bridge {
 
     fn spawn(
         self: Box<Self>,
-        mailbox: mpsc::Receiver<Envelope>,
+        mailbox: crate::mailbox::MailboxRx,
         ctx: Ctx,
         runtime: &tokio::runtime::Handle,
     ) -> tokio::task::JoinHandle<()> {
