@@ -13,7 +13,7 @@
 //! that memory freed by one measurement is never reused by the next; a child that takes longer
 //! than 60 s is killed. Current-thread runtime.
 //!
-//! `cargo build --release -p edri-benches --bin memory && target/release/memory`
+//! `cargo build --release -p edri-benches --features memory --bin memory && target/release/memory`
 //! (options: `--runs 3`, `--queued 100000`, `--idle 500`; `EDRI_IDLE_TYPES=10000` at build
 //! time for more idle manager types).
 
