@@ -4,7 +4,7 @@ use crate::Failure;
 use crate::envelope::{Envelope, EventBox, Handled};
 use crate::error::TryNotifyError;
 use crate::event::{Event, Notification, Request};
-use crate::router::{ManagerSlot, Shared, Target, Uplink};
+use crate::router::{ManagerSlot, Outbound, Shared, Target, Uplink};
 use std::any::{Any, TypeId};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -217,6 +217,27 @@ impl Ctx {
         self.shared.uplink.as_ref().filter(|_| !E::META.local && self.origin != Origin::Remote)
     }
 
+    /// The uplink, if notification `E` (whose route is `route`) goes up it too, and the event
+    /// as the uplink takes it.
+    #[inline]
+    pub(crate) fn uplink_wanting<E: Event>(
+        &self,
+        route: Option<&crate::router::Route>,
+    ) -> Option<(&Arc<dyn Uplink>, Outbound)> {
+        let uplink = self.uplink::<E>()?;
+        let out = route
+            .map_or(Outbound { name: E::META.name, wire: Outbound::NO_WIRE }, |r| r.outbound());
+        let local = route.is_some_and(|r| !r.subscribers.is_empty());
+        uplink.wants(out, local).then_some((uplink, out))
+    }
+
+    /// Event `E` as an uplink takes it (name and wire id, from its route).
+    pub(crate) fn outbound<E: Event>(&self) -> Outbound {
+        self.shared
+            .route(TypeId::of::<E>())
+            .map_or(Outbound { name: E::META.name, wire: Outbound::NO_WIRE }, |r| r.outbound())
+    }
+
     /// Delivers a notification to every subscriber now, or to none of them.
     ///
     /// # Errors
@@ -244,10 +265,8 @@ impl Ctx {
         }
         let route = self.shared.route_of_send(TypeId::of::<E>(), self.origin);
         let targets = route.map_or(&[][..], |r| &r.subscribers);
-        if let Some(uplink) = self.uplink::<E>()
-            && uplink.wants(E::META.name, !targets.is_empty())
-        {
-            return try_notify_up(event, targets, uplink);
+        if let Some((uplink, out)) = self.uplink_wanting::<E>(route) {
+            return try_notify_up(event, targets, uplink, out);
         }
         let Some(route) = route.filter(|r| !r.subscribers.is_empty()) else {
             return Ok(());
@@ -506,6 +525,7 @@ fn try_notify_up<E: Event>(
     event: E,
     targets: &[Target],
     uplink: &Arc<dyn Uplink>,
+    out: Outbound,
 ) -> Result<(), TryNotifyError<E>> {
     let mut permits = Vec::with_capacity(targets.len());
     for target in targets {
@@ -516,7 +536,7 @@ fn try_notify_up<E: Event>(
         }
     }
     let Ok(bytes) = encode(&event) else { return Err(TryNotifyError::Full(event)) };
-    if uplink.try_notify(E::META.name, &bytes).is_err() {
+    if uplink.try_notify(out, &bytes).is_err() {
         return Err(TryNotifyError::Full(event));
     }
     let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);
