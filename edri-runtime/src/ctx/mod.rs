@@ -176,6 +176,38 @@ impl Ctx {
     /// Delivers a notification that somebody outside the router waits on (another router):
     /// each subscriber's envelope carries a clone of `handled`, dropped once its handler
     /// returned. Never goes up the uplink.
+    /// [`notify_handled`](Self::notify_handled) without waiting, when it needs no waiting:
+    /// no subscriber, or one with room in its mailbox (the common case of an event from
+    /// another router). Otherwise the event and the token come back untouched.
+    pub(crate) fn try_notify_handled<E: Event>(
+        &self,
+        event: E,
+        priority: u8,
+        handled: Handled,
+    ) -> Result<Result<(), Failure>, (E, Handled)> {
+        let route = self.shared.route(TypeId::of::<E>());
+        // Counted as a send once it went, as `notify_handled` counts it.
+        let sent = || {
+            if let Some(route) = route {
+                route.sent.count(self.origin);
+            }
+            Ok(())
+        };
+        match route.map_or(&[][..], |r| &r.subscribers) {
+            [] => Ok(sent()),
+            [one] => match one.mailbox.try_reserve() {
+                Ok(permit) => {
+                    let event = EventBox::Owned(event);
+                    permit.send(Envelope::tracked(one.handler, priority, event, handled));
+                    Ok(sent())
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => Ok(Err(stopped::<E>())),
+                Err(tokio::sync::mpsc::error::TrySendError::Full(())) => Err((event, handled)),
+            },
+            _ => Err((event, handled)),
+        }
+    }
+
     pub(crate) async fn notify_handled<E: Event>(
         &self,
         event: E,

@@ -260,8 +260,14 @@ impl Connector {
                 let result = match of_kind(events, event, EventKind::Notification) {
                     Ok(r) => {
                         let handled = Handled::new(Arc::new(token));
-                        let deliver = (r.notify_bytes)(ctx.clone(), payload, Some(handled));
-                        crate::trace::scope(trace.map(crate::trace::Link::remote), deliver).await
+                        let link = || trace.map(crate::trace::Link::remote);
+                        // Usually delivered right here (room in the mailbox), under the
+                        // sender's trace link.
+                        let deliver = {
+                            let _trace = crate::trace::enter(link());
+                            (r.notify_bytes)(ctx.clone(), payload, Some(handled))
+                        };
+                        crate::trace::scope(link(), deliver).await
                     }
                     Err(why) => Err(Failure::invalid(why)),
                 };
