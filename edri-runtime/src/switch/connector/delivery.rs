@@ -263,10 +263,9 @@ impl Connector {
                         let link = || trace.map(crate::trace::Link::remote);
                         // Usually delivered right here (room in the mailbox), under the
                         // sender's trace link.
-                        let deliver = {
-                            let _trace = crate::trace::enter(link());
+                        let deliver = crate::trace::within(link(), || {
                             (r.notify_bytes)(ctx.clone(), payload, Some(handled))
-                        };
+                        });
                         crate::trace::scope(link(), deliver).await
                     }
                     Err(why) => Err(Failure::invalid(why)),
