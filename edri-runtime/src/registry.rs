@@ -9,11 +9,32 @@ use std::sync::OnceLock;
 
 /// Decodes a serialized event from another process and delivers it as a notification; the
 /// token, if any, is dropped once every local handler returned.
-pub(crate) type NotifyBytes = fn(
-    crate::Ctx,
-    &[u8],
-    Option<crate::envelope::Handled>,
-) -> crate::router::BoxFuture<Result<(), crate::Failure>>;
+pub(crate) type NotifyBytes = fn(crate::Ctx, &[u8], Option<crate::envelope::Handled>) -> Delivering;
+
+/// What [`EventRegistration::notify_bytes`] returns: delivered already (a tracked
+/// notification whose one subscriber had room: no future allocated), or a future to await.
+#[doc(hidden)]
+#[must_use = "a notification still waiting is not delivered until awaited"]
+pub enum Delivering {
+    /// Delivered (or refused) at once.
+    Done(Option<Result<(), crate::Failure>>),
+    /// Waiting for room in a mailbox.
+    Waiting(crate::router::BoxFuture<Result<(), crate::Failure>>),
+}
+
+impl std::future::Future for Delivering {
+    type Output = Result<(), crate::Failure>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Done(result) => std::task::Poll::Ready(result.take().unwrap_or(Ok(()))),
+            Self::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// Decodes a serialized request from another process, requests it, encodes the response.
 pub(crate) type RequestBytes = fn(

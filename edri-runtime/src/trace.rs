@@ -157,6 +157,17 @@ impl Drop for Entered {
     }
 }
 
+/// Runs `f` with `link` current (as [`enter`], but nothing is swapped when there is no link
+/// anywhere: the common case of untraced events).
+#[cfg(any(feature = "switch", feature = "nats"))]
+pub(crate) fn within<T>(link: Option<Link>, f: impl FnOnce() -> T) -> T {
+    if link.is_none() && !any() {
+        return f();
+    }
+    let _entered = enter(link);
+    f()
+}
+
 /// `future`, with `link` current during each of its polls.
 pub(crate) fn scope<F: Future>(link: Option<Link>, future: F) -> Scoped<F> {
     Scoped { link, future }

@@ -4,7 +4,7 @@ use crate::Failure;
 use crate::envelope::{Envelope, EventBox, Handled};
 use crate::error::TryNotifyError;
 use crate::event::{Event, Notification, Request};
-use crate::router::{ManagerSlot, Shared, Target, Uplink};
+use crate::router::{ManagerSlot, Outbound, Shared, Target, Uplink};
 use std::any::{Any, TypeId};
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -176,6 +176,38 @@ impl Ctx {
     /// Delivers a notification that somebody outside the router waits on (another router):
     /// each subscriber's envelope carries a clone of `handled`, dropped once its handler
     /// returned. Never goes up the uplink.
+    /// [`notify_handled`](Self::notify_handled) without waiting, when it needs no waiting:
+    /// no subscriber, or one with room in its mailbox (the common case of an event from
+    /// another router). Otherwise the event and the token come back untouched.
+    pub(crate) fn try_notify_handled<E: Event>(
+        &self,
+        event: E,
+        priority: u8,
+        handled: Handled,
+    ) -> Result<Result<(), Failure>, (E, Handled)> {
+        let route = self.shared.route(TypeId::of::<E>());
+        // Counted as a send once it went, as `notify_handled` counts it.
+        let sent = || {
+            if let Some(route) = route {
+                route.sent.count(self.origin);
+            }
+            Ok(())
+        };
+        match route.map_or(&[][..], |r| &r.subscribers) {
+            [] => Ok(sent()),
+            [one] => match one.mailbox.try_reserve() {
+                Ok(permit) => {
+                    let event = EventBox::Owned(event);
+                    permit.send(Envelope::tracked(one.handler, priority, event, handled));
+                    Ok(sent())
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => Ok(Err(stopped::<E>())),
+                Err(tokio::sync::mpsc::error::TrySendError::Full(())) => Err((event, handled)),
+            },
+            _ => Err((event, handled)),
+        }
+    }
+
     pub(crate) async fn notify_handled<E: Event>(
         &self,
         event: E,
@@ -217,6 +249,27 @@ impl Ctx {
         self.shared.uplink.as_ref().filter(|_| !E::META.local && self.origin != Origin::Remote)
     }
 
+    /// The uplink, if notification `E` (whose route is `route`) goes up it too, and the event
+    /// as the uplink takes it.
+    #[inline]
+    pub(crate) fn uplink_wanting<E: Event>(
+        &self,
+        route: Option<&crate::router::Route>,
+    ) -> Option<(&Arc<dyn Uplink>, Outbound)> {
+        let uplink = self.uplink::<E>()?;
+        let out = route
+            .map_or(Outbound { name: E::META.name, wire: Outbound::NO_WIRE }, |r| r.outbound());
+        let local = route.is_some_and(|r| !r.subscribers.is_empty());
+        uplink.wants(out, local).then_some((uplink, out))
+    }
+
+    /// Event `E` as an uplink takes it (name and wire id, from its route).
+    pub(crate) fn outbound<E: Event>(&self) -> Outbound {
+        self.shared
+            .route(TypeId::of::<E>())
+            .map_or(Outbound { name: E::META.name, wire: Outbound::NO_WIRE }, |r| r.outbound())
+    }
+
     /// Delivers a notification to every subscriber now, or to none of them.
     ///
     /// # Errors
@@ -244,10 +297,8 @@ impl Ctx {
         }
         let route = self.shared.route_of_send(TypeId::of::<E>(), self.origin);
         let targets = route.map_or(&[][..], |r| &r.subscribers);
-        if let Some(uplink) = self.uplink::<E>()
-            && uplink.wants(E::META.name, !targets.is_empty())
-        {
-            return try_notify_up(event, targets, uplink);
+        if let Some((uplink, out)) = self.uplink_wanting::<E>(route) {
+            return try_notify_up(event, targets, uplink, out);
         }
         let Some(route) = route.filter(|r| !r.subscribers.is_empty()) else {
             return Ok(());
@@ -506,6 +557,7 @@ fn try_notify_up<E: Event>(
     event: E,
     targets: &[Target],
     uplink: &Arc<dyn Uplink>,
+    out: Outbound,
 ) -> Result<(), TryNotifyError<E>> {
     let mut permits = Vec::with_capacity(targets.len());
     for target in targets {
@@ -516,7 +568,7 @@ fn try_notify_up<E: Event>(
         }
     }
     let Ok(bytes) = encode(&event) else { return Err(TryNotifyError::Full(event)) };
-    if uplink.try_notify(E::META.name, &bytes).is_err() {
+    if uplink.try_notify(out, &bytes).is_err() {
         return Err(TryNotifyError::Full(event));
     }
     let shared: Arc<dyn Any + Send + Sync> = Arc::new(event);

@@ -4,7 +4,7 @@ use super::{Ctx, SendFuture, encode, stopped_name};
 use crate::Failure;
 use crate::envelope::Envelope;
 use crate::event::Event;
-use crate::router::{BoxFuture, Target, Uplink};
+use crate::router::{BoxFuture, Outbound, Target, Uplink};
 use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
@@ -18,14 +18,10 @@ impl Ctx {
         if self.refuses() {
             return Notify { state: NotifyState::Stopped(E::META.name) };
         }
-        let targets = self
-            .shared
-            .route_of_send(TypeId::of::<E>(), self.origin)
-            .map_or(&[][..], |r| &r.subscribers);
-        if let Some(uplink) = self.uplink::<E>()
-            && uplink.wants(E::META.name, !targets.is_empty())
-        {
-            return self.notify_up(event, priority, targets, uplink);
+        let route = self.shared.route_of_send(TypeId::of::<E>(), self.origin);
+        let targets = route.map_or(&[][..], |r| &r.subscribers);
+        if let Some((uplink, out)) = self.uplink_wanting::<E>(route) {
+            return self.notify_up(event, priority, targets, uplink, out);
         }
         self.notify_local(event, priority, targets)
     }
@@ -38,11 +34,12 @@ impl Ctx {
         event: E,
         priority: u8,
         targets: &'a [Target],
-        uplink: &Arc<dyn Uplink>,
+        uplink: &'a Arc<dyn Uplink>,
+        out: Outbound,
     ) -> Notify<'a> {
         let remote = match encode(&event) {
-            Ok(bytes) => uplink.clone().notify(E::META.name, bytes),
-            Err(failure) => Box::pin(std::future::ready(Err(failure))),
+            Ok(payload) => Up::Offer { uplink, event: out, payload },
+            Err(failure) => Up::Failed(failure),
         };
         if targets.is_empty() {
             return Notify { state: NotifyState::Remote(remote) };
@@ -127,16 +124,63 @@ enum NotifyState<'a> {
         waiting: Option<SendFuture<'a>>,
         failed: bool,
     },
-    Remote(BoxFuture<Result<(), Failure>>),
+    Remote(Up<'a>),
     /// Sent after the router began to stop: refused.
     Stopped(&'static str),
     /// This router's subscribers, then other routers'.
     Both {
         local: Box<Notify<'a>>,
-        remote: BoxFuture<Result<(), Failure>>,
+        remote: Up<'a>,
         local_result: Option<Result<(), Failure>>,
     },
     Done,
+}
+
+/// The part of a notification that goes to other routers.
+enum Up<'a> {
+    /// Offered to the uplink at the first poll: taken at once in the common case, without a
+    /// future of its own.
+    Offer {
+        uplink: &'a Arc<dyn Uplink>,
+        event: Outbound,
+        payload: Vec<u8>,
+    },
+    /// The uplink could not take it at once (full): waiting for room.
+    Waiting(BoxFuture<Result<(), Failure>>),
+    /// It could not be serialized.
+    Failed(Failure),
+    Done,
+}
+
+impl Up<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        loop {
+            match self {
+                Up::Offer { uplink, event, payload } => match uplink.offer(*event, payload) {
+                    Some(result) => {
+                        *self = Up::Done;
+                        return Poll::Ready(result);
+                    }
+                    None => {
+                        let send = uplink.clone().notify(*event, std::mem::take(payload));
+                        *self = Up::Waiting(send);
+                    }
+                },
+                Up::Waiting(send) => {
+                    let result = std::task::ready!(send.as_mut().poll(cx));
+                    *self = Up::Done;
+                    return Poll::Ready(result);
+                }
+                Up::Failed(_) => {
+                    let Up::Failed(failure) = std::mem::replace(self, Up::Done) else {
+                        unreachable!()
+                    };
+                    return Poll::Ready(Err(failure));
+                }
+                Up::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Notify<'_> {
@@ -182,7 +226,7 @@ impl Future for Notify<'_> {
                     this.state = NotifyState::Done;
                     Poll::Ready(if sent { Ok(()) } else { Err(stopped_name(name)) })
                 }
-                NotifyState::Remote(remote) => remote.as_mut().poll(cx),
+                NotifyState::Remote(remote) => remote.poll(cx),
                 NotifyState::Stopped(name) => {
                     let name = *name;
                     this.state = NotifyState::Done;
@@ -192,7 +236,7 @@ impl Future for Notify<'_> {
                     if local_result.is_none() {
                         *local_result = Some(std::task::ready!(Pin::new(&mut **local).poll(cx)));
                     }
-                    let remote = std::task::ready!(remote.as_mut().poll(cx));
+                    let remote = std::task::ready!(remote.poll(cx));
                     let local = local_result.take().unwrap_or(Ok(()));
                     this.state = NotifyState::Done;
                     Poll::Ready(local.and(remote))

@@ -167,7 +167,7 @@ impl<E: Event> Future for Pending<'_, E> {
                                     match encode(&event) {
                                         Ok(bytes) => State::Remote {
                                             call: uplink.clone().request(
-                                                E::META.name,
+                                                ctx.outbound::<E>(),
                                                 bytes,
                                                 *this.timeout,
                                             ),

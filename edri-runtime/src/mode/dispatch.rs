@@ -103,15 +103,29 @@ pub trait Dispatch: Event {
         ctx: Ctx,
         bytes: &[u8],
         handled: Option<crate::envelope::Handled>,
-    ) -> BoxFuture<Result<(), Failure>> {
-        let event: Result<Self, Failure> = postcard::from_bytes(bytes)
-            .map_err(|e| Failure::invalid(format!("malformed `{}`: {e}", Self::META.name)));
-        Box::pin(async move {
-            match handled {
-                Some(handled) => ctx.notify_handled(event?, Self::META.priority, handled).await,
-                None => ctx.notify_event(event?, Self::META.priority).await,
+    ) -> crate::registry::Delivering {
+        use crate::registry::Delivering;
+        let event: Self = match postcard::from_bytes(bytes) {
+            Ok(event) => event,
+            Err(e) => {
+                let failure = Failure::invalid(format!("malformed `{}`: {e}", Self::META.name));
+                return Delivering::Done(Some(Err(failure)));
             }
-        })
+        };
+        let priority = Self::META.priority;
+        match handled {
+            Some(handled) => match ctx.try_notify_handled(event, priority, handled) {
+                Ok(result) => Delivering::Done(Some(result)),
+                Err((event, handled)) => Delivering::Waiting(Box::pin(async move {
+                    ctx.notify_handled(event, priority, handled).await
+                })),
+            },
+            None => {
+                Delivering::Waiting(Box::pin(
+                    async move { ctx.notify_event(event, priority).await },
+                ))
+            }
+        }
     }
 
     #[doc(hidden)]

@@ -463,8 +463,9 @@ impl Link {
         let event = ready.registration.meta.name;
         let from = ready.trace.map(crate::trace::Link::remote);
         for payload in &ready.payloads {
-            let notify =
-                (ready.registration.notify_bytes)(ctx.clone(), payload, Some(handled.clone()));
+            let notify = crate::trace::within(from.clone(), || {
+                (ready.registration.notify_bytes)(ctx.clone(), payload, Some(handled.clone()))
+            });
             match crate::trace::scope(from.clone(), notify).await {
                 Ok(()) => add(&self.stats.delivered, 1),
                 Err(failure) => self.decode_error(event, &failure),

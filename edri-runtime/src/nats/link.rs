@@ -10,7 +10,7 @@ use super::{Nats, NatsStatus};
 use crate::error::StartError;
 use crate::manager::ManagerDescriptor;
 use crate::peering::CatalogEntry;
-use crate::router::{BoxFuture, Shared, Uplink};
+use crate::router::{BoxFuture, Outbound, Shared, Uplink};
 use crate::tunnel::remote::RemoteEnd;
 use crate::{Ctx, Failure};
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -434,29 +434,34 @@ impl Link {
 }
 
 impl Uplink for Link {
-    fn wants(&self, event: &'static str, _local: bool) -> bool {
-        self.peers.subscribed(event, self.window_ms)
+    fn wants(&self, event: Outbound, _local: bool) -> bool {
+        self.peers.subscribed(event.name, self.window_ms)
     }
 
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
-        self.outbox.try_push(event, payload, &self.stats)
+    fn try_notify(&self, event: Outbound, payload: &[u8]) -> Result<(), Failure> {
+        self.outbox.try_push(event.name, payload, &self.stats)
+    }
+
+    /// Not optimized for NATS: every notification goes through [`notify`](Uplink::notify).
+    fn offer(&self, _event: Outbound, _payload: &[u8]) -> Option<Result<(), Failure>> {
+        None
     }
 
     fn notify(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
-        Box::pin(async move { self.outbox.push(event, payload, &self.stats).await })
+        Box::pin(async move { self.outbox.push(event.name, payload, &self.stats).await })
     }
 
     fn request(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
-        Box::pin(async move { self.call(event, payload, timeout).await })
+        Box::pin(async move { self.call(event.name, payload, timeout).await })
     }
 
     fn request_all(

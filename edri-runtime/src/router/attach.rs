@@ -64,25 +64,50 @@ pub(crate) trait Attachment: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// An event on its way up: its name, and its number between routers ([`crate::peering`];
+/// `u32::MAX` when it has none), so that a transport finds its tables without a string lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outbound {
+    pub(crate) name: &'static str,
+    pub(crate) wire: u32,
+}
+
+impl Outbound {
+    /// The wire id of an event that has none (a `local` event).
+    pub(crate) const NO_WIRE: u32 = u32::MAX;
+
+    /// `name`, its wire id looked up (cold paths: the route's [`Route::outbound`] has it).
+    ///
+    /// [`Route::outbound`]: super::Route::outbound
+    #[cfg(any(feature = "switch", feature = "nats"))]
+    pub(crate) fn named(name: &'static str) -> Self {
+        Self { name, wire: crate::peering::wire_id(name).unwrap_or(Self::NO_WIRE) }
+    }
+}
+
 /// Carries events to other routers, serialized: from a worker process to its parent router,
 /// or from a router through the switch. No method has a default body: every implementor
 /// states what each one does (a silent default once dropped a worker's `try_notify`).
 pub(crate) trait Uplink: Send + Sync + 'static {
     /// Whether notification `event` goes up too; `local` tells whether this router has
     /// subscribers for it.
-    fn wants(&self, event: &'static str, local: bool) -> bool;
+    fn wants(&self, event: Outbound, local: bool) -> bool;
     /// Takes a notification now, or refuses it (full).
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), crate::Failure>;
+    fn try_notify(&self, event: Outbound, payload: &[u8]) -> Result<(), crate::Failure>;
+    /// Takes a notification now without waiting and without a future (the hot path of
+    /// `Ctx::notify`): `None` when it would have to wait (full), or never takes one this way;
+    /// then [`notify`](Self::notify) sends it.
+    fn offer(&self, event: Outbound, payload: &[u8]) -> Option<Result<(), crate::Failure>>;
     /// Delivers a notification elsewhere.
     fn notify(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), crate::Failure>>;
     /// Sends a request elsewhere and waits for its serialized response.
     fn request(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, crate::Failure>>;

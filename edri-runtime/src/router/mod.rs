@@ -9,7 +9,7 @@ mod signals;
 mod table;
 pub(crate) mod topology;
 
-pub(crate) use attach::Uplink;
+pub(crate) use attach::{Outbound, Uplink};
 pub(crate) use builder::DEFAULT_TIMEOUT;
 pub use builder::{Edri, EdriBuilder};
 pub use running::{Running, ShutdownReport};

@@ -17,6 +17,26 @@ pub(crate) struct Route {
     pub(crate) responder: Option<Target>,
     /// Sends of this event so far, by sender (see [`super::senders`]).
     pub(crate) sent: super::senders::Sent,
+    /// Its number between routers ([`crate::peering`]), or [`Outbound::NO_WIRE`](super::Outbound::NO_WIRE).
+    pub(crate) wire: u32,
+}
+
+impl Route {
+    /// The event as an uplink takes it: its name and its number between routers.
+    #[inline]
+    pub(crate) fn outbound(&self) -> super::attach::Outbound {
+        super::attach::Outbound { name: self.event.name, wire: self.wire }
+    }
+}
+
+/// The wire id of `event` ([`crate::peering`]).
+fn wire(event: &EventMeta) -> u32 {
+    #[cfg(any(feature = "switch", feature = "nats"))]
+    if !event.local {
+        return crate::peering::wire_id(event.name).unwrap_or(super::Outbound::NO_WIRE);
+    }
+    let _ = event;
+    super::Outbound::NO_WIRE
 }
 
 /// One handler of one manager: the mailbox to push into and the handler index to address.
@@ -104,6 +124,7 @@ pub(crate) fn build(
         .into_iter()
         .map(|(id, b)| {
             let route = Route {
+                wire: wire(b.event),
                 event: b.event,
                 subscribers: b.subscribers.into_boxed_slice(),
                 responder: b.responder.map(|(t, _, _)| t),

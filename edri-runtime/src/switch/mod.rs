@@ -51,6 +51,10 @@
 //! Each router sends the name, kind and fingerprint of every event its binary declares
 //! (except `local` ones). A router defining an event of the same name differently from a
 //! router already joined is refused, with an error naming the event: its `start()` fails.
+//! The catalog also numbers the events (by name order): each router sends its events under
+//! its own numbers, and every other router learns them, with the fingerprints, when it joins,
+//! so no event name travels or is looked up per event. A number that does not map to an event
+//! declared the same way here is refused, counted and logged with the event's name.
 //!
 //! ```no_run
 //! # async fn f() -> edri::Result<()> {

@@ -8,7 +8,7 @@
 
 use super::protocol::{PROTOCOL, ToParent, ToWorker};
 use super::turns::Turns;
-use crate::router::{BoxFuture, Uplink};
+use crate::router::{BoxFuture, Outbound, Uplink};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::wire::{FrameError, read_frame_blocking, write_frame_blocking};
 use crate::{Ctx, Failure};
@@ -262,14 +262,15 @@ impl ParentLink {
 
 /// Every event without a route in the worker (it has no managers) goes to the parent.
 impl Uplink for ParentLink {
-    fn wants(&self, _event: &'static str, local: bool) -> bool {
+    fn wants(&self, _event: Outbound, local: bool) -> bool {
         !local
     }
 
     /// Asks the parent, which delivers the notification now (room in every subscriber's
     /// mailbox, and its switch buffer takes it) or refuses it. Outside a call the parent is
     /// not listening: refused at once.
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
+    fn try_notify(&self, event: Outbound, payload: &[u8]) -> Result<(), Failure> {
+        let event = event.name;
         if !self.in_call.load(Ordering::Acquire) {
             return Err(Failure::unavailable(
                 "the parent router reads a worker's events only while a call runs",
@@ -294,11 +295,17 @@ impl Uplink for ParentLink {
         }
     }
 
+    /// A worker's notification always asks the parent (an answer to wait for).
+    fn offer(&self, _event: Outbound, _payload: &[u8]) -> Option<Result<(), Failure>> {
+        None
+    }
+
     fn notify(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
+        let event = event.name;
         let trace = crate::trace::context();
         Box::pin(async move {
             let notify = |id| ToParent::Notify { id, event: event.to_owned(), payload, trace };
@@ -308,10 +315,11 @@ impl Uplink for ParentLink {
 
     fn request(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
+        let event = event.name;
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let trace = crate::trace::context();
         Box::pin(async move {

@@ -79,9 +79,10 @@ async fn try_notify(ctx: &Ctx, event: &str, payload: &[u8]) -> Result<(), Failur
         }
     }
     if let Some(uplink) = shared.uplink.as_ref().filter(|_| !registration.meta.local)
-        && uplink.wants(registration.meta.name, !targets.is_empty())
+        && let Some(route) = route
+        && uplink.wants(route.outbound(), !targets.is_empty())
     {
-        uplink.try_notify(registration.meta.name, payload)?;
+        uplink.try_notify(route.outbound(), payload)?;
     }
     drop(permits);
     if targets.is_empty() {

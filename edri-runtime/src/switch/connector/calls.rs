@@ -2,7 +2,8 @@
 
 use super::Connector;
 use crate::Failure;
-use crate::switch::frame::{Item, encode_item};
+use crate::router::Outbound;
+use crate::switch::frame::Item;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -64,7 +65,7 @@ impl Connector {
     pub(super) async fn call(
         &self,
         to: Arc<str>,
-        event: &'static str,
+        event: Outbound,
         payload: &[u8],
         timeout: Duration,
     ) -> Answer {
@@ -72,15 +73,16 @@ impl Connector {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let trace = crate::trace::context();
         let (call, epoch) = (pending.call, self.epoch);
-        let request = Item::Request { call, epoch, event, timeout_ms, payload, trace };
-        let item = encode_item(&request)?;
+        let id = Self::wire(event)?;
+        let request = Item::Request { call, epoch, event: id, timeout_ms, payload, trace };
         let answer = async {
-            self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;
+            self.enqueue(std::slice::from_ref(&to), &request, false).await?;
             rx.await.unwrap_or_else(|_| Err(Failure::unavailable("the router is stopping")))
         };
         tokio::time::timeout(timeout, answer).await.unwrap_or_else(|_| {
             Err(Failure::timeout(format!(
-                "no response to `{event}` from router `{to}` within {timeout:?}"
+                "no response to `{}` from router `{to}` within {timeout:?}",
+                event.name
             )))
         })
     }
@@ -92,7 +94,8 @@ impl Connector {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Vec<Answer> {
-        let to = self.peers.read().responders(event).cloned().unwrap_or_default();
+        let out = Outbound::named(event);
+        let to = self.peers.read().responders(out).cloned().unwrap_or_default();
         let payload: Arc<[u8]> = payload.into();
         // All calls are on their way before the first answer is awaited.
         let calls: Vec<_> = to
@@ -100,7 +103,7 @@ impl Connector {
             .cloned()
             .map(|to| {
                 let (this, payload) = (self.clone(), payload.clone());
-                tokio::spawn(async move { this.call(to, event, &payload, timeout).await })
+                tokio::spawn(async move { this.call(to, out, &payload, timeout).await })
             })
             .collect();
         let mut out = Vec::with_capacity(calls.len());

@@ -5,11 +5,13 @@
 use super::Connector;
 use super::inbound::{Decision, Inbound, Numbers};
 use super::metrics::add;
+use super::peers::Events;
 use super::progress::{Delivery, Progress};
 use crate::envelope::Handled;
 use crate::event::EventKind;
 use crate::framing::decode;
-use crate::switch::frame::{Item, encode_item, split_items};
+use crate::registry::EventRegistration;
+use crate::switch::frame::{Item, split_items};
 use crate::{Ctx, Failure};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -34,6 +36,8 @@ pub(super) struct Origin {
     queued: Arc<AtomicUsize>,
     /// Which accepted events were handled: what is acknowledged.
     progress: Arc<Progress>,
+    /// The origin's events by its wire ids, for its run (epoch).
+    events: Option<(u64, Events)>,
 }
 
 /// Items of one frame, handed to the delivery task of their origin.
@@ -42,6 +46,30 @@ struct Batch {
     first: u64,
     items: Bytes,
     ranges: Vec<Range<usize>>,
+    events: Events,
+}
+
+/// The registration of the event that router `from` sends under wire id `id`, or why there
+/// is none (a counted, logged refusal of the item).
+fn event_of(events: &Events, id: u32) -> Result<&'static EventRegistration, &str> {
+    match events.get(id as usize) {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(reason)) => Err(reason),
+        None => Err("an event id beyond the sender's catalog"),
+    }
+}
+
+/// [`event_of`], which must be of `kind`.
+fn of_kind(
+    events: &Events,
+    id: u32,
+    kind: EventKind,
+) -> Result<&'static EventRegistration, String> {
+    match event_of(events, id) {
+        Ok(r) if r.meta.kind == kind => Ok(r),
+        Ok(r) => Err(format!("`{}` is not a {}", r.meta.name, kind.as_str())),
+        Err(reason) => Err(reason.to_owned()),
+    }
 }
 
 impl Connector {
@@ -67,6 +95,26 @@ impl Connector {
                 let origin = self.origin(from.into());
                 origins.entry(from.into()).or_insert(origin)
             }
+        };
+        // The origin's catalog of this run, learned when it joined (before its first frame).
+        let events = match &origin.events {
+            Some((run, events)) if *run == epoch => events.clone(),
+            _ => match self.peers.read().events(from, epoch) {
+                Some(events) => {
+                    origin.events = Some((epoch, events.clone()));
+                    events
+                }
+                None => {
+                    // Not taken: the sender sends it again, by then its catalog is known.
+                    add(&self.stats.rejected, 1);
+                    tracing::warn!(
+                        router = from,
+                        epoch,
+                        "data from a run of a router whose catalog is unknown; dropped, it is sent again"
+                    );
+                    return Ok(());
+                }
+            },
         };
         // A sender beyond its window: drop, it sends again after the next acknowledgement.
         let overloaded = origin.queued.load(Ordering::Acquire) as u64 > 2 * self.window;
@@ -97,7 +145,7 @@ impl Connector {
             }
             Decision::Duplicate => {
                 // All seen: the acknowledgement may have been lost; say it again.
-                self.ack(&from.into(), epoch, origin.progress.handled());
+                self.ack(&from.into(), &origin.progress);
                 return Ok(());
             }
             Decision::Gap { ask: None } | Decision::Stale | Decision::Overloaded => return Ok(()),
@@ -118,7 +166,7 @@ impl Connector {
                     let seq = seq + *i as u64;
                     match item.first() {
                         Some(&ITEM_REQUEST) => {
-                            self.request(ctx, &from, item, progress.token(epoch, seq));
+                            self.request(ctx, &from, item, &events, progress.token(epoch, seq));
                             true
                         }
                         Some(&ITEM_RESPONSE) => {
@@ -143,7 +191,7 @@ impl Connector {
             self.resolve_response(&items[range.start..range.end]);
         }
         origin.queued.fetch_add(rest.len(), Ordering::AcqRel);
-        let batch = Batch { epoch, first: seq, items, ranges: rest.to_vec() };
+        let batch = Batch { epoch, first: seq, items, ranges: rest.to_vec(), events };
         if origin.queue.send(batch).is_err() {
             return Err("the delivery task ended".into());
         }
@@ -155,14 +203,14 @@ impl Connector {
         let (queue, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let (this, origin) = (Arc::downgrade(self), from.clone());
-        let progress = Progress::new(Box::new(move |epoch, next| {
+        let progress = Progress::new(Box::new(move |progress| {
             if let Some(this) = this.upgrade() {
-                this.ack(&origin, epoch, next);
+                this.ack(&origin, progress);
             }
         }));
         let task = tokio::spawn(self.clone().deliver(from, rx, queued.clone(), progress.clone()));
         self.tasks().push(task);
-        Origin { stream: Inbound::default(), queue, queued, progress }
+        Origin { stream: Inbound::default(), queue, queued, progress, events: None }
     }
 
     /// A response is handed to its caller as soon as it arrives, not behind notifications
@@ -191,7 +239,7 @@ impl Connector {
         while let Some(b) = rx.recv().await {
             for (i, range) in b.ranges.iter().enumerate() {
                 let token = progress.token(b.epoch, b.first + i as u64);
-                self.deliver_item(&ctx, &from, &b.items[range.clone()], token).await;
+                self.deliver_item(&ctx, &from, &b.items[range.clone()], &b.events, token).await;
             }
             let n = b.ranges.len();
             add(&self.stats.delivered, n as u64);
@@ -204,27 +252,34 @@ impl Connector {
         ctx: &Ctx,
         from: &Arc<str>,
         item: &[u8],
+        events: &Events,
         token: Delivery,
     ) {
         match decode::<Item<'_>>(item) {
             Ok(Item::Notify { event, payload, trace }) => {
-                let result = match self.registry.get(event) {
-                    Some(r) if r.meta.kind == EventKind::Notification => {
+                let result = match of_kind(events, event, EventKind::Notification) {
+                    Ok(r) => {
                         let handled = Handled::new(Arc::new(token));
-                        let deliver = (r.notify_bytes)(ctx.clone(), payload, Some(handled));
-                        crate::trace::scope(trace.map(crate::trace::Link::remote), deliver).await
+                        let link = || trace.map(crate::trace::Link::remote);
+                        // Usually delivered right here (room in the mailbox), under the
+                        // sender's trace link.
+                        let deliver = crate::trace::within(link(), || {
+                            (r.notify_bytes)(ctx.clone(), payload, Some(handled))
+                        });
+                        crate::trace::scope(link(), deliver).await
                     }
-                    _ => Err(Failure::invalid(format!("unknown notification `{event}`"))),
+                    Err(why) => Err(Failure::invalid(why)),
                 };
                 if let Err(failure) = result {
                     add(&self.stats.rejected, 1);
                     tracing::warn!(router = %from, event, %failure, "cannot deliver a notification from another router");
                 }
             }
-            Ok(Item::Request { .. }) => self.request(ctx, from, item, token),
+            Ok(Item::Request { .. }) => self.request(ctx, from, item, events, token),
             Ok(Item::Response { .. }) => {}
             Ok(Item::Open { tunnel, epoch, event, timeout_ms, window, payload, trace }) => {
                 let _trace = crate::trace::enter(trace.map(crate::trace::Link::remote));
+                let event = event_of(events, event);
                 self.accept_tunnel(ctx, from, tunnel, epoch, event, timeout_ms, window, payload);
             }
             Ok(Item::Tunnel { tunnel, epoch, from_opener, message }) => {
@@ -241,14 +296,23 @@ impl Connector {
     /// responder's mailbox right now (one poll), and a task sends the response back.
     ///
     /// `token` is dropped once the response was queued: then the request counts as handled.
-    fn request(self: &Arc<Self>, ctx: &Ctx, from: &Arc<str>, item: &[u8], token: Delivery) {
+    fn request(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        from: &Arc<str>,
+        item: &[u8],
+        events: &Events,
+        token: Delivery,
+    ) {
         let Ok(Item::Request { call, epoch, event, timeout_ms, payload, trace }) = decode(item)
         else {
+            add(&self.stats.rejected, 1);
+            tracing::warn!(router = %from, "malformed request from another router");
             return;
         };
         let timeout = Duration::from_millis(timeout_ms);
-        let mut answer = match self.registry.get(event) {
-            Some(r) if r.meta.kind == EventKind::Request => {
+        let mut answer = match of_kind(events, event, EventKind::Request) {
+            Ok(r) => {
                 let answer = (r.request_bytes)(ctx.clone(), payload, timeout);
                 match trace {
                     None => answer,
@@ -257,10 +321,10 @@ impl Connector {
                     }
                 }
             }
-            _ => Box::pin(std::future::ready(Err(Failure::unavailable(format!(
-                "router `{}` has no responder for `{event}`",
-                self.id
-            ))))),
+            Err(why) => {
+                let failure = Failure::unavailable(format!("router `{}`: {why}", self.id));
+                Box::pin(std::future::ready(Err(failure)))
+            }
         };
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(result) = answer.as_mut().poll(&mut cx) {
@@ -280,11 +344,10 @@ impl Connector {
     fn respond(&self, to: &Arc<str>, call: u64, epoch: u64, result: Result<Vec<u8>, Failure>) {
         let response =
             Item::Response { call, epoch, result: result.as_deref().map_err(Clone::clone) };
-        match encode_item(&response) {
-            Ok(item) => {
-                self.try_enqueue(std::slice::from_ref(to), &Bytes::from(item), true);
-            }
-            Err(failure) => tracing::warn!(%failure, "cannot encode a response for another router"),
+        if let Err(failure) = self.try_enqueue(std::slice::from_ref(to), &response, true) {
+            tracing::warn!(%failure, "cannot encode a response for another router");
+            let response = Item::Response { call, epoch, result: Err(failure) };
+            let _ = self.try_enqueue(std::slice::from_ref(to), &response, true);
         }
     }
 }
@@ -292,19 +355,20 @@ impl Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::switch::frame::encode_item;
 
     #[test]
     fn item_tags_are_the_variant_indices() {
         let request = Item::Request {
             call: 1,
             epoch: 2,
-            event: "E",
+            event: 0,
             timeout_ms: 3,
             payload: &[4],
             trace: None,
         };
         let response = Item::Response { call: 1, epoch: 2, result: Ok(&[5]) };
-        let notify = Item::Notify { event: "E", payload: &[6], trace: None };
+        let notify = Item::Notify { event: 0, payload: &[6], trace: None };
         for (item, tag) in [(request, ITEM_REQUEST), (response, ITEM_RESPONSE), (notify, 0)] {
             let bytes = encode_item(&item).unwrap();
             let range = split_items(&bytes, 1).unwrap().remove(0);

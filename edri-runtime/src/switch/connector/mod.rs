@@ -22,16 +22,14 @@ mod progress;
 mod session;
 mod tunnels;
 
-use super::frame::{Item, encode_item};
+use super::frame::Item;
 use super::{SECRET_ENV, Switch, SwitchStatus};
 use crate::error::StartError;
 use crate::manager::ManagerDescriptor;
-use crate::peering::{CatalogEntry, catalog, default_id, interests};
-use crate::registry::EventRegistration;
-use crate::router::{BoxFuture, FastMap, Shared, Uplink};
+use crate::peering::{CatalogEntry, default_id, interests, wire_catalog};
+use crate::router::{BoxFuture, Outbound, Shared, Uplink};
 use crate::tunnel::remote::RemoteEnd;
 use crate::{Ctx, Failure};
-use bytes::Bytes;
 use calls::Calls;
 use metrics::{Stats, add, get};
 use outbox::Outbox;
@@ -54,7 +52,7 @@ pub(crate) struct Connector {
     window: u64,
     /// The router, once it exists (weak: the router owns the connector).
     shared: OnceLock<Weak<Shared>>,
-    registry: FastMap<&'static str, &'static EventRegistration>,
+    /// This binary's events, in the order of its wire ids.
     catalog: Vec<CatalogEntry>,
     subscribes: Vec<String>,
     responds: Vec<String>,
@@ -90,9 +88,7 @@ impl Connector {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let registry: FastMap<&'static str, &'static EventRegistration> =
-            crate::registry::events().map(|r| (r.meta.name, r)).collect();
-        let catalog = catalog(&registry);
+        let catalog = wire_catalog().to_vec();
         let (subscribes, responds) = interests(managers);
         let outage_ms = u64::try_from(config.outage_window.as_millis()).unwrap_or(u64::MAX);
         let window = u64::from(config.window);
@@ -104,7 +100,6 @@ impl Connector {
             outage_ms,
             window,
             shared: OnceLock::new(),
-            registry,
             catalog,
             subscribes,
             responds,
@@ -227,11 +222,11 @@ impl Connector {
         Some(Ctx::new(shared, crate::ctx::Origin::Remote))
     }
 
-    /// Acknowledges everything below `next` of router `from`'s stream: soon, together with
-    /// the next data for the switch, or on its own.
-    fn ack(&self, from: &Arc<str>, epoch: u64, next: u64) {
+    /// Acknowledges what `progress` says was handled of router `from`'s stream: soon,
+    /// together with the next data for the switch, or on its own.
+    fn ack(&self, from: &Arc<str>, progress: &Arc<progress::Progress>) {
         let now = self.now();
-        self.outbox().ack(from, epoch, next, now);
+        self.outbox().progressed(from.clone(), progress.clone(), now);
         self.wake.notify_one();
     }
 
@@ -254,14 +249,14 @@ impl Connector {
 
     /// Keeps `item` for each router in `to` and wakes the writer; waits while the buffer is
     /// full (unless `force`: responses must not wait behind the events they answer).
-    async fn enqueue(&self, to: &[Arc<str>], item: Bytes, force: bool) -> Result<(), Failure> {
+    async fn enqueue(&self, to: &[Arc<str>], item: &Item<'_>, force: bool) -> Result<(), Failure> {
         loop {
             if self.stopping.load(Ordering::Acquire) {
                 return Err(Failure::unavailable(
                     "the router is stopping; not sent to other routers",
                 ));
             }
-            if self.try_enqueue(to, &item, force) {
+            if self.try_enqueue(to, item, force)? {
                 // A sender that never has to wait still lets the writer (and everything else
                 // on its thread) run now and then.
                 tokio::task::coop::consume_budget().await;
@@ -271,23 +266,37 @@ impl Connector {
             let room = self.space.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            if self.try_enqueue(to, &item, force) {
+            if self.try_enqueue(to, item, force)? {
                 return Ok(());
             }
             room.await;
         }
     }
 
-    /// Keeps `item` for each router in `to` unless the buffer is full (and not `force`).
-    fn try_enqueue(&self, to: &[Arc<str>], item: &Bytes, force: bool) -> bool {
+    /// Keeps `item` for each router in `to` unless the buffer is full (and not `force`):
+    /// whether it was kept.
+    ///
+    /// # Errors
+    /// When `item` cannot be encoded (too large).
+    fn try_enqueue(&self, to: &[Arc<str>], item: &Item<'_>, force: bool) -> Result<bool, Failure> {
         let now = self.now();
-        let Some(sendable) = self.outbox().push(to, item, force, now) else { return false };
+        let Some(sendable) = self.outbox().push(to, item, force, now)? else { return Ok(false) };
         add(&self.stats.sent, to.len() as u64);
         // Kept for a router that is away: nothing for the writer to do until it is back.
         if sendable {
             self.wake.notify_one();
         }
-        true
+        Ok(true)
+    }
+
+    /// The wire id of `event` (looked up by name when the route had none).
+    fn wire(event: Outbound) -> Result<u32, Failure> {
+        if event.wire != Outbound::NO_WIRE {
+            return Ok(event.wire);
+        }
+        crate::peering::wire_id(event.name).ok_or_else(|| {
+            Failure::invalid(format!("event `{}` cannot go to other routers", event.name))
+        })
     }
 
     /// Every 100 ms: sends again what a connected router did not acknowledge for a while, and
@@ -332,28 +341,46 @@ impl Uplink for Connector {
         Box::pin(self.open_tunnel(event, payload, window, timeout))
     }
 
-    fn wants(&self, event: &'static str, _local: bool) -> bool {
+    fn wants(&self, event: Outbound, _local: bool) -> bool {
         self.peers.read().subscribers(event).is_some()
+    }
+
+    fn offer(&self, event: Outbound, payload: &[u8]) -> Option<Result<(), Failure>> {
+        let peers = self.peers.read();
+        let Some(to) = peers.subscribers(event) else { return Some(Ok(())) };
+        let id = match Self::wire(event) {
+            Ok(id) => id,
+            Err(failure) => return Some(Err(failure)),
+        };
+        let item = Item::Notify { event: id, payload, trace: crate::trace::context() };
+        match self.try_enqueue(to, &item, false) {
+            Ok(true) => {
+                drop(peers);
+                Some(Ok(()))
+            }
+            Ok(false) => None,
+            Err(failure) => Some(Err(failure)),
+        }
     }
 
     fn notify(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
     ) -> BoxFuture<Result<(), Failure>> {
         let trace = crate::trace::context();
         Box::pin(async move {
             let Some(to) = self.peers.read().subscribers(event).cloned() else { return Ok(()) };
-            let item = encode_item(&Item::Notify { event, payload: &payload, trace })?;
-            self.enqueue(&to, item.into(), false).await
+            let item = Item::Notify { event: Self::wire(event)?, payload: &payload, trace };
+            self.enqueue(&to, &item, false).await
         })
     }
 
-    fn try_notify(&self, event: &'static str, payload: &[u8]) -> Result<(), Failure> {
+    fn try_notify(&self, event: Outbound, payload: &[u8]) -> Result<(), Failure> {
         let Some(to) = self.peers.read().subscribers(event).cloned() else { return Ok(()) };
         let trace = crate::trace::context();
-        let item = Bytes::from(encode_item(&Item::Notify { event, payload, trace })?);
-        if self.try_enqueue(&to, &item, false) {
+        let item = Item::Notify { event: Self::wire(event)?, payload, trace };
+        if self.try_enqueue(&to, &item, false)? {
             Ok(())
         } else {
             Err(Failure::unavailable("the buffer for other routers is full"))
@@ -362,14 +389,15 @@ impl Uplink for Connector {
 
     fn request(
         self: Arc<Self>,
-        event: &'static str,
+        event: Outbound,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<Result<Vec<u8>, Failure>> {
         Box::pin(async move {
             let Some(to) = self.peers.responder(event) else {
                 return Err(Failure::unavailable(format!(
-                    "no responder for request `{event}` on this router or any router of the switch"
+                    "no responder for request `{}` on this router or any router of the switch",
+                    event.name
                 )));
             };
             self.call(to, event, &payload, timeout).await

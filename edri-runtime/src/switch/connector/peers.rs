@@ -3,7 +3,8 @@
 
 use super::Connector;
 use super::metrics::add;
-use crate::router::FastMap;
+use crate::registry::EventRegistration;
+use crate::router::{FastMap, Outbound};
 use crate::switch::Peer;
 use crate::switch::frame::PeerInfo;
 use std::collections::HashMap;
@@ -27,27 +28,63 @@ impl PeerTable {
     }
 
     /// One router that answers `event`: connected ones first, round-robin.
-    pub(super) fn responder(&self, event: &str) -> Option<Arc<str>> {
+    pub(super) fn responder(&self, event: Outbound) -> Option<Arc<str>> {
         let pick = self.round_robin.fetch_add(1, Ordering::Relaxed);
         self.read().responder(event, pick)
     }
 }
+
+/// Another router's events by its wire ids: this router's registration of each, or why an
+/// item under that id is refused (not declared here, or declared differently).
+pub(super) type Events = Arc<[Result<&'static EventRegistration, Arc<str>>]>;
+
+/// The routers of some events.
+type Routers = Arc<[Arc<str>]>;
 
 /// The other routers.
 #[derive(Default)]
 pub(super) struct Peers {
     known: HashMap<Arc<str>, Known>,
     /// Notification name → routers with subscribers.
-    subscribers: FastMap<String, Arc<[Arc<str>]>>,
+    subscribers: FastMap<String, Routers>,
     /// Request name → routers that answer it.
-    responders: FastMap<String, Arc<[Arc<str>]>>,
+    responders: FastMap<String, Routers>,
+    /// `subscribers` by this router's wire ids (the hot path looks up no name).
+    subscribers_by_wire: Box<[Option<Routers>]>,
+    /// `responders` by this router's wire ids.
+    responders_by_wire: Box<[Option<Routers>]>,
 }
 
 struct Known {
     info: PeerInfo,
+    /// Its events by its wire ids, for its run `info.epoch`.
+    events: Events,
     up: bool,
     /// When it went down (ms on the connector's clock).
     down_since: u64,
+}
+
+/// `by_name` indexed by this router's wire ids.
+fn by_wire(by_name: &FastMap<String, Routers>) -> Box<[Option<Routers>]> {
+    let mut out = vec![None; crate::peering::wire_catalog().len()];
+    for (name, routers) in by_name {
+        if let Some(slot) = crate::peering::wire_id(name).and_then(|id| out.get_mut(id as usize)) {
+            *slot = Some(routers.clone());
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// The routers of `event` in `by_wire`, or by name for an event without a wire id.
+fn lookup<'a>(
+    by_wire: &'a [Option<Routers>],
+    by_name: &'a FastMap<String, Routers>,
+    event: Outbound,
+) -> Option<&'a Routers> {
+    match by_wire.get(event.wire as usize) {
+        Some(routers) => routers.as_ref(),
+        None => by_name.get(event.name),
+    }
 }
 
 impl Peers {
@@ -67,6 +104,13 @@ impl Peers {
         }
         self.subscribers = subscribers.into_iter().map(|(k, v)| (k, v.into())).collect();
         self.responders = responders.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self.subscribers_by_wire = by_wire(&self.subscribers);
+        self.responders_by_wire = by_wire(&self.responders);
+    }
+
+    /// The events of router `id`'s run `epoch`, by its wire ids (`None`: not that run).
+    pub(super) fn events(&self, id: &str, epoch: u64) -> Option<Events> {
+        self.known.get(id).filter(|k| k.info.epoch == epoch).map(|k| k.events.clone())
     }
 
     pub(super) fn is_up(&self, id: &str) -> bool {
@@ -83,23 +127,26 @@ impl Peers {
     }
 
     /// The routers with subscribers for notification `event`.
-    pub(super) fn subscribers(&self, event: &str) -> Option<&Arc<[Arc<str>]>> {
-        self.subscribers.get(event)
+    pub(super) fn subscribers(&self, event: Outbound) -> Option<&Routers> {
+        lookup(&self.subscribers_by_wire, &self.subscribers, event)
     }
 
     /// The routers that answer request (or accept tunnel) `event`.
-    pub(super) fn responders(&self, event: &str) -> Option<&Arc<[Arc<str>]>> {
-        self.responders.get(event)
+    pub(super) fn responders(&self, event: Outbound) -> Option<&Routers> {
+        lookup(&self.responders_by_wire, &self.responders, event)
     }
 
     /// The `pick`th router (modulo) that answers `event`, among the connected ones if any is.
-    fn responder(&self, event: &str, pick: usize) -> Option<Arc<str>> {
-        let all = self.responders.get(event)?;
-        let up: Vec<&Arc<str>> = all.iter().filter(|id| self.is_up(id)).collect();
-        if up.is_empty() {
+    fn responder(&self, event: Outbound, pick: usize) -> Option<Arc<str>> {
+        let all = lookup(&self.responders_by_wire, &self.responders, event)?;
+        if let [one] = &**all {
+            return Some(one.clone());
+        }
+        let up = all.iter().filter(|id| self.is_up(id)).count();
+        if up == 0 {
             all.get(pick % all.len()).cloned()
         } else {
-            Some(up[pick % up.len()].clone())
+            all.iter().filter(|id| self.is_up(id)).nth(pick % up).cloned()
         }
     }
 
@@ -107,7 +154,12 @@ impl Peers {
     fn up(&mut self, info: PeerInfo) -> bool {
         let id: Arc<str> = info.id.as_str().into();
         let epoch = info.epoch;
-        let old = self.known.insert(id, Known { info, up: true, down_since: 0 });
+        let events = match self.known.get(&id) {
+            // The same run: the same catalog.
+            Some(known) if known.info.epoch == epoch => known.events.clone(),
+            _ => crate::peering::translate(&info.catalog).into(),
+        };
+        let old = self.known.insert(id, Known { info, events, up: true, down_since: 0 });
         old.is_some_and(|old| old.info.epoch != epoch)
     }
 
@@ -258,9 +310,14 @@ mod tests {
         PeerInfo {
             id: id.into(),
             epoch,
+            catalog: Vec::new(),
             subscribes: vec!["Tick".into()],
             responds: responds.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    fn named(name: &'static str) -> Outbound {
+        Outbound { name, wire: Outbound::NO_WIRE }
     }
 
     fn names(ids: &[Arc<str>]) -> Vec<&str> {
@@ -272,16 +329,16 @@ mod tests {
         let mut peers = Peers::default();
         let list = vec![info("c", 1, &["Get"]), info("a", 1, &["Get"]), info("b", 1, &[])];
         assert!(peers.replace(list, 0).is_empty());
-        assert_eq!(names(peers.subscribers("Tick").unwrap()), ["a", "b", "c"]);
-        let picks: Vec<_> = (0..3).map(|i| peers.responder("Get", i).unwrap()).collect();
+        assert_eq!(names(peers.subscribers(named("Tick")).unwrap()), ["a", "b", "c"]);
+        let picks: Vec<_> = (0..3).map(|i| peers.responder(named("Get"), i).unwrap()).collect();
         assert_eq!(names(&picks), ["a", "c", "a"]);
         peers.down("a", 5);
-        let picks: Vec<_> = (0..2).map(|i| peers.responder("Get", i).unwrap()).collect();
+        let picks: Vec<_> = (0..2).map(|i| peers.responder(named("Get"), i).unwrap()).collect();
         assert_eq!(names(&picks), ["c", "c"]);
         peers.down("c", 5);
-        let picks: Vec<_> = (0..2).map(|i| peers.responder("Get", i).unwrap()).collect();
+        let picks: Vec<_> = (0..2).map(|i| peers.responder(named("Get"), i).unwrap()).collect();
         assert_eq!(names(&picks), ["a", "c"], "all down: round-robin over all");
-        assert_eq!(peers.responder("Put", 0), None);
+        assert_eq!(peers.responder(named("Put"), 0), None);
     }
 
     #[test]
@@ -298,6 +355,6 @@ mod tests {
         assert!(peers.away(10 + 60_000, 60_000).is_empty());
         assert_eq!(names(&peers.away(10 + 60_001, 60_000)), ["b"]);
         peers.remove("b");
-        assert_eq!(names(peers.subscribers("Tick").unwrap()), ["a", "c"]);
+        assert_eq!(names(peers.subscribers(named("Tick")).unwrap()), ["a", "c"]);
     }
 }

@@ -11,13 +11,16 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Sends an acknowledgement: `(epoch of the origin's run, next sequence)`.
-pub(super) type AckFn = Box<dyn Fn(u64, u64) + Send + Sync>;
+/// Asks for an acknowledgement of what the progress says ([`Progress::take_ack`] reads it
+/// when it is sent). Called once until then, however often the handled prefix moves.
+pub(super) type AckFn = Box<dyn Fn(&Arc<Progress>) + Send + Sync>;
 
 /// The handled prefix of one origin's stream.
 pub(super) struct Progress {
     state: Mutex<State>,
     ack: AckFn,
+    /// An acknowledgement was asked for and not taken yet.
+    pending: AtomicBool,
 }
 
 struct State {
@@ -32,7 +35,7 @@ struct State {
 impl Progress {
     pub(super) fn new(ack: AckFn) -> Arc<Self> {
         let state = State { epoch: 0, base: 0, done: VecDeque::new() };
-        Arc::new(Self { state: Mutex::new(state), ack })
+        Arc::new(Self { state: Mutex::new(state), ack, pending: AtomicBool::new(false) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -64,6 +67,7 @@ impl Progress {
     }
 
     /// Everything below this was handled.
+    #[cfg(test)]
     pub(super) fn handled(&self) -> u64 {
         self.state().base
     }
@@ -74,7 +78,15 @@ impl Progress {
         Delivery { progress: self.clone(), epoch, seq, abandoned: AtomicBool::new(false) }
     }
 
-    fn finish(&self, epoch: u64, seq: u64) {
+    /// The acknowledgement to send now: `(epoch of the origin's run, next sequence)`. The
+    /// next move of the handled prefix asks for another one.
+    pub(super) fn take_ack(&self) -> (u64, u64) {
+        self.pending.store(false, Ordering::Release);
+        let state = self.state();
+        (state.epoch, state.base)
+    }
+
+    fn finish(self: &Arc<Self>, epoch: u64, seq: u64) {
         let mut state = self.state();
         if epoch != state.epoch || seq < state.base {
             return;
@@ -83,9 +95,10 @@ impl Progress {
         let Some(slot) = state.done.get_mut(i) else { return };
         *slot = true;
         if i == 0 && state.advance() {
-            let (epoch, next) = (state.epoch, state.base);
             drop(state);
-            (self.ack)(epoch, next);
+            if !self.pending.swap(true, Ordering::AcqRel) {
+                (self.ack)(self);
+            }
         }
     }
 }
@@ -133,8 +146,9 @@ mod tests {
     fn recording() -> (Arc<Progress>, Acks) {
         let acks = Arc::new(Mutex::new(Vec::new()));
         let sink = acks.clone();
-        let progress = Progress::new(Box::new(move |epoch, next| {
-            sink.lock().unwrap().push((epoch, next));
+        // A writer that sends each acknowledgement at once.
+        let progress = Progress::new(Box::new(move |progress| {
+            sink.lock().unwrap().push(progress.take_ack());
         }));
         (progress, acks)
     }

@@ -4,7 +4,7 @@
 use super::Connector;
 use super::delivery::Origins;
 use super::metrics::add;
-use crate::framing::{FrameError, MAX_FRAME, decode, frame, read_body};
+use crate::framing::{FrameError, FrameReader, MAX_FRAME, decode, frame, read_body};
 use crate::switch::frame::{
     Challenge, FromSwitch, HANDSHAKE_LIMIT, Hello, PROTOCOL, PeerInfo, Proof, ToSwitch, Transcript,
     Verdict, nonce,
@@ -131,7 +131,8 @@ impl Connector {
         let stream = TcpStream::connect(&self.addr).await?;
         stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
-        let mut read = BufReader::with_capacity(WRITE_BATCH, read);
+        // Small: past the handshake, frames are read around it ([`FrameReader`]).
+        let mut read = BufReader::with_capacity(HANDSHAKE_LIMIT, read);
         let ours = nonce();
         let hello =
             Hello { protocol: PROTOCOL, router: self.id.clone(), epoch: self.epoch, nonce: ours };
@@ -172,13 +173,13 @@ impl Connector {
     /// Reads the switch's frames until the connection ends (`Ok` when the switch closed it).
     async fn read_loop(
         self: &Arc<Self>,
-        mut read: BufReader<OwnedReadHalf>,
+        read: BufReader<OwnedReadHalf>,
         origins: &mut Origins,
     ) -> Result<(), String> {
         let ctx = self.ctx().ok_or("the router is gone")?;
+        let mut read = FrameReader::new(read);
         loop {
-            let body = match tokio::time::timeout(DEAD_AFTER, read_body(&mut read, MAX_FRAME)).await
-            {
+            let body = match tokio::time::timeout(DEAD_AFTER, read.next_body()).await {
                 Ok(Ok(body)) => body,
                 Ok(Err(FrameError::Closed)) => return Ok(()),
                 Ok(Err(e)) => return Err(e.to_string()),

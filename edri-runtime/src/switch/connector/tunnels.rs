@@ -2,11 +2,11 @@
 //! the stream to the other router).
 
 use super::Connector;
-use crate::router::BoxFuture;
-use crate::switch::frame::{Item, TunnelMessage, encode_item};
+use crate::registry::EventRegistration;
+use crate::router::{BoxFuture, Outbound};
+use crate::switch::frame::{Item, TunnelMessage};
 use crate::tunnel::remote::{Link, Message, RemoteEnd};
 use crate::{Ctx, Failure};
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -92,7 +92,8 @@ impl Connector {
         window: usize,
         timeout: Duration,
     ) -> Result<RemoteEnd, Failure> {
-        let Some(to) = self.peers.responder(event) else {
+        let out = Outbound::named(event);
+        let Some(to) = self.peers.responder(out) else {
             return Err(Failure::unavailable(format!(
                 "no acceptor for tunnel `{event}` on this router or any router of the switch"
             )));
@@ -101,17 +102,17 @@ impl Connector {
         let id = self.tunnels.next.fetch_add(1, Ordering::Relaxed);
         let key = TunnelKey { peer: to.clone(), epoch: self.epoch, id, opened_here: true };
         let RemoteEnd { mut incoming, link } = self.tunnel(key, peer_epoch);
-        let item = encode_item(&Item::Open {
+        let item = Item::Open {
             tunnel: id,
             epoch: self.epoch,
-            event,
+            event: Self::wire(out)?,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             window: u32::try_from(window).unwrap_or(u32::MAX),
             payload: &payload,
             trace: crate::trace::context(),
-        })?;
+        };
         let answer = async {
-            self.enqueue(std::slice::from_ref(&to), item.into(), false).await?;
+            self.enqueue(std::slice::from_ref(&to), &item, false).await?;
             loop {
                 match incoming.recv().await {
                     Some(Message::Verdict(result)) => return result,
@@ -149,7 +150,7 @@ impl Connector {
         from: &Arc<str>,
         tunnel: u64,
         epoch: u64,
-        event: &str,
+        event: Result<&'static EventRegistration, &str>,
         timeout_ms: u64,
         window: u32,
         payload: &[u8],
@@ -158,13 +159,15 @@ impl Connector {
         let remote = self.tunnel(key, epoch);
         let window = usize::try_from(window).unwrap_or(usize::MAX);
         let timeout = Duration::from_millis(timeout_ms);
-        let accept = match self.registry.get(event).and_then(|r| r.accept_bytes) {
-            Some(accept) => accept(ctx.clone(), payload, window, timeout, remote),
-            None => {
-                let failure = Failure::unavailable(format!(
-                    "router `{}` has no acceptor for tunnel `{event}`",
-                    self.id
-                ));
+        let accept = match event.map(|r| (r, r.accept_bytes)) {
+            Ok((_, Some(accept))) => accept(ctx.clone(), payload, window, timeout, remote),
+            refused => {
+                let failure = Failure::unavailable(match refused {
+                    Ok((r, _)) => {
+                        format!("router `{}` has no acceptor for tunnel `{}`", self.id, r.meta.name)
+                    }
+                    Err(reason) => format!("router `{}` refused a tunnel: {reason}", self.id),
+                });
                 Box::pin(async move {
                     let _ = remote.link.send(Message::Verdict(Err(failure))).await;
                 })
@@ -209,32 +212,35 @@ struct TunnelLink {
 
 impl Link for TunnelLink {
     fn send(&self, message: Message) -> BoxFuture<Result<(), Failure>> {
-        let key = &self.key;
-        let message = match &message {
+        let connector = self.connector.clone();
+        let key = (self.key.id, self.key.epoch, self.key.opened_here);
+        let to = std::slice::from_ref(&self.key.peer);
+        if !matches!(message, Message::Chunk(_)) {
+            // Credits and ends never wait behind the data they let through.
+            let sent = connector.try_enqueue(to, &tunnel_item(key, &message), true).map(drop);
+            return Box::pin(std::future::ready(sent));
+        }
+        let to = self.key.peer.clone();
+        Box::pin(async move {
+            let item = tunnel_item(key, &message);
+            connector.enqueue(std::slice::from_ref(&to), &item, false).await
+        })
+    }
+}
+
+/// The item of `message` on tunnel `(id, epoch, opened here)`.
+fn tunnel_item((tunnel, epoch, from_opener): (u64, u64, bool), message: &Message) -> Item<'_> {
+    Item::Tunnel {
+        tunnel,
+        epoch,
+        from_opener,
+        message: match message {
             Message::Verdict(result) => TunnelMessage::Verdict(result.clone()),
             Message::Chunk(bytes) => TunnelMessage::Chunk(bytes),
             Message::Credit(n) => TunnelMessage::Credit(*n),
             Message::End(end) => TunnelMessage::End(end.clone()),
             Message::Stop(why) => TunnelMessage::Stop(why.clone()),
-        };
-        let chunk = matches!(message, TunnelMessage::Chunk(_));
-        let item = Item::Tunnel {
-            tunnel: key.id,
-            epoch: key.epoch,
-            from_opener: key.opened_here,
-            message,
-        };
-        let item = match encode_item(&item) {
-            Ok(item) => Bytes::from(item),
-            Err(failure) => return Box::pin(std::future::ready(Err(failure))),
-        };
-        let (connector, to) = (self.connector.clone(), key.peer.clone());
-        if !chunk {
-            // Credits and ends never wait behind the data they let through.
-            connector.try_enqueue(std::slice::from_ref(&to), &item, true);
-            return Box::pin(std::future::ready(Ok(())));
-        }
-        Box::pin(async move { connector.enqueue(std::slice::from_ref(&to), item, false).await })
+        },
     }
 }
 

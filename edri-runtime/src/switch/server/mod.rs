@@ -14,8 +14,7 @@ mod status;
 
 pub use status::{ConnectedRouter, ServerStatus, TrafficCounts};
 
-use super::WRITE_BATCH;
-use crate::framing::{FrameError, MAX_FRAME, decode, frame, read_body};
+use crate::framing::{FrameError, FrameReader, MAX_FRAME, decode, frame, read_body};
 use relay::{read_loop, write_loop};
 use status::{Counters, Parts, Refusal, RouterParts, Traffic};
 use std::collections::HashMap;
@@ -197,7 +196,8 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
         tracing::debug!(%addr, error = %e, "cannot set TCP_NODELAY");
     }
     let (read, mut write) = stream.into_split();
-    let mut read = BufReader::with_capacity(WRITE_BATCH, read);
+    // Small: past the handshake, frames are read around it ([`FrameReader`]).
+    let mut read = BufReader::with_capacity(HANDSHAKE_LIMIT, read);
     let joined = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&hub, &mut read, &mut write));
     let (info, catalog) = match joined.await {
         Ok(Ok(joined)) => joined,
@@ -237,6 +237,7 @@ async fn serve(hub: Arc<Hub>, stream: TcpStream, addr: SocketAddr) {
     tracing::info!(%addr, router = %id, "router joined");
     let writer = tokio::spawn(write_loop(write, rx, hub.clone(), traffic.clone()));
     let mut left = false;
+    let mut read = FrameReader::new(read);
     let outcome = tokio::select! {
         outcome = read_loop(&hub, &mut read, &id, &traffic, &mut left) => outcome,
         () = kill.notified() => Err(ConnError::Replaced),
@@ -301,7 +302,8 @@ async fn handshake(
     write.write_all(&frame(&Verdict::Accepted)?).await.map_err(FrameError::from)?;
     match decode::<ToSwitch<'_>>(&read_body(read, MAX_FRAME).await?)? {
         ToSwitch::Join { catalog, subscribes, responds } => {
-            Ok((PeerInfo { id: hello.router, epoch: hello.epoch, subscribes, responds }, catalog))
+            let (id, epoch) = (hello.router, hello.epoch);
+            Ok((PeerInfo { id, epoch, catalog: catalog.clone(), subscribes, responds }, catalog))
         }
         _ => Err(ConnError::Refused(
             Refusal::Handshake,

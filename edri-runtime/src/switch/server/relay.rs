@@ -3,7 +3,7 @@
 
 use super::status::{Refusal, Traffic};
 use super::{ConnError, Hub};
-use crate::framing::{FrameError, MAX_FRAME, decode, frame, read_body};
+use crate::framing::{FrameError, FrameReader, decode, frame};
 use crate::switch::frame::{FromSwitch, ToSwitch};
 use crate::switch::{DEAD_AFTER, IDLE_PING, WRITE_BATCH};
 use std::collections::HashMap;
@@ -15,14 +15,14 @@ use tokio::sync::mpsc;
 /// Reads a joined router's frames and forwards them, until it disconnects.
 pub(super) async fn read_loop(
     hub: &Hub,
-    read: &mut BufReader<OwnedReadHalf>,
+    read: &mut FrameReader<BufReader<OwnedReadHalf>>,
     id: &str,
     traffic: &Traffic,
     left: &mut bool,
 ) -> Result<(), ConnError> {
     let mut routes: HashMap<String, mpsc::Sender<Vec<u8>>> = HashMap::new();
     loop {
-        let body = match tokio::time::timeout(DEAD_AFTER, read_body(read, MAX_FRAME)).await {
+        let body = match tokio::time::timeout(DEAD_AFTER, read.next_body()).await {
             Ok(Ok(body)) => body,
             Ok(Err(FrameError::Closed)) => return Ok(()),
             Ok(Err(e)) => return Err(e.into()),

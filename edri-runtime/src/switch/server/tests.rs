@@ -55,7 +55,7 @@ fn tick(fingerprint: u64) -> Vec<CatalogEntry> {
 }
 
 fn data_frame(to: &str) -> Vec<u8> {
-    let item = encode_item(&Item::Notify { event: "Tick", payload: &[0, 0], trace: None }).unwrap();
+    let item = encode_item(&Item::Notify { event: 0, payload: &[0, 0], trace: None }).unwrap();
     frame(&ToSwitch::Data { to, epoch: 1, base: 0, first: 0, count: 1, items: &item }).unwrap()
 }
 

@@ -23,7 +23,10 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
 /// Version of the switch protocol; both sides must speak the same one.
-pub const PROTOCOL: u32 = 3;
+///
+/// 4: events travel under numeric ids (each router's wire ids, [`crate::peering`]); a router's
+/// catalog reaches the others in [`PeerInfo`].
+pub const PROTOCOL: u32 = 4;
 
 /// The largest item (one event, or one tunnel item) between routers: a frame's limit minus room
 /// for the frame's header.
@@ -69,6 +72,8 @@ pub(crate) enum Verdict {
 pub(crate) struct PeerInfo {
     pub(crate) id: String,
     pub(crate) epoch: u64,
+    /// Its events in the order of its wire ids: an item from it names event `i` of this list.
+    pub(crate) catalog: Vec<CatalogEntry>,
     /// Notifications it has subscribers for.
     pub(crate) subscribes: Vec<String>,
     /// Requests it answers.
@@ -78,7 +83,7 @@ pub(crate) struct PeerInfo {
 /// Router → switch, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ToSwitch<'a> {
-    /// The first frame after authentication.
+    /// The first frame after authentication; `catalog` in the order of the router's wire ids.
     Join { catalog: Vec<CatalogEntry>, subscribes: Vec<String>, responds: Vec<String> },
     /// Items `first..first + count` of this router's stream to router `to`; everything below
     /// `base` was acknowledged (or given up) already.
@@ -155,14 +160,14 @@ pub(crate) enum FromSwitch<'a> {
 }
 
 /// One event in a stream. In a `Data` frame's `items`, each item is preceded by its length
-/// (a postcard varint), so that a bad item can be refused on its own.
+/// (a postcard varint), so that a bad item can be refused on its own. An `event` is the
+/// sender's wire id of the event (its index in the sender's catalog, [`PeerInfo::catalog`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Item<'a> {
     /// `trace`, here and in `Request` and `Open`: the sending handler's trace link
     /// ([`crate::trace`]).
     Notify {
-        #[serde(borrow)]
-        event: &'a str,
+        event: u32,
         #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
         trace: Option<TraceContext>,
@@ -171,8 +176,7 @@ pub(crate) enum Item<'a> {
         call: u64,
         /// The requester's epoch: a response for another incarnation is dropped.
         epoch: u64,
-        #[serde(borrow)]
-        event: &'a str,
+        event: u32,
         timeout_ms: u64,
         #[serde(borrow, serialize_with = "raw")]
         payload: &'a [u8],
@@ -188,8 +192,7 @@ pub(crate) enum Item<'a> {
     Open {
         tunnel: u64,
         epoch: u64,
-        #[serde(borrow)]
-        event: &'a str,
+        event: u32,
         timeout_ms: u64,
         window: u32,
         #[serde(borrow, serialize_with = "raw")]
@@ -240,25 +243,43 @@ fn raw_result<S: serde::Serializer>(
     }
 }
 
-/// An item's bytes, length-prefixed, ready to go into `items`.
+/// Appends an item's bytes (without its length prefix) to `out`.
 ///
 /// # Errors
 /// `Invalid` when the item cannot be serialized or is larger than [`MAX_ITEM`]: refused here,
-/// it never reaches the stream (where it could only be refused again and again).
-pub(crate) fn encode_item(item: &Item<'_>) -> Result<Vec<u8>, Failure> {
-    let size = postcard::experimental::serialized_size(item)
-        .map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))?;
+/// it never reaches the stream (where it could only be refused again and again); `out` is
+/// then as it was.
+pub(crate) fn write_item(out: &mut Vec<u8>, item: &Item<'_>) -> Result<(), Failure> {
+    let at = out.len();
+    if let Err(e) = postcard::to_io(item, &mut *out) {
+        out.truncate(at);
+        return Err(Failure::invalid(format!("cannot serialize: {e}")));
+    }
+    let size = out.len() - at;
     if size > MAX_ITEM {
+        out.truncate(at);
         return Err(Failure::invalid(format!(
             "an event of {size} bytes is above the limit of {MAX_ITEM} bytes between routers \
              (split it, e.g. into the items of a tunnel)"
         )));
     }
-    let mut out = Vec::with_capacity(size + 5);
-    push_varint(&mut out, size as u64);
-    postcard::to_io(item, &mut out)
-        .map_err(|e| Failure::invalid(format!("cannot serialize: {e}")))?;
+    Ok(())
+}
+
+/// An item's bytes, length-prefixed, as they go into `items` (tests).
+#[cfg(test)]
+pub(crate) fn encode_item(item: &Item<'_>) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    write_item(&mut body, item)?;
+    let mut out = Vec::with_capacity(body.len() + 5);
+    push_varint(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Bytes of `n` as a postcard varint.
+fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn push_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -313,20 +334,18 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Pushes a `Data` frame whose items are `items` one after the other (`total` bytes in all),
-/// without gathering them into one buffer first: the same bytes as [`push_frame`] of
-/// `ToSwitch::Data { .., items: &all }`.
-#[allow(clippy::too_many_arguments)]
+/// Pushes a `Data` frame whose items are the bodies `items` (each gets its length prefix
+/// here), without gathering them into one buffer first: the same bytes as [`push_frame`] of
+/// `ToSwitch::Data { .., items: &all }` where `all` holds each body after its length.
 pub(crate) fn push_data<'a>(
     out: &mut Vec<u8>,
     to: &str,
-    epoch: u64,
-    base: u64,
-    first: u64,
+    numbers: (u64, u64, u64),
     count: u32,
-    items: impl Iterator<Item = &'a [u8]>,
-    total: usize,
+    items: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Result<(), FrameError> {
+    let (epoch, base, first) = numbers;
+    let total: usize = items.clone().map(|i| varint_len(i.len() as u64) + i.len()).sum();
     let at = out.len();
     push_frame(out, &ToSwitch::Data { to, epoch, base, first, count, items: &[] })?;
     // `items` is the last field: the header ends with the length of an empty run, one 0 byte.
@@ -337,6 +356,7 @@ pub(crate) fn push_data<'a>(
     push_varint(out, total as u64);
     out.reserve(total);
     for item in items {
+        push_varint(out, item.len() as u64);
         out.extend_from_slice(item);
     }
     seal(out, at)
@@ -401,245 +421,4 @@ impl<'a> Transcript<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::framing::{decode, frame, read_body};
-
-    /// A small deterministic generator, so that a failing case can be replayed.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn bytes(&mut self, max: usize) -> Vec<u8> {
-            let len = (self.next() as usize) % (max + 1);
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
-
-    fn samples() -> Vec<Vec<u8>> {
-        let item =
-            encode_item(&Item::Notify { event: "Tick", payload: &[1, 2, 3], trace: None }).unwrap();
-        let mut items = item.clone();
-        items.extend_from_slice(&item);
-        let open = Item::Open {
-            tunnel: 3,
-            epoch: 4,
-            event: "Upper",
-            timeout_ms: 5,
-            window: 16,
-            payload: &[7],
-            trace: Some(TraceContext { trace: 1 << 100, span: 42 }),
-        };
-        items.extend_from_slice(&encode_item(&open).unwrap());
-        let chunk = TunnelMessage::Chunk(&[1, 2, 3, 4]);
-        for message in [chunk, TunnelMessage::Credit(4), TunnelMessage::End(None)] {
-            let tunnel = Item::Tunnel { tunnel: 3, epoch: 4, from_opener: true, message };
-            items.extend_from_slice(&encode_item(&tunnel).unwrap());
-        }
-        vec![
-            frame(&Hello { protocol: PROTOCOL, router: "a".into(), epoch: 7, nonce: [3; NONCE] })
-                .unwrap(),
-            frame(&Challenge::Ok { protocol: 1, nonce: [1; NONCE], proof: [2; NONCE] }).unwrap(),
-            frame(&ToSwitch::Join {
-                catalog: vec![CatalogEntry {
-                    name: "Tick".into(),
-                    kind: "notification".into(),
-                    fingerprint: 9,
-                }],
-                subscribes: vec!["Tick".into()],
-                responds: vec![],
-            })
-            .unwrap(),
-            frame(&ToSwitch::Data {
-                to: "b",
-                epoch: 1,
-                base: 0,
-                first: 0,
-                count: 6,
-                items: &items,
-            })
-            .unwrap(),
-            frame(&FromSwitch::Data {
-                from: "a",
-                epoch: 1,
-                base: 0,
-                first: 0,
-                count: 6,
-                items: &items,
-            })
-            .unwrap(),
-            frame(&FromSwitch::PeerUp(PeerInfo {
-                id: "b".into(),
-                epoch: 2,
-                subscribes: vec!["Tick".into()],
-                responds: vec!["Get".into()],
-            }))
-            .unwrap(),
-        ]
-    }
-
-    /// Every decoder of the protocol, fed `body`: none may panic.
-    fn decode_all(body: &[u8]) {
-        let _ = decode::<Hello>(body);
-        let _ = decode::<Challenge>(body);
-        let _ = decode::<Proof>(body);
-        let _ = decode::<Verdict>(body);
-        let _ = decode::<ToSwitch<'_>>(body);
-        if let Ok(FromSwitch::Data { items, count, .. }) = decode::<FromSwitch<'_>>(body)
-            && let Ok(ranges) = split_items(items, count)
-        {
-            for r in ranges {
-                let _ = decode::<Item<'_>>(&items[r]);
-            }
-        }
-        let _ = split_items(body, (body.len() % 7) as u32);
-        for r in split_items(body, 1).unwrap_or_default() {
-            let _ = decode::<Item<'_>>(&body[r]);
-        }
-    }
-
-    #[test]
-    fn frames_round_trip() {
-        let item = Item::Request {
-            call: 5,
-            epoch: 6,
-            event: "Get",
-            timeout_ms: 100,
-            payload: &[9, 9],
-            trace: None,
-        };
-        let bytes = encode_item(&item).unwrap();
-        let ranges = split_items(&bytes, 1).unwrap();
-        assert_eq!(decode::<Item<'_>>(&bytes[ranges[0].clone()]).unwrap(), item);
-        let failure = Item::Response { call: 1, epoch: 2, result: Err(Failure::timeout("late")) };
-        let bytes = encode_item(&failure).unwrap();
-        assert_eq!(
-            decode::<Item<'_>>(&bytes[split_items(&bytes, 1).unwrap()[0].clone()]).unwrap(),
-            failure
-        );
-        let messages = [
-            TunnelMessage::Verdict(Ok(())),
-            TunnelMessage::Verdict(Err(Failure::forbidden("no"))),
-            TunnelMessage::Chunk(&[0; 300]),
-            TunnelMessage::Credit(7),
-            TunnelMessage::End(Some(Failure::crashed("boom"))),
-            TunnelMessage::Stop(Failure::unavailable("gone")),
-        ];
-        for message in messages {
-            let item = Item::Tunnel { tunnel: 9, epoch: 8, from_opener: false, message };
-            let bytes = encode_item(&item).unwrap();
-            let range = split_items(&bytes, 1).unwrap().remove(0);
-            assert_eq!(decode::<Item<'_>>(&bytes[range]).unwrap(), item);
-        }
-        // An item too large for a frame is refused before it is kept.
-        let big = vec![0u8; MAX_ITEM + 1];
-        let err =
-            encode_item(&Item::Notify { event: "Big", payload: &big, trace: None }).unwrap_err();
-        assert!(err.message().contains("above the limit"), "{err}");
-        // Wrong counts and truncated items are errors, not panics.
-        assert!(split_items(&bytes, 2).is_err());
-        assert!(split_items(&bytes[..bytes.len() - 1], 1).is_err());
-        // Trailing bytes after a message are refused.
-        let mut f = frame(&ToSwitch::Ping).unwrap();
-        f.push(0);
-        assert!(decode::<ToSwitch<'_>>(&f[4..]).is_err());
-    }
-
-    #[test]
-    fn data_frames_pushed_in_parts_are_the_same_bytes() {
-        let parts: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; i * 7 % 500]).collect();
-        let all: Vec<u8> = parts.concat();
-        let mut whole = vec![9];
-        let data = ToSwitch::Data { to: "b", epoch: 3, base: 4, first: 5, count: 300, items: &all };
-        push_frame(&mut whole, &data).unwrap();
-        let mut pieces = vec![9];
-        let items = parts.iter().map(Vec::as_slice);
-        push_data(&mut pieces, "b", 3, 4, 5, 300, items, all.len()).unwrap();
-        assert_eq!(whole, pieces);
-    }
-
-    #[test]
-    fn proofs_depend_on_everything() {
-        let t = |role, first: &'static [u8], second: &'static [u8], router, epoch| Transcript {
-            role,
-            first,
-            second,
-            router,
-            epoch,
-        };
-        let p = t("router", b"n1", b"n2", "a", 1).proof(b"s");
-        assert!(t("router", b"n1", b"n2", "a", 1).verify(b"s", &p));
-        assert!(!t("router", b"n1", b"n2", "a", 1).verify(b"t", &p));
-        assert!(!t("switch", b"n1", b"n2", "a", 1).verify(b"s", &p));
-        assert!(!t("router", b"n2", b"n1", "a", 1).verify(b"s", &p));
-        assert!(!t("router", b"n1", b"n2", "b", 1).verify(b"s", &p));
-        assert!(!t("router", b"n1", b"n2", "a", 2).verify(b"s", &p));
-        assert_ne!(nonce(), nonce());
-    }
-
-    /// The decoder property test: random bytes, and valid frames with random bytes flipped,
-    /// truncated or extended, through every decoder. Bounded by `EDRI_FUZZ_SECS` (default 3 s)
-    /// and 2 million cases.
-    #[test]
-    fn decoders_never_panic_on_garbage() {
-        let secs: u64 =
-            std::env::var("EDRI_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-        let mut rng = XorShift(seed);
-        let samples = samples();
-        let mut cases = 0u64;
-        while cases < 2_000_000
-            && (!cases.is_multiple_of(1024) || std::time::Instant::now() < deadline)
-        {
-            cases += 1;
-            let body = match rng.next() % 4 {
-                0 => rng.bytes(64),
-                1 => {
-                    let mut s = samples[(rng.next() as usize) % samples.len()][4..].to_vec();
-                    for _ in 0..=(rng.next() % 4) {
-                        if !s.is_empty() {
-                            let i = (rng.next() as usize) % s.len();
-                            s[i] = rng.next() as u8;
-                        }
-                    }
-                    s
-                }
-                2 => {
-                    let s = &samples[(rng.next() as usize) % samples.len()][4..];
-                    s[..(rng.next() as usize) % (s.len() + 1)].to_vec()
-                }
-                _ => {
-                    let mut s = samples[(rng.next() as usize) % samples.len()][4..].to_vec();
-                    s.extend(rng.bytes(16));
-                    s
-                }
-            };
-            std::panic::catch_unwind(|| decode_all(&body)).unwrap_or_else(|_| {
-                panic!("a decoder panicked (seed {seed}) on {body:?}");
-            });
-        }
-        assert!(cases > 1000, "only {cases} cases ran");
-    }
-
-    #[tokio::test]
-    async fn oversize_and_truncated_frames_are_errors() {
-        use tokio::io::AsyncWriteExt;
-        let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        a.write_all(&(HANDSHAKE_LIMIT as u32 + 1).to_le_bytes()).await.unwrap();
-        assert!(matches!(read_body(&mut b, HANDSHAKE_LIMIT).await, Err(FrameError::TooLarge(_))));
-        let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        a.write_all(&10u32.to_le_bytes()).await.unwrap();
-        a.write_all(&[1, 2, 3]).await.unwrap();
-        drop(a);
-        assert!(matches!(read_body(&mut b, HANDSHAKE_LIMIT).await, Err(FrameError::Io(_))));
-    }
-}
+mod tests;
