@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the switch protocol; both sides must speak the same one.
 ///
-/// 4: events travel under numeric ids (each router's wire ids, [`crate::peering`]); a router's
-/// catalog reaches the others in [`PeerInfo`].
+/// 4: events travel under numeric ids (each router's wire ids, its catalog sorted by name); a router's
+/// catalog reaches the others through the switch.
 pub const PROTOCOL: u32 = 4;
 
 /// The largest item (one event, or one tunnel item) between routers: a frame's limit minus room
