@@ -116,12 +116,17 @@ fn kind_of(p: &TokenStream, h: &SolveDef) -> TokenStream {
     quote!(#open #meta #kind)
 }
 
-fn qualified(h: &SolveDef, as_trait: TokenStream) -> TokenStream {
-    let ev = &h.event;
-    let (first, last) = first_last(ev);
+/// `<T as Trait>` spanned over the user's type `T`: `<` at its first token, the rest at its
+/// last, so that a path or call built on it covers exactly the user's tokens.
+fn qualified_over(ty: &impl quote::ToTokens, as_trait: TokenStream) -> TokenStream {
+    let (first, last) = first_last(ty);
     let open = quote_spanned!(first=> <);
     let close = quote_spanned!(last=> as #as_trait>);
-    quote!(#open #ev #close)
+    quote!(#open #ty #close)
+}
+
+fn qualified(h: &SolveDef, as_trait: TokenStream) -> TokenStream {
+    qualified_over(&h.event, as_trait)
 }
 
 /// The spans of the first and the last token of `tokens`.
@@ -209,21 +214,20 @@ fn worker_fn(p: &TokenStream, self_ty: &syn::Type, h: &SolveDef) -> TokenStream 
 fn converted(p: &TokenStream, h: &SolveDef, out: &Ident) -> TokenStream {
     let ret = ret(h);
     let event = event(p, h);
-    let (first, last) = first_last(&ret);
-    let open = quote_spanned!(first=> <);
-    let output = quote!(#event::Answer);
-    let into_reply = quote_spanned!(last=> as #p::IntoReply<#output>>::into_result(#out));
+    let as_reply = qualified_over(&ret, quote!(#p::IntoReply<#event::Answer>));
+    let last = first_last(&ret).1;
+    let into_result = quote_spanned!(last=> ::into_result(#out));
     let error = match h.ret.as_ref().and_then(result_error) {
         Some(x) => {
-            let (first, last) = first_last(x);
-            let open = quote_spanned!(first=> <);
-            let into_failure = quote_spanned!(last=> as #p::IntoFailure>::into_failure);
-            quote!(#open #x #into_failure)
+            let into_failure = quote_spanned!(first_last(x).1=> ::into_failure);
+            let x = qualified_over(x, quote!(#p::IntoFailure));
+            quote!(#x #into_failure)
         }
         None => {
-            let open = quote_spanned!(first=> < <);
-            let error = quote_spanned!(last=> as #p::IntoReply<#output>>::Error as #p::IntoFailure>::into_failure);
-            quote!(#open #ret #error)
+            let error = quote_spanned!(last=> ::Error);
+            let into_failure = quote_spanned!(last=> ::into_failure);
+            let error = qualified_over(&quote!(#as_reply #error), quote!(#p::IntoFailure));
+            quote!(#error #into_failure)
         }
     };
     // The call, its parentheses and the split's name carry the event's span: the call's type
@@ -235,7 +239,7 @@ fn converted(p: &TokenStream, h: &SolveDef, out: &Ident) -> TokenStream {
     let arg = quote_spanned!(span=> #identity(#split));
     let block = quote_spanned! {span=>
         {
-            let #split = #open #ret #into_reply;
+            let #split = #as_reply #into_result;
             #event::__reply(#arg, #error)
         }
     };
