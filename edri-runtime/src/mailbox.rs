@@ -1,136 +1,292 @@
-//! The mailbox disciplines. A FIFO manager takes envelopes straight from its channel. A
-//! `#[manager(queue = priority)]` manager first moves what has arrived into per-lane FIFO
-//! buffers (at most its capacity), then serves the lowest non-empty lane: lower lanes first,
-//! strictly first-in first-out within a lane.
+//! A manager's mailbox: a bounded queue of [`Envelope`]s, and the disciplines of taking them
+//! out.
 //!
-//! A mailbox's channel is created when the first envelope is sent to it ([`MailboxTx`]): a
-//! manager that was never sent anything holds no channel (the channel's first block alone is
-//! 32 envelope slots, 2.5 KiB).
+//! # The queue
+//!
+//! An unbounded tokio channel carries the envelopes; one atomic word counts the slots taken
+//! (queued or reserved) and holds the closed flag, so that a send costs one compare-and-swap
+//! beside the channel's push, and taking an envelope out one decrement. Senders that find the
+//! mailbox full wait on a [`Notify`] that the receiver pokes only when somebody waits. (tokio's
+//! bounded channel releases each slot under a mutex: with eight subscribers that lock is taken
+//! eight times per notification.)
+//!
+//! The channel is created when the first envelope is sent ([`MailboxTx`]): a manager that was
+//! never sent anything holds no channel (its first block alone is 32 envelope slots, 2.5 KiB).
+//!
+//! # The disciplines
+//!
+//! A FIFO manager takes envelopes in the order they came. A `#[manager(queue = priority)]`
+//! manager first moves what has arrived into per-lane FIFO buffers (at most its capacity), then
+//! serves the lowest non-empty lane: lower lanes first, strictly first-in first-out within a
+//! lane.
 
 use crate::envelope::Envelope;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
 
-/// A manager's bounded mailbox channel, created on first use.
-struct Lazy {
-    tx: OnceLock<mpsc::Sender<Envelope>>,
-    /// The receiving half, from creation until the manager's task takes it.
-    rx: Mutex<Option<mpsc::Receiver<Envelope>>>,
+/// The closed flag in [`Chan::state`]; the bits below count the taken slots.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// What the two halves of a mailbox share.
+struct Chan {
+    tx: OnceLock<mpsc::UnboundedSender<Envelope>>,
+    /// The receiving half, from the channel's creation until the manager's task takes it.
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Envelope>>>,
     /// Told when the channel is created.
-    created: tokio::sync::Notify,
+    created: Notify,
     capacity: usize,
+    /// Slots taken (queued or reserved), and [`CLOSED`].
+    state: AtomicUsize,
+    /// Senders waiting for room.
+    waiting: AtomicUsize,
+    /// Poked when a slot is freed while somebody waits, and at closing.
+    room: Notify,
+    /// Envelopes sent through a reservation after the manager's task was gone (the router
+    /// stopping at that instant): dropped unhandled, counted with the manager's dropped events.
+    lost: AtomicU64,
 }
 
-impl Lazy {
+impl Chan {
     #[cold]
     #[inline(never)]
-    fn create(&self) -> &mpsc::Sender<Envelope> {
+    fn create(&self) -> &mpsc::UnboundedSender<Envelope> {
         self.tx.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(self.capacity);
+            let (tx, rx) = mpsc::unbounded_channel();
             *self.rx.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
             self.created.notify_one();
             tx
         })
     }
 
-    fn take_rx(&self) -> Option<mpsc::Receiver<Envelope>> {
-        self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-/// The sending half of a manager's mailbox, held by every route to it: derefs to the
-/// channel's sender, creating the channel on first use.
-#[derive(Clone)]
-pub(crate) struct MailboxTx(Arc<Lazy>);
-
-/// The receiving half of a manager's mailbox, for its task.
-#[doc(hidden)]
-pub struct MailboxRx(Arc<Lazy>);
-
-/// A mailbox of `capacity` envelopes, its channel not created yet.
-pub(crate) fn channel(capacity: usize) -> (MailboxTx, MailboxRx) {
-    let lazy = Arc::new(Lazy {
-        tx: OnceLock::new(),
-        rx: Mutex::new(None),
-        created: tokio::sync::Notify::new(),
-        capacity,
-    });
-    (MailboxTx(lazy.clone()), MailboxRx(lazy))
-}
-
-impl MailboxTx {
-    /// The channel's sender, the channel created if it was not yet.
     #[inline]
-    pub(crate) fn sender(&self) -> &mpsc::Sender<Envelope> {
-        match self.0.tx.get() {
+    fn sender(&self) -> &mpsc::UnboundedSender<Envelope> {
+        match self.tx.get() {
             Some(tx) => tx,
-            None => self.0.create(),
+            None => self.create(),
         }
     }
 
-    /// Free slots (all of them before the channel exists).
+    fn take_rx(&self) -> Option<mpsc::UnboundedReceiver<Envelope>> {
+        self.rx.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Takes a slot.
+    #[inline]
+    fn reserve(&self) -> Result<(), TrySendError<()>> {
+        let mut state = self.state.load(Ordering::SeqCst);
+        loop {
+            if state & CLOSED != 0 {
+                return Err(TrySendError::Closed(()));
+            }
+            if state >= self.capacity {
+                return Err(TrySendError::Full(()));
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Frees a slot, and lets one waiting sender have it.
+    #[inline]
+    fn release(&self) {
+        self.state.fetch_sub(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
+    }
+
+    /// Puts `envelope` into its reserved slot; gives it back when the receiver is gone.
+    #[inline]
+    fn push(&self, envelope: Envelope) -> Result<(), Envelope> {
+        self.sender().send(envelope).map_err(|mpsc::error::SendError(envelope)| {
+            self.release();
+            envelope
+        })
+    }
+
+    /// Refuses new envelopes from now on and wakes the senders waiting for room.
+    fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::SeqCst);
+        self.room.notify_waiters();
+    }
+
+    fn taken(&self) -> usize {
+        self.state.load(Ordering::Relaxed) & !CLOSED
+    }
+}
+
+/// The sending half of a manager's mailbox, held by every route to it.
+#[derive(Clone)]
+pub(crate) struct MailboxTx(Arc<Chan>);
+
+/// The receiving half of a manager's mailbox, for its task. Dropped, it closes the mailbox.
+#[doc(hidden)]
+pub struct MailboxRx(Arc<Chan>);
+
+impl Drop for MailboxRx {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A mailbox of `capacity` envelopes, its channel not created yet.
+pub(crate) fn channel(capacity: usize) -> (MailboxTx, MailboxRx) {
+    assert!(capacity < CLOSED, "mailbox capacity too large");
+    let chan = Arc::new(Chan {
+        tx: OnceLock::new(),
+        rx: Mutex::new(None),
+        created: Notify::new(),
+        capacity,
+        state: AtomicUsize::new(0),
+        waiting: AtomicUsize::new(0),
+        room: Notify::new(),
+        lost: AtomicU64::new(0),
+    });
+    (MailboxTx(chan.clone()), MailboxRx(chan))
+}
+
+/// A slot reserved in a mailbox ([`MailboxTx::try_reserve`]): [`send`](Self::send) fills
+/// it; dropped unused, it frees it.
+pub(crate) struct Permit<'a>(&'a Chan);
+
+impl Permit<'_> {
+    /// Puts `envelope` into the reserved slot. Should the manager's task be gone already (the
+    /// router stopping at this instant), the envelope is dropped and counted as lost.
+    pub(crate) fn send(self, envelope: Envelope) {
+        let chan = self.0;
+        std::mem::forget(self);
+        if chan.push(envelope).is_err() {
+            let lost = chan.lost.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(lost, "an event reached a mailbox after its manager stopped: dropped");
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Keeps [`Chan::waiting`] up while a sender waits (also when its future is dropped).
+struct Waiting<'a>(&'a Chan);
+
+impl<'a> Waiting<'a> {
+    fn enter(chan: &'a Chan) -> Self {
+        chan.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(chan)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl MailboxTx {
+    /// Queues `envelope` if there is room now.
+    #[inline]
+    pub(crate) fn try_send(&self, envelope: Envelope) -> Result<(), TrySendError<Envelope>> {
+        match self.0.reserve() {
+            Ok(()) => self.0.push(envelope).map_err(TrySendError::Closed),
+            Err(TrySendError::Full(())) => Err(TrySendError::Full(envelope)),
+            Err(TrySendError::Closed(())) => Err(TrySendError::Closed(envelope)),
+        }
+    }
+
+    /// Queues `envelope`, waiting for room while the mailbox is full; fails once the mailbox
+    /// is closed.
+    pub(crate) async fn send(&self, envelope: Envelope) -> Result<(), SendError<Envelope>> {
+        let mut envelope = match self.try_send(envelope) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(envelope)) => return Err(SendError(envelope)),
+            Err(TrySendError::Full(envelope)) => envelope,
+        };
+        let _waiting = Waiting::enter(&self.0);
+        loop {
+            let room = self.0.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            // Looked at again after registering: a slot freed before that is seen here, one
+            // freed after it wakes `room`.
+            envelope = match self.try_send(envelope) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(envelope)) => return Err(SendError(envelope)),
+                Err(TrySendError::Full(envelope)) => envelope,
+            };
+            room.await;
+        }
+    }
+
+    /// Reserves a slot, to fill later without waiting.
+    #[inline]
+    pub(crate) fn try_reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
+        self.0.reserve()?;
+        // Created now, so that filling the slot cannot fail for want of a channel.
+        self.0.sender();
+        Ok(Permit(&self.0))
+    }
+
+    /// Free slots.
     pub(crate) fn capacity(&self) -> usize {
-        self.0.tx.get().map_or(self.0.capacity, mpsc::Sender::capacity)
+        self.0.capacity.saturating_sub(self.0.taken())
     }
 
     /// The mailbox's capacity.
     pub(crate) fn max_capacity(&self) -> usize {
         self.0.capacity
     }
-}
 
-impl std::ops::Deref for MailboxTx {
-    type Target = mpsc::Sender<Envelope>;
-    #[inline]
-    fn deref(&self) -> &Self::Target {
-        self.sender()
+    /// Events dropped because they reached the mailbox after its manager had stopped.
+    pub(crate) fn lost(&self) -> u64 {
+        self.0.lost.load(Ordering::Relaxed)
     }
 }
 
 /// Where a manager's task gets its next envelope.
-pub(crate) enum Mailbox {
-    /// Never sent anything yet: no channel.
-    Unopened {
-        rx: MailboxRx,
-        priority: bool,
-    },
-    Fifo(mpsc::Receiver<Envelope>),
-    Priority {
-        channel: mpsc::Receiver<Envelope>,
-        lanes: Lanes,
-    },
+pub(crate) struct Mailbox {
+    chan: MailboxRx,
+    /// `None` until the first envelope was sent (no channel yet).
+    rx: Option<mpsc::UnboundedReceiver<Envelope>>,
+    /// `Some` for a priority manager.
+    lanes: Option<Lanes>,
 }
 
 impl Mailbox {
-    pub(crate) fn new(rx: MailboxRx, priority: bool) -> Self {
-        Self::Unopened { rx, priority }
+    pub(crate) fn new(chan: MailboxRx, priority: bool) -> Self {
+        let lanes = priority.then(|| Lanes::new(chan.0.capacity));
+        Self { chan, rx: None, lanes }
     }
 
-    fn opened(channel: mpsc::Receiver<Envelope>, priority: bool) -> Self {
-        if priority {
-            let cap = channel.max_capacity();
-            Self::Priority { channel, lanes: Lanes::new(cap) }
-        } else {
-            Self::Fifo(channel)
-        }
+    fn closed(&self) -> bool {
+        self.chan.0.state.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// Refuses new envelopes (their senders get an error); the ones already queued are still
     /// returned by [`next`](Self::next), then `None`.
     pub(crate) fn close(&mut self) {
-        if let Self::Unopened { rx, priority } = self {
-            rx.0.create();
-            let priority = *priority;
-            match rx.0.take_rx() {
-                Some(channel) => *self = Self::opened(channel, priority),
-                None => return, // taken already: cannot happen, the task is the only taker
-            }
+        self.chan.0.close();
+    }
+
+    /// The next envelope already in the channel.
+    fn try_recv(&mut self) -> Option<Envelope> {
+        if self.rx.is_none() {
+            self.rx = self.chan.0.take_rx();
         }
-        match self {
-            Self::Fifo(channel) | Self::Priority { channel, .. } => channel.close(),
-            Self::Unopened { .. } => {}
-        }
+        let envelope = self.rx.as_mut()?.try_recv().ok()?;
+        self.chan.0.release();
+        Some(envelope)
     }
 
     /// Closes the mailbox and drops what it still holds; returns how many events that was
@@ -141,51 +297,71 @@ impl Mailbox {
         let mut count = |envelope: Envelope| {
             dropped += usize::from(!envelope.is_stop());
         };
-        match self {
-            Self::Unopened { .. } => {}
-            Self::Fifo(channel) => {
-                while let Ok(envelope) = channel.try_recv() {
-                    count(envelope);
-                }
-            }
-            Self::Priority { channel, lanes } => {
-                while let Some(envelope) = lanes.pop() {
-                    count(envelope);
-                }
-                while let Ok(envelope) = channel.try_recv() {
-                    count(envelope);
-                }
-            }
+        while let Some(envelope) = self.lanes.as_mut().and_then(Lanes::pop) {
+            count(envelope);
+        }
+        while let Some(envelope) = self.try_recv() {
+            count(envelope);
         }
         dropped
     }
 
-    /// The next envelope, or `None` when every sender is gone and nothing is left.
-    pub(crate) async fn next(&mut self) -> Option<Envelope> {
-        while let Self::Unopened { rx, priority } = self {
-            let channel = loop {
-                if let Some(channel) = rx.0.take_rx() {
-                    break channel;
-                }
-                rx.0.created.notified().await;
-            };
-            *self = Self::opened(channel, *priority);
+    /// The next envelope from the channel, waiting for one; `None` once closed and empty.
+    async fn recv(&mut self) -> Option<Envelope> {
+        if self.closed() {
+            // Whatever a reservation fills after this is counted by `discard` or as lost.
+            return self.try_recv();
         }
-        match self {
-            Self::Unopened { .. } => None,
-            Self::Fifo(channel) => channel.recv().await,
-            Self::Priority { channel, lanes } => {
-                while !lanes.is_full() {
-                    match channel.try_recv() {
-                        Ok(envelope) => lanes.push(envelope),
-                        Err(_) => break,
-                    }
+        let rx = match &mut self.rx {
+            Some(rx) => rx,
+            None => loop {
+                if let Some(rx) = self.chan.0.take_rx() {
+                    break self.rx.insert(rx);
                 }
-                match lanes.pop() {
-                    Some(envelope) => Some(envelope),
-                    None => channel.recv().await,
+                self.chan.0.created.notified().await;
+            },
+        };
+        let envelope = rx.recv().await?;
+        self.chan.0.release();
+        Some(envelope)
+    }
+
+    /// The next envelope, or `None` when the mailbox is closed and nothing is left.
+    pub(crate) async fn next(&mut self) -> Option<Envelope> {
+        let Some(lanes) = &mut self.lanes else {
+            return self.recv().await;
+        };
+        while !lanes.is_full() {
+            let Some(rx) = &mut self.rx else { break };
+            match rx.try_recv() {
+                Ok(envelope) => {
+                    self.chan.0.release();
+                    lanes.push(envelope);
                 }
+                Err(_) => break,
             }
+        }
+        match lanes.pop() {
+            Some(envelope) => Some(envelope),
+            None => self.recv().await,
+        }
+    }
+}
+
+impl Drop for Mailbox {
+    /// Refuses what a reservation would still put in, and counts what got in after the last
+    /// [`discard`](Mailbox::discard) as lost.
+    fn drop(&mut self) {
+        self.chan.0.close();
+        let Some(mut rx) = self.rx.take().or_else(|| self.chan.0.take_rx()) else { return };
+        rx.close();
+        let mut lost = 0;
+        while let Ok(envelope) = rx.try_recv() {
+            lost += u64::from(!envelope.is_stop());
+        }
+        if lost > 0 {
+            let lost = self.chan.0.lost.fetch_add(lost, Ordering::Relaxed) + lost;
+            tracing::warn!(lost, "events reached a mailbox after its manager stopped: dropped");
         }
     }
 }
@@ -224,44 +400,4 @@ impl Lanes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lanes_serve_lower_first_and_fifo_within() {
-        let mut lanes = Lanes::new(100);
-        let order = [(3, 0), (1, 1), (3, 2), (0, 3), (1, 4), (0, 5)];
-        for (priority, handler) in order {
-            let mut e = Envelope::stop();
-            e.priority = priority;
-            e.handler = handler;
-            lanes.push(e);
-        }
-        let out: Vec<(u8, u16)> =
-            std::iter::from_fn(|| lanes.pop()).map(|e| (e.priority, e.handler)).collect();
-        assert_eq!(out, [(0, 3), (0, 5), (1, 1), (1, 4), (3, 0), (3, 2)]);
-        assert!(lanes.pop().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_closed_mailbox_refuses_new_events_and_counts_what_it_drops() {
-        for priority in [false, true] {
-            let (tx, rx) = channel(8);
-            let mut mailbox = Mailbox::new(rx, priority);
-            assert_eq!((tx.capacity(), tx.max_capacity()), (8, 8), "no channel yet");
-            tx.send(Envelope::single(0, 0, 1u32)).await.unwrap();
-            tx.send(Envelope::stop()).await.unwrap();
-            tx.send(Envelope::single(0, 0, 2u32)).await.unwrap();
-            mailbox.close();
-            assert!(tx.try_send(Envelope::single(0, 0, 3u32)).is_err(), "closed");
-            assert!(mailbox.next().await.is_some());
-            assert_eq!(mailbox.discard(), 1, "one event left besides the stop envelope");
-            assert!(mailbox.next().await.is_none());
-        }
-        // Never sent anything: closing creates the channel only to refuse senders.
-        let (tx, rx) = channel(8);
-        let mut mailbox = Mailbox::new(rx, false);
-        assert_eq!(mailbox.discard(), 0);
-        assert!(tx.try_send(Envelope::single(0, 0, 1u32)).is_err(), "closed");
-    }
-}
+mod tests;

@@ -208,6 +208,10 @@ pub struct ManagerVitals {
     pub workers: usize,
     /// Of those, the ones waiting for a call.
     pub workers_idle: usize,
+    /// Calls of its thread handlers refused with `Unavailable` because no thread could be
+    /// started (the system's thread limit): also counted in `failed`.
+    #[serde(default)]
+    pub threads_refused: u64,
 }
 
 /// Counters of one manager. Only the manager's own task writes `processed` and `busy`.

@@ -107,7 +107,7 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
     });
 
     let vitals = shared.vitals();
-    let gauges: [Gauge; 8] = [
+    let gauges: [Gauge; 9] = [
         ("edri_mailbox_depth", "gauge", "Events waiting in the manager's mailbox.", |v| {
             v.queued as u64
         }),
@@ -141,6 +141,12 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         ("edri_workers_idle", "gauge", "Worker processes waiting for a call.", |v| {
             v.workers_idle as u64
         }),
+        (
+            "edri_thread_calls_refused_total",
+            "counter",
+            "Thread-handler calls refused because no thread could be started.",
+            |v| v.threads_refused,
+        ),
     ];
     for (name, kind, help, get) in gauges {
         header(out, name, kind, help);

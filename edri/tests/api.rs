@@ -1336,6 +1336,7 @@ async fn metrics_catalog_and_health() {
         "edri_handler_panics_total",
         "edri_workers",
         "edri_workers_idle",
+        "edri_thread_calls_refused_total",
         "edri_api_http_responses_total",
         "edri_api_ws_clients",
         "edri_api_ws_pushed_total",

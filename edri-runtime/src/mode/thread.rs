@@ -27,8 +27,26 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const THREAD_NAME: &str = "edri-thread";
 
 /// One call for a pool thread: it runs the handler, then drops its [`Release`] (the thread is
-/// idle again) before it frees the call's slot and answers.
-type Job = Box<dyn FnOnce(Release) + Send>;
+/// idle again) before it frees the call's slot and answers. Called with `None` when no thread
+/// could be started for it: it answers with that failure instead.
+type Job = Box<dyn FnOnce(Result<Release, NoThread>) + Send>;
+
+/// No thread could be started for a call (the system's thread limit, out of memory).
+#[derive(Debug)]
+pub(crate) struct NoThread {
+    error: std::io::Error,
+    /// Calls refused so far by this handler's pool, this one included.
+    refused: u64,
+}
+
+impl NoThread {
+    fn failure(&self) -> crate::Failure {
+        crate::Failure::unavailable(format!(
+            "cannot start a thread for this thread handler: {} ({} calls refused so far)",
+            self.error, self.refused
+        ))
+    }
+}
 
 /// The threads of one thread handler.
 #[derive(Default)]
@@ -37,6 +55,11 @@ pub(crate) struct Threads {
     idle: Mutex<Vec<Idle>>,
     /// Numbers the threads.
     next: AtomicU64,
+    /// Calls refused because no thread could be started.
+    refused: AtomicU64,
+    /// Starts a thread (a stand-in that fails, in tests).
+    #[cfg(test)]
+    spawn_fails: std::sync::atomic::AtomicBool,
 }
 
 /// An idle thread: its number and its channel (the only sender: dropping it ends the thread).
@@ -86,14 +109,37 @@ impl Threads {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let release = Release { pool: Arc::downgrade(self), idle: Some(Idle { id, jobs }) };
         let pool = Arc::downgrade(self);
-        let first = (job, release);
-        if let Err(e) = std::thread::Builder::new()
-            .name(THREAD_NAME.into())
-            .spawn(move || serve(&pool, id, &queue, first))
-        {
-            // The job (and its reply) is dropped: the requester sees its request dropped.
-            tracing::error!(error = %e, "cannot start a thread for a thread handler");
+        // Kept here until the thread takes it, so that a refused start can still answer.
+        let first = Arc::new(Mutex::new(Some((job, release))));
+        let taken = first.clone();
+        let started = self.spawn(move || {
+            let first = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(first) = first {
+                serve(&pool, id, &queue, first);
+            }
+        });
+        if let Err(error) = started {
+            let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(%error, refused, "cannot start a thread for a thread handler: the call is refused");
+            let first = first.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((job, mut release)) = first {
+                release.idle = None;
+                job(Err(NoThread { error, refused }));
+            }
         }
+    }
+
+    fn spawn(&self, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.spawn_fails.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("no threads left (test)"));
+        }
+        std::thread::Builder::new().name(THREAD_NAME.into()).spawn(f).map(drop)
+    }
+
+    /// Calls refused so far because no thread could be started.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -101,7 +147,7 @@ impl Threads {
 fn serve(pool: &Weak<Threads>, id: u64, queue: &Receiver<(Job, Release)>, first: (Job, Release)) {
     let (mut job, mut release) = first;
     loop {
-        job(release);
+        job(Ok(release));
         (job, release) = loop {
             match queue.recv_timeout(KEEP_ALIVE) {
                 Ok(next) => break next,
@@ -135,8 +181,16 @@ where
     let link = crate::trace::current();
     let start = move |permit: Option<OwnedSemaphorePermit>| {
         let since = ctx.shared().clock();
-        let job = move |release: Release| {
+        let job = move |release: Result<Release, NoThread>| {
             let shared = ctx.shared().clone();
+            let release = match release {
+                Ok(release) => release,
+                Err(no_thread) => {
+                    shared.stats(ctx.origin()).failed();
+                    drop(permit);
+                    return crate::mode::dispatch::send::<E>(&ctx, reply, Err(no_thread.failure()));
+                }
+            };
             let result = {
                 let _runtime = shared.runtime.enter();
                 let _enter = span.enter();
@@ -176,7 +230,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         pool.run(Box::new(move |release| {
             f();
-            drop(release);
+            drop(release.unwrap());
             tx.send(std::thread::current().id()).unwrap();
         }));
         rx.recv_timeout(Duration::from_secs(5)).expect("the job ran")
@@ -197,11 +251,31 @@ mod tests {
         let pool = Arc::new(Threads::default());
         let (tx, rx) = std::sync::mpsc::channel();
         pool.run(Box::new(move |release| {
-            let _release = release;
+            let _release = release.unwrap();
             tx.send(std::thread::current().id()).unwrap();
             panic!("a job that unwinds past its handler");
         }));
         let dead = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_ne!(on(&pool, || {}), dead, "a new thread takes the next call");
+    }
+
+    #[test]
+    fn a_call_that_gets_no_thread_is_answered_and_counted() {
+        let pool = Arc::new(Threads::default());
+        pool.spawn_fails.store(true, Ordering::Relaxed);
+        for round in 1..=2 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            pool.run(Box::new(move |release| {
+                let failure = release.map(drop).unwrap_err().failure();
+                tx.send(failure).unwrap();
+            }));
+            let failure = rx.recv_timeout(Duration::from_secs(5)).expect("answered at once");
+            assert_eq!(failure.status(), crate::Status::Unavailable);
+            assert!(failure.message().contains("cannot start a thread"), "{failure}");
+            assert_eq!(pool.refused(), round);
+        }
+        pool.spawn_fails.store(false, Ordering::Relaxed);
+        on(&pool, || {});
+        assert_eq!(pool.refused(), 2, "a thread starts again once the system allows it");
     }
 }

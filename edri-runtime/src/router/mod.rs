@@ -135,10 +135,11 @@ impl Shared {
                 processed: m.stats.processed(),
                 failed: m.stats.failed_count(),
                 crashed: m.stats.crashed_count(),
-                dropped: m.stats.dropped_count(),
+                dropped: m.stats.dropped_count() + m.mailbox.lost(),
                 busy: m.stats.is_busy(),
                 workers: m.pools.iter().flatten().map(|p| p.pids().len()).sum(),
                 workers_idle: m.pools.iter().flatten().map(|p| p.idle_count()).sum(),
+                threads_refused: m.threads.iter().flatten().map(|t| t.refused()).sum(),
             })
             .collect()
     }

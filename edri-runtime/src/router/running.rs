@@ -232,7 +232,8 @@ impl Running {
                 }
             }
         }
-        let dropped: u64 = shared.managers.iter().map(|m| m.stats.dropped_count()).sum();
+        let dropped: u64 =
+            shared.managers.iter().map(|m| m.stats.dropped_count() + m.mailbox.lost()).sum();
         if dropped > 0 {
             tracing::warn!(dropped, "events were dropped unhandled at shutdown");
         }
