@@ -6,9 +6,11 @@
 //! An unbounded tokio channel carries the envelopes; one atomic word counts the slots taken
 //! (queued or reserved) and holds the closed flag, so that a send costs one compare-and-swap
 //! beside the channel's push, and taking an envelope out one decrement. Senders that find the
-//! mailbox full wait on a [`Notify`] that the receiver pokes only when somebody waits. (tokio's
-//! bounded channel releases each slot under a mutex: with eight subscribers that lock is taken
-//! eight times per notification.)
+//! mailbox full wait on a [`Notify`] that the receiver pokes only when somebody waits, and only
+//! once a quarter of the mailbox is free again: a sender that outpaces its receiver is woken
+//! once per batch of room rather than once per envelope, and the receiver still has three
+//! quarters of a mailbox to work through meanwhile. (tokio's bounded channel releases each slot
+//! under a mutex, and hands each freed slot to a waiting sender.)
 //!
 //! The channel is created when the first envelope is sent ([`MailboxTx`]): a manager that was
 //! never sent anything holds no channel (its first block alone is 32 envelope slots, 2.5 KiB).
@@ -24,6 +26,7 @@ use crate::envelope::Envelope;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
 
@@ -38,6 +41,8 @@ struct Chan {
     /// Told when the channel is created.
     created: Notify,
     capacity: usize,
+    /// Waiting senders are woken once no more than this many slots are taken.
+    resume_at: usize,
     /// Slots taken (queued or reserved), and [`CLOSED`].
     state: AtomicUsize,
     /// Senders waiting for room.
@@ -96,11 +101,11 @@ impl Chan {
         }
     }
 
-    /// Frees a slot, and lets one waiting sender have it.
+    /// Frees a slot; once a quarter of the mailbox is free, lets a waiting sender in.
     #[inline]
     fn release(&self) {
-        self.state.fetch_sub(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        let taken = (self.state.fetch_sub(1, Ordering::SeqCst) - 1) & !CLOSED;
+        if taken <= self.resume_at && self.waiting.load(Ordering::SeqCst) > 0 {
             self.room.notify_one();
         }
     }
@@ -118,6 +123,7 @@ impl Chan {
     fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::SeqCst);
         self.room.notify_waiters();
+        self.created.notify_one();
     }
 
     fn taken(&self) -> usize {
@@ -147,6 +153,7 @@ pub(crate) fn channel(capacity: usize) -> (MailboxTx, MailboxRx) {
         rx: Mutex::new(None),
         created: Notify::new(),
         capacity,
+        resume_at: capacity - (capacity / 4).max(1),
         state: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
         room: Notify::new(),
@@ -306,45 +313,53 @@ impl Mailbox {
         dropped
     }
 
-    /// The next envelope from the channel, waiting for one; `None` once closed and empty.
-    async fn recv(&mut self) -> Option<Envelope> {
-        if self.closed() {
-            // Whatever a reservation fills after this is counted by `discard` or as lost.
-            return self.try_recv();
+    /// Waits until the channel exists: the first envelope was sent, or the mailbox closed.
+    #[cold]
+    async fn open(&mut self) {
+        while self.rx.is_none() {
+            self.rx = self.chan.0.take_rx();
+            if self.rx.is_some() || self.closed() {
+                return;
+            }
+            self.chan.0.created.notified().await;
         }
-        let rx = match &mut self.rx {
-            Some(rx) => rx,
-            None => loop {
-                if let Some(rx) = self.chan.0.take_rx() {
-                    break self.rx.insert(rx);
-                }
-                self.chan.0.created.notified().await;
-            },
-        };
-        let envelope = rx.recv().await?;
-        self.chan.0.release();
-        Some(envelope)
     }
 
     /// The next envelope, or `None` when the mailbox is closed and nothing is left.
     pub(crate) async fn next(&mut self) -> Option<Envelope> {
-        let Some(lanes) = &mut self.lanes else {
-            return self.recv().await;
-        };
-        while !lanes.is_full() {
-            let Some(rx) = &mut self.rx else { break };
-            match rx.try_recv() {
-                Ok(envelope) => {
-                    self.chan.0.release();
-                    lanes.push(envelope);
+        if self.rx.is_none() {
+            self.open().await;
+        }
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        let closed = self.closed();
+        let Some(rx) = &mut self.rx else { return Poll::Ready(None) };
+        if let Some(lanes) = &mut self.lanes {
+            while !lanes.is_full() {
+                match rx.try_recv() {
+                    Ok(envelope) => {
+                        self.chan.0.release();
+                        lanes.push(envelope);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            if let Some(envelope) = lanes.pop() {
+                return Poll::Ready(Some(envelope));
             }
         }
-        match lanes.pop() {
-            Some(envelope) => Some(envelope),
-            None => self.recv().await,
+        let envelope = if closed {
+            // Whatever a reservation fills after this is counted by `discard` or as lost.
+            rx.try_recv().ok()
+        } else {
+            std::task::ready!(rx.poll_recv(cx))
+        };
+        if envelope.is_some() {
+            self.chan.0.release();
         }
+        Poll::Ready(envelope)
     }
 }
 
