@@ -204,7 +204,8 @@ pub(crate) fn serve_relay(role: &str, flavour: Flavour) {
 
 /// The bench's `nats-server`: its guard process and client URL.
 pub(crate) struct Hub {
-    pub(crate) _guard: Proc,
+    /// Its guard process (the server is the guard's child).
+    pub(crate) guard: Proc,
     pub(crate) url: String,
 }
 
@@ -214,6 +215,6 @@ impl Hub {
         let said = guard.expect("listening on ");
         let (addr, version) = said.split_once(' ').unwrap_or((&said, "?"));
         println!("nats-server: {version} on {addr}, JetStream with file storage in a temp dir");
-        Self { url: format!("nats://{addr}"), _guard: guard }
+        Self { url: format!("nats://{addr}"), guard }
     }
 }

@@ -96,6 +96,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 const TOTAL_LIMIT: Duration = Duration::from_secs(900);
 
 mod children;
+mod cpu;
 mod events;
 mod options;
 mod report;
@@ -108,15 +109,20 @@ use report::*;
 use workloads::*;
 
 /// Every workload, on this process's router joined through `join`.
-async fn drive(options: &Options, transport: Transport, join: &Join) -> Vec<Outcome> {
+async fn drive(
+    options: &Options,
+    transport: Transport,
+    join: &Join,
+    cpu: cpu::Parts,
+) -> Vec<Outcome> {
     let running = join
         .join(Edri::builder().only_explicit().manager(Ctl), "driver")
         .start()
         .await
         .expect("start the driver's router");
     wait_for_receiver(&running).await;
-    let side =
-        Side { transport, target: Target::Edri(running.ctx().clone()), running: Some(&running) };
+    let target = Target::Edri(running.ctx().clone());
+    let side = Side { transport, target, running: Some(&running), cpu };
     let outcomes = workloads(options, &side).await;
     let tunnels = options.only.as_deref().is_none_or(|only| only == "tunnel");
     if tunnels && transport == Transport::Nats {
@@ -163,17 +169,18 @@ async fn drive(options: &Options, transport: Transport, join: &Join) -> Vec<Outc
 }
 
 /// Every workload with async-nats directly.
-async fn drive_raw(options: &Options, url: &str, namespace: &str) -> Vec<Outcome> {
+async fn drive_raw(options: &Options, url: &str, namespace: &str, cpu: cpu::Parts) -> Vec<Outcome> {
     let target = raw::RawTarget::connect(url, namespace).await.expect("connect to NATS");
-    let side =
-        Side { transport: Transport::Raw, target: Target::Raw(Box::new(target)), running: None };
+    let target = Target::Raw(Box::new(target));
+    let side = Side { transport: Transport::Raw, target, running: None, cpu };
     workloads(options, &side).await
 }
 
 /// Every workload through the relay twin at `addr`.
-async fn drive_relay(options: &Options, addr: &str) -> Vec<Outcome> {
+async fn drive_relay(options: &Options, addr: &str, cpu: cpu::Parts) -> Vec<Outcome> {
     let target = relay::RelayTarget::connect(addr).await.expect("connect to the relay");
-    let side = Side { transport: Transport::Relay, target: Target::Relay(target), running: None };
+    let side =
+        Side { transport: Transport::Relay, target: Target::Relay(target), running: None, cpu };
     workloads(options, &side).await
 }
 
@@ -208,16 +215,27 @@ fn run(options: &Options, index: usize, transport: Transport, hub: Option<&Hub>)
     let receiver = Proc::start(role, options.flavour, &join.env());
     let said = receiver.line(START_LIMIT);
     assert_eq!(said, "ready", "the receiver did not start");
+    // CPU per operation: this process, the receiver, and what is between them.
+    let mut cpu =
+        cpu::Parts(vec![("driver", std::process::id()), ("receiver", receiver.child.id())]);
+    match (children.first(), hub) {
+        (Some(between), _) => cpu.0.push((between.name, between.child.id())),
+        (None, Some(hub)) => {
+            let server = cpu::child_named(hub.guard.child.id(), "nats-server");
+            cpu.0.extend(server.map(|pid| ("nats-server", pid)));
+        }
+        (None, None) => {}
+    }
     children.push(receiver);
     let runtime = options.flavour.runtime();
     let finished = runtime.block_on(async {
         let work = async {
             match (&join, transport) {
                 (Join::Nats { url, namespace }, Transport::Raw) => {
-                    drive_raw(options, url, namespace).await
+                    drive_raw(options, url, namespace, cpu).await
                 }
-                (Join::Relay(addr), _) => drive_relay(options, addr).await,
-                _ => drive(options, transport, &join).await,
+                (Join::Relay(addr), _) => drive_relay(options, addr, cpu).await,
+                _ => drive(options, transport, &join, cpu).await,
             }
         };
         tokio::time::timeout(TOTAL_LIMIT, work).await

@@ -93,7 +93,13 @@ pub(crate) fn compare(
                     )
                 }
             };
-            println!("  pair {}: {:<14} {line}", rank + 1, n.workload);
+            let cpu = if n.cpu_us.is_finite() && r.cpu_us.is_finite() {
+                let ratio = n.cpu_us / r.cpu_us.max(1e-9);
+                format!("; cpu/op {:.2} / {:.2} µs = {ratio:.2}", n.cpu_us, r.cpu_us)
+            } else {
+                String::new()
+            };
+            println!("  pair {}: {:<14} {line}{cpu}", rank + 1, n.workload);
         }
     }
 }

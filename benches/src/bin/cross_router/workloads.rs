@@ -38,6 +38,8 @@ pub(crate) struct Outcome {
     pub(crate) p99: Duration,
     /// Lossless (notifications), or no failure (requests).
     pub(crate) ok: bool,
+    /// CPU microseconds per operation of every process it ran through (`NaN`: unknown).
+    pub(crate) cpu_us: f64,
 }
 
 /// A router's link counters (switch or NATS), for the report.
@@ -228,6 +230,7 @@ pub(crate) async fn notify_workload(
     let target = &side.target;
     prepare_notify(target).await;
     let before = side.running.map(Counters::of);
+    let cpu_before = side.cpu.take();
     let begin = Instant::now();
     let stop_at = begin + SEND_LIMIT;
     let mut tasks = Vec::new();
@@ -282,6 +285,8 @@ pub(crate) async fn notify_workload(
     for failure in failures.iter().take(3) {
         println!("  failure: {failure}");
     }
+    let (cpu, cpu_us) = side.cpu.per_op(&cpu_before, received);
+    println!("  {cpu}");
     Outcome {
         transport: side.transport,
         workload: name,
@@ -289,16 +294,20 @@ pub(crate) async fn notify_workload(
         p50: Duration::ZERO,
         p99: Duration::ZERO,
         ok: lossless,
+        cpu_us,
     }
 }
 
 pub(crate) fn report_requests(
-    transport: Transport,
+    side: &Side<'_>,
+    cpu_before: &cpu::Taken,
     name: &'static str,
     mut samples: Vec<Duration>,
     elapsed: Duration,
     errors: &[String],
 ) -> Outcome {
+    let transport = side.transport;
+    let (cpu, cpu_us) = side.cpu.per_op(cpu_before, samples.len() as u64);
     samples.sort_unstable();
     let us = |q: f64| quantile(&samples, q).as_secs_f64() * 1e6;
     println!(
@@ -312,6 +321,7 @@ pub(crate) fn report_requests(
         samples.len(),
         errors.len(),
     );
+    println!("  {cpu}");
     for error in errors.iter().take(3) {
         println!("  failure: {error}");
     }
@@ -322,6 +332,7 @@ pub(crate) fn report_requests(
         p50: quantile(&samples, 0.50),
         p99: quantile(&samples, 0.99),
         ok: errors.is_empty(),
+        cpu_us,
     }
 }
 
@@ -338,6 +349,7 @@ pub(crate) async fn request_seq(side: &Side<'_>) -> Outcome {
     warm_up(&side.target, &pad).await;
     let mut samples = Vec::with_capacity(SEQ_REQUESTS);
     let mut errors = Vec::new();
+    let cpu_before = side.cpu.take();
     let begin = Instant::now();
     while samples.len() + errors.len() < SEQ_REQUESTS && begin.elapsed() < REQUEST_LIMIT {
         match side.target.echo(&pad).await {
@@ -345,7 +357,7 @@ pub(crate) async fn request_seq(side: &Side<'_>) -> Outcome {
             Err(e) => errors.push(e),
         }
     }
-    report_requests(side.transport, "request_seq", samples, begin.elapsed(), &errors)
+    report_requests(side, &cpu_before, "request_seq", samples, begin.elapsed(), &errors)
 }
 
 /// `IN_FLIGHT` tasks looping round trips until `CONCURRENT_REQUESTS` in all.
@@ -353,6 +365,7 @@ pub(crate) async fn request_64(side: &Side<'_>) -> Outcome {
     let pad = Bytes::from(vec![0x5A; PAD]);
     warm_up(&side.target, &pad).await;
     let tickets = Arc::new(AtomicU64::new(0));
+    let cpu_before = side.cpu.take();
     let begin = Instant::now();
     let stop_at = begin + REQUEST_LIMIT;
     let tasks: Vec<_> = (0..IN_FLIGHT)
@@ -380,7 +393,7 @@ pub(crate) async fn request_64(side: &Side<'_>) -> Outcome {
         samples.extend(s);
         errors.extend(e);
     }
-    report_requests(side.transport, "request_64", samples, begin.elapsed(), &errors)
+    report_requests(side, &cpu_before, "request_64", samples, begin.elapsed(), &errors)
 }
 
 /// One transport's driver side: where the workloads go, and its router if it has one.
@@ -388,6 +401,8 @@ pub(crate) struct Side<'a> {
     pub(crate) transport: Transport,
     pub(crate) target: Target,
     pub(crate) running: Option<&'a Running>,
+    /// The processes its workloads run through.
+    pub(crate) cpu: cpu::Parts,
 }
 
 /// The notify and request workloads (as `--only` selects) through `side`.
