@@ -67,6 +67,9 @@ async fn bad_input(t: &'static dyn Transport) {
     assert_eq!((status.lost, status.duplicates), (0, 0), "{status:?}");
     let metrics = running.metrics();
     assert!(metrics.contains("edri_nats_decode_errors_total 5"), "{metrics}");
+    // Every answer to the raw client went out (the refusal above included).
+    assert_eq!(status.responses_unsent, 0, "{status:?}");
+    assert!(metrics.contains("edri_nats_responses_unsent_total 0"), "{metrics}");
     assert!(metrics.contains("edri_nats_delivered_total 100"), "{metrics}");
     let sent = sender.nats().unwrap();
     assert_eq!((sent.published, sent.buffered, sent.lost), (100, 0, 0), "{sent:?}");

@@ -408,6 +408,7 @@ impl Link {
             decode_errors: get(&stats.decode_errors),
             buffered: get(&stats.buffered),
             reconnects: get(&stats.reconnects),
+            responses_unsent: get(&stats.responses_unsent),
         }
     }
 

@@ -18,6 +18,7 @@ pub(super) struct Stats {
     pub(super) buffered: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) republished: AtomicU64,
+    pub(super) responses_unsent: AtomicU64,
     /// The stream sequence of the last notification this router published.
     pub(super) last_sequence: AtomicU64,
 }
@@ -40,7 +41,7 @@ pub(super) fn get(counter: &AtomicU64) -> u64 {
 /// The link's lines of `GET /metrics`.
 pub(super) fn render(status: &NatsStatus, stats: &Stats, out: &mut String) {
     let peers = status.peers.iter().filter(|p| p.connected).count() as u64;
-    let lines: [(&str, &str, &str, u64); 13] = [
+    let lines: [(&str, &str, &str, u64); 14] = [
         ("edri_nats_connected", "gauge", "1 while connected to NATS.", u64::from(status.connected)),
         ("edri_nats_peers", "gauge", "Other routers of the namespace seen alive.", peers),
         (
@@ -105,6 +106,12 @@ pub(super) fn render(status: &NatsStatus, stats: &Stats, out: &mut String) {
             status.buffered,
         ),
         ("edri_nats_reconnects_total", "counter", "Connections to NATS lost.", status.reconnects),
+        (
+            "edri_nats_responses_unsent_total",
+            "counter",
+            "Answers to other routers' requests that could not be sent (their requester times out).",
+            status.responses_unsent,
+        ),
     ];
     for (name, kind, help, value) in lines {
         crate::metrics::header(out, name, kind, help);

@@ -365,6 +365,9 @@ pub struct NatsStatus {
     pub buffered: u64,
     /// Connections to NATS lost.
     pub reconnects: u64,
+    /// Answers to other routers' requests that could not be sent (not connected, or the
+    /// client refused them): each such requester gets `Timeout` (logged at warn).
+    pub responses_unsent: u64,
 }
 
 /// Another router, as [`NatsStatus`] shows it.

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use futures_util::future::Either;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The requesting router of a `request_all` (it does not come back to it); other requests
@@ -182,9 +183,13 @@ impl Link {
         Some(async move {
             let result = answer.await;
             let bytes = encode_response(&result);
-            let Ok(client) = this.client() else { return };
-            if let Err(error) = client.publish(reply, bytes).await {
-                tracing::debug!(%error, event, "cannot send a response through NATS");
+            let sent = match this.client() {
+                Ok(client) => client.publish(reply, bytes).await.map_err(|e| e.to_string()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = sent {
+                let unsent = this.stats.responses_unsent.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(%error, event, unsent, "cannot send a response through NATS: its requester times out");
             }
         })
     }
