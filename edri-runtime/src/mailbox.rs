@@ -41,16 +41,15 @@ struct Chan {
     /// Told when the channel is created.
     created: Notify,
     capacity: usize,
-    /// Waiting senders are woken once no more than this many slots are taken.
-    resume_at: usize,
     /// Slots taken (queued or reserved), and [`CLOSED`].
     state: AtomicUsize,
     /// Senders waiting for room.
     waiting: AtomicUsize,
     /// Poked when a slot is freed while somebody waits, and at closing.
     room: Notify,
-    /// Envelopes sent through a reservation after the manager's task was gone (the router
-    /// stopping at that instant): dropped unhandled, counted with the manager's dropped events.
+    /// Envelopes that got in after the manager's task drained the mailbox for the last time
+    /// (through a reservation, the router stopping at that instant): dropped unhandled,
+    /// counted with the manager's dropped events.
     lost: AtomicU64,
 }
 
@@ -105,7 +104,8 @@ impl Chan {
     #[inline]
     fn release(&self) {
         let taken = (self.state.fetch_sub(1, Ordering::SeqCst) - 1) & !CLOSED;
-        if taken <= self.resume_at && self.waiting.load(Ordering::SeqCst) > 0 {
+        let resume_at = self.capacity - (self.capacity / 4).max(1);
+        if taken <= resume_at && self.waiting.load(Ordering::SeqCst) > 0 {
             self.room.notify_one();
         }
     }
@@ -128,6 +128,13 @@ impl Chan {
 
     fn taken(&self) -> usize {
         self.state.load(Ordering::Relaxed) & !CLOSED
+    }
+
+    /// Counts `n` envelopes that got in after the manager's task was done with its mailbox.
+    #[cold]
+    fn lose(&self, n: u64) {
+        let lost = self.lost.fetch_add(n, Ordering::Relaxed) + n;
+        tracing::warn!(lost, "events reached a mailbox after its manager stopped: dropped");
     }
 }
 
@@ -153,7 +160,6 @@ pub(crate) fn channel(capacity: usize) -> (MailboxTx, MailboxRx) {
         rx: Mutex::new(None),
         created: Notify::new(),
         capacity,
-        resume_at: capacity - (capacity / 4).max(1),
         state: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
         room: Notify::new(),
@@ -173,8 +179,7 @@ impl Permit<'_> {
         let chan = self.0;
         std::mem::forget(self);
         if chan.push(envelope).is_err() {
-            let lost = chan.lost.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(lost, "an event reached a mailbox after its manager stopped: dropped");
+            chan.lose(1);
         }
     }
 }
@@ -375,8 +380,7 @@ impl Drop for Mailbox {
             lost += u64::from(!envelope.is_stop());
         }
         if lost > 0 {
-            let lost = self.chan.0.lost.fetch_add(lost, Ordering::Relaxed) + lost;
-            tracing::warn!(lost, "events reached a mailbox after its manager stopped: dropped");
+            self.chan.0.lose(lost);
         }
     }
 }

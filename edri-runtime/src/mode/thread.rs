@@ -27,8 +27,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const THREAD_NAME: &str = "edri-thread";
 
 /// One call for a pool thread: it runs the handler, then drops its [`Release`] (the thread is
-/// idle again) before it frees the call's slot and answers. Called with `None` when no thread
-/// could be started for it: it answers with that failure instead.
+/// idle again) before it frees the call's slot and answers. Called with [`NoThread`] when no
+/// thread could be started for it: it answers with that failure instead.
 type Job = Box<dyn FnOnce(Result<Release, NoThread>) + Send>;
 
 /// No thread could be started for a call (the system's thread limit, out of memory).

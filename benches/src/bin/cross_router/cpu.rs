@@ -13,25 +13,31 @@ pub(crate) struct Parts(pub(crate) Vec<(&'static str, u32)>);
 /// Each part's CPU time at one moment, in ticks (`None`: not readable).
 pub(crate) struct Taken(Vec<Option<u64>>);
 
-/// User plus system CPU time of process `pid` (all its threads), in ticks.
-fn ticks(pid: u32) -> Option<u64> {
+/// The command name of process `pid` and the fields of `/proc/<pid>/stat` after it (from the
+/// state, field 3 of proc(5), on).
+fn stat(pid: u32) -> Option<(String, Vec<String>)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name, in parentheses, may hold spaces: the fields follow its last `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+    let (head, tail) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    Some((name, tail.split_whitespace().map(str::to_owned).collect()))
+}
+
+/// User plus system CPU time of process `pid` (all its threads), in ticks.
+fn ticks(pid: u32) -> Option<u64> {
+    let (_, fields) = stat(pid)?;
+    // Fields 14 and 15 of proc(5).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
 }
 
-/// The first process named `comm` whose parent is `parent`.
+/// The first process named `comm` whose parent (field 4) is `parent`.
 pub(crate) fn child_named(parent: u32, comm: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (head, tail) = stat.rsplit_once(')')?;
-        let name = head.split_once('(')?.1;
-        let ppid: u32 = tail.split_whitespace().nth(1)?.parse().ok()?;
+        let (name, fields) = stat(pid)?;
+        let ppid: u32 = fields.get(1)?.parse().ok()?;
         (ppid == parent && name == comm).then_some(pid)
     })
 }
